@@ -1,0 +1,13 @@
+# Source this file (bash) to use the built agechat workspace: `. scripts/env.sh`
+_agechat_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck disable=SC1091
+. "$_agechat_repo/.venv/bin/activate"
+export AMENT_PREFIX_PATH="$_agechat_repo/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+export CMAKE_PREFIX_PATH="$_agechat_repo/.venv${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+# shellcheck disable=SC1091
+. "$_agechat_repo/install/local_setup.sh"
+export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
+export PYTHONUNBUFFERED=1
+export AGECHAT_REPO="$_agechat_repo"
+unset _agechat_repo
