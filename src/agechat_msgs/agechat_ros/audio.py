@@ -10,7 +10,7 @@ import array
 import numpy as np
 from audio_common_msgs.msg import AudioData, AudioInfo
 
-from agechat_conversions import ConversionError
+from agechat_ros import ConversionError
 
 SAMPLE_FORMAT_S16LE = 'S16LE'
 CODING_FORMAT_PCM = 'pcm'

@@ -11,7 +11,7 @@ import array
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
-from agechat_conversions import ConversionError
+from agechat_ros import ConversionError
 
 try:  # pragma: no cover - depends on the machine
     from cv_bridge import CvBridge as _CvBridge

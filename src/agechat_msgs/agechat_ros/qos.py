@@ -1,0 +1,24 @@
+"""The QoS profiles of agechat's topics, in one place so publishers and subscribers always match."""
+
+from rclpy.qos import (QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy,
+                       qos_profile_sensor_data)
+
+#: Camera frames: best effort, keep only the newest (never process a backlog). A best-effort
+#: subscription matches both reliable and best-effort camera drivers.
+LATEST_FRAME = QoSProfile(depth=1, history=QoSHistoryPolicy.KEEP_LAST,
+                          reliability=QoSReliabilityPolicy.BEST_EFFORT,
+                          durability=QoSDurabilityPolicy.VOLATILE)
+
+#: Sensor streams in general (ROS' standard sensor-data profile).
+SENSOR_DATA = qos_profile_sensor_data
+
+#: Microphone / TTS audio chunks: reliable with room for a second of 20 ms chunks, so no audio is lost.
+AUDIO_STREAM = QoSProfile(depth=100, history=QoSHistoryPolicy.KEEP_LAST,
+                          reliability=QoSReliabilityPolicy.RELIABLE)
+
+#: Events (utterances, age estimates, emotions, replies, avatar state): reliable, small queue.
+EVENTS = QoSProfile(depth=10, history=QoSHistoryPolicy.KEEP_LAST, reliability=QoSReliabilityPolicy.RELIABLE)
+
+#: State that late joiners must see at once (AudioInfo, SpeechState): reliable, transient local.
+LATCHED = QoSProfile(depth=1, history=QoSHistoryPolicy.KEEP_LAST, reliability=QoSReliabilityPolicy.RELIABLE,
+                     durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)

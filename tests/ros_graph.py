@@ -1,0 +1,255 @@
+"""Graph test harness: real node processes, real DDS, no sleeps.
+
+A :class:`Graph` owns one rclpy context in the test process (the "probe" node, spun in a
+background thread) and any number of node processes started from their installed executables,
+all on the same ``ROS_DOMAIN_ID`` with ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``. Tests publish
+and collect through the probe, wait until endpoints are matched instead of sleeping, and stop
+nodes with SIGINT (then SIGKILL). Each node's output goes to a log file that the pytest fixture
+prints when a test fails.
+
+Usage (see tests/conftest.py for the ``graph`` fixture)::
+
+    node = graph.start_node('emotion_node', 'emotion_node', parameters={'max_rate_hz': 30.0})
+    replies = graph.collect('/agechat/face_emotion', FaceEmotion)
+    pub = graph.publisher('/camera/image_raw', Image)
+    graph.wait_for_subscribers(pub)
+    pub.publish(msg)
+    replies.wait_for(1, timeout=10)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional
+
+import rclpy
+import yaml
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy, QoSHistoryPolicy
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, poll_s: float = 0.02) -> None:
+    """Poll `predicate` until it is true; raise TimeoutError naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'timed out after {timeout:.1f} s waiting for {what}')
+        time.sleep(poll_s)
+
+
+def find_executable(package: str, executable: str) -> Path:
+    """Locate an installed ROS executable (lib/<package>/<executable>) on AMENT_PREFIX_PATH."""
+    for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
+        if not prefix:
+            continue
+        candidate = Path(prefix, 'lib', package, executable)
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise FileNotFoundError(
+        f"executable '{executable}' of package '{package}' not found on AMENT_PREFIX_PATH; "
+        f'run `make setup` (colcon build) and source scripts/env.sh')
+
+
+class NodeProcess:
+    """One started process: its command, log file and lifecycle."""
+
+    def __init__(self, name: str, command: List[str], env: Dict[str, str], log_path: Path):
+        self.name = name
+        self.command = command
+        self.log_path = log_path
+        self._log_file = open(log_path, 'wb')
+        self.popen = subprocess.Popen(command, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        self.returncode: Optional[int] = None
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.popen.poll() is None
+
+    def log(self) -> str:
+        """Everything the process printed so far."""
+        self._log_file.flush()
+        return self.log_path.read_text(errors='replace')
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGINT (as Ctrl-C / ros2 launch does), then SIGKILL after `timeout` s; return the exit code."""
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        self.returncode = self.popen.returncode
+        self._log_file.close()
+        return self.returncode
+
+
+class Collector:
+    """Thread-safe list of the messages received on one topic."""
+
+    def __init__(self, topic: str):
+        self.topic = topic
+        self.messages: list = []
+        self.receive_times_ns: List[int] = []
+        self._cond = threading.Condition()
+
+    def _on_message(self, msg) -> None:
+        with self._cond:
+            self.messages.append(msg)
+            self.receive_times_ns.append(time.time_ns())
+            self._cond.notify_all()
+
+    def wait_for(self, count: int = 1, timeout: float = 10.0,
+                 predicate: Optional[Callable[[list], bool]] = None) -> list:
+        """Block until `count` messages arrived (and `predicate(messages)` holds); return a copy."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.messages) < count or (predicate is not None and not predicate(self.messages)):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f'{self.topic}: got {len(self.messages)} message(s) in {timeout:.1f} s, wanted {count}'
+                        + (' matching the predicate' if predicate else ''))
+                self._cond.wait(remaining)
+            return list(self.messages)
+
+    def snapshot(self) -> list:
+        """The messages received so far."""
+        with self._cond:
+            return list(self.messages)
+
+    def clear(self) -> None:
+        with self._cond:
+            self.messages.clear()
+            self.receive_times_ns.clear()
+
+
+def reliable_qos(depth: int = 10) -> QoSProfile:
+    """Reliable, keep-last QoS used by agechat's event topics."""
+    return QoSProfile(depth=depth, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST)
+
+
+class Graph:
+    """Nodes under test plus the test's own probe node, on one isolated DDS domain."""
+
+    def __init__(self, domain_id: int, workdir: Path):
+        self.domain_id = domain_id
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.processes: List[NodeProcess] = []
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node('agechat_test_probe', context=self.context)
+        self._executor = SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self.node)
+        self._spin_thread = threading.Thread(target=self._spin, daemon=True)
+        self._spin_thread.start()
+
+    # -- processes ----------------------------------------------------------------------------
+    def env(self, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+        """The environment for node processes: this one, pinned to the graph's DDS domain."""
+        env = dict(os.environ)
+        env.update({'ROS_DOMAIN_ID': str(self.domain_id), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
+                    'PYTHONUNBUFFERED': '1', 'RCUTILS_COLORIZED_OUTPUT': '0'})
+        env.update(extra or {})
+        return env
+
+    def start_process(self, name: str, command: List[str], env: Optional[Dict[str, str]] = None) -> NodeProcess:
+        """Start any command as a graph process, its output logged to <workdir>/<name>.log."""
+        process = NodeProcess(name, [str(c) for c in command], self.env(env), self.workdir / f'{name}.log')
+        self.processes.append(process)
+        return process
+
+    def start_node(self, package: str, executable: str, name: Optional[str] = None,
+                   parameters: Optional[dict] = None, remappings: Optional[Dict[str, str]] = None,
+                   env: Optional[Dict[str, str]] = None, ros_args: Iterable[str] = ()) -> NodeProcess:
+        """Start an installed node executable with parameters (via a params file) and remappings."""
+        name = name or executable
+        command = [str(find_executable(package, executable)), '--ros-args', '-r', f'__node:={name}']
+        if parameters:
+            params_file = self.workdir / f'{name}.params.yaml'
+            params_file.write_text(yaml.safe_dump({'/**': {'ros__parameters': parameters}}, allow_unicode=True))
+            command += ['--params-file', str(params_file)]
+        for source, target in (remappings or {}).items():
+            command += ['-r', f'{source}:={target}']
+        command += list(ros_args)
+        return self.start_process(name, command, env)
+
+    def start_python(self, name: str, script: Path, *args: str) -> NodeProcess:
+        """Start a Python script of ours (e.g. tests/tools/relay.py) with this interpreter."""
+        return self.start_process(name, [sys.executable, str(script), *args])
+
+    def assert_alive(self) -> None:
+        """Raise AssertionError naming every started process that has exited."""
+        dead = [f'{p.name} (exit {p.popen.returncode})' for p in self.processes if not p.alive()]
+        assert not dead, f'node process(es) died: {", ".join(dead)}'
+
+    # -- topics and services -------------------------------------------------------------------
+    def collect(self, topic: str, msg_type, qos=None) -> Collector:
+        """Subscribe the probe to `topic` and return the Collector filling with its messages."""
+        collector = Collector(topic)
+        self.node.create_subscription(msg_type, topic, collector._on_message, qos or reliable_qos(100))
+        return collector
+
+    def publisher(self, topic: str, msg_type, qos=None):
+        """Create a probe publisher."""
+        return self.node.create_publisher(msg_type, topic, qos or reliable_qos(100))
+
+    def wait_for_subscribers(self, publisher, count: int = 1, timeout: float = 20.0) -> None:
+        """Wait until `count` subscriptions are matched to a probe publisher."""
+        wait_until(lambda: publisher.get_subscription_count() >= count, timeout,
+                   f'{count} subscriber(s) on {publisher.topic_name}')
+
+    def wait_for_publishers(self, topic: str, count: int = 1, timeout: float = 20.0) -> None:
+        """Wait until `count` publishers of `topic` are discovered."""
+        wait_until(lambda: self.node.count_publishers(topic) >= count, timeout, f'{count} publisher(s) on {topic}')
+
+    def wait_for_service(self, client, timeout: float = 20.0) -> None:
+        """Wait until a probe service client sees its server."""
+        wait_until(client.service_is_ready, timeout, f'service {client.srv_name}')
+
+    def call(self, srv_type, name: str, request, timeout: float = 20.0):
+        """Call a service from the probe and return the response (waits for the server first)."""
+        client = self.node.create_client(srv_type, name)
+        self.wait_for_service(client, timeout)
+        future = client.call_async(request)
+        wait_until(future.done, timeout, f'response from {name}')
+        self.node.destroy_client(client)
+        return future.result()
+
+    # -- teardown ---------------------------------------------------------------------------------
+    def _spin(self) -> None:
+        while self.context.ok():
+            try:
+                self._executor.spin_once(timeout_sec=0.05)
+            except Exception:  # noqa: BLE001 - context shut down between the check and the spin
+                if self.context.ok():
+                    raise
+
+    def logs(self) -> str:
+        """All node logs, each under a heading (what the fixture prints when a test fails)."""
+        parts = []
+        for process in self.processes:
+            parts.append(f'===== {process.name}: {" ".join(process.command)}\n{process.log()}')
+        return '\n'.join(parts)
+
+    def shutdown(self) -> None:
+        """Stop every node (SIGINT, then SIGKILL) and the probe."""
+        for process in reversed(self.processes):
+            process.stop()
+        self._executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+        self._spin_thread.join(5)
