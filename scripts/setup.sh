@@ -3,9 +3,9 @@
 #   1. Debian packages (only those missing);
 #   2. the .venv virtual environment from requirements.txt (only when that file changed);
 #   3. the CMake path fix the PyPI ROS 2 wheels need;
-#   4. colcon build of src/ (+ the audio_common_msgs stand-in where the real one is absent),
-#      only when a package changed;
-#   5. model assets that are produced locally (only when missing).
+#   4. model assets that are produced locally (scripts/setup.d/*.sh; each skips when done);
+#   5. colcon build of src/ (+ the audio_common_msgs stand-in where the real one is absent),
+#      only when a package changed.
 # A re-run on an unchanged tree does no work beyond these checks.
 set -euo pipefail
 
@@ -51,7 +51,13 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$req_hash" ]; then
   rm -f "$REPO/install/.agechat-build-stamp"   # new dependencies: rebuild the workspace
 fi
 
-# --- 4. colcon build ------------------------------------------------------------------------------
+# --- 4. Model assets produced on this machine (before the build, which installs them) ---------------
+for step in scripts/setup.d/*.sh; do
+  [ -e "$step" ] || continue
+  VENV="$VENV" REPO="$REPO" bash "$step"
+done
+
+# --- 5. colcon build ------------------------------------------------------------------------------
 build_stamp="$REPO/install/.agechat-build-stamp"
 if [ ! -f "$build_stamp" ] || [ -n "$(find src compat -newer "$build_stamp" -print -quit)" ]; then
   # shellcheck disable=SC1091
@@ -66,11 +72,5 @@ if [ ! -f "$build_stamp" ] || [ -n "$(find src compat -newer "$build_stamp" -pri
     --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF
   touch "$build_stamp"
 fi
-
-# --- 5. Model assets produced on this machine -------------------------------------------------------
-for step in scripts/setup.d/*.sh; do
-  [ -e "$step" ] || continue
-  bash "$step"
-done
 
 say "ready (source scripts/env.sh to use the workspace in a shell)"

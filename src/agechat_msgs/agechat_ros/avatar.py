@@ -1,0 +1,1 @@
+"""Conversions for avatar_node: avatar/speech state <-> agechat_msgs AvatarState/SpeechState."""

@@ -1,0 +1,1 @@
+"""Conversions for emotion_node: face-emotion results <-> agechat_msgs/FaceEmotion."""

@@ -1,0 +1,1 @@
+"""Conversions for age_node: utterances and age estimates <-> agechat_msgs Utterance/AgeEstimate."""
