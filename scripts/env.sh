@@ -10,4 +10,5 @@ export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 export PYTHONUNBUFFERED=1
 export AGECHAT_REPO="$_agechat_repo"
+export PYTHONPATH="$_agechat_repo/tools${PYTHONPATH:+:$PYTHONPATH}"   # agechat_tools (launch runner, bag tools)
 unset _agechat_repo

@@ -33,6 +33,8 @@ import yaml
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, QoSHistoryPolicy
 
+from agechat_tools.processes import find_executable
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -43,19 +45,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, poll_s:
         if time.monotonic() > deadline:
             raise TimeoutError(f'timed out after {timeout:.1f} s waiting for {what}')
         time.sleep(poll_s)
-
-
-def find_executable(package: str, executable: str) -> Path:
-    """Locate an installed ROS executable (lib/<package>/<executable>) on AMENT_PREFIX_PATH."""
-    for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
-        if not prefix:
-            continue
-        candidate = Path(prefix, 'lib', package, executable)
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    raise FileNotFoundError(
-        f"executable '{executable}' of package '{package}' not found on AMENT_PREFIX_PATH; "
-        f'run `make setup` (colcon build) and source scripts/env.sh')
 
 
 class NodeProcess:
