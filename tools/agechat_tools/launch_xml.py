@@ -188,6 +188,7 @@ class _Supervised:
         self.exit_codes: List[int] = []
         self.popen: Optional[subprocess.Popen] = None
         self.restart_at: Optional[float] = None
+        self.peak_rss_mb: Optional[float] = None
 
     def start(self) -> None:
         self.starts += 1
@@ -252,6 +253,8 @@ class Launcher:
         self._stopping.set()
         running = [n for n in self.nodes if n.popen is not None and n.popen.poll() is None]
         for node in running:
+            node.peak_rss_mb = peak_rss_mb(node.popen.pid)
+        for node in running:
             os.killpg(node.popen.pid, signal.SIGINT)
         deadline = time.monotonic() + timeout_s
         for node in running:
@@ -264,8 +267,19 @@ class Launcher:
 
     def status(self) -> dict:
         """Per node: how often it was started and its exit codes (the last one is the shutdown's)."""
-        return {n.spec.name: {'starts': n.starts, 'exit_codes': n.exit_codes, 'log': str(n.log_path)}
-                for n in self.nodes}
+        return {n.spec.name: {'starts': n.starts, 'exit_codes': n.exit_codes, 'log': str(n.log_path),
+                              'peak_rss_mb': n.peak_rss_mb} for n in self.nodes}
+
+
+def peak_rss_mb(pid: int) -> Optional[float]:
+    """Peak resident memory (VmHWM) of a running process in MB, or None when unavailable."""
+    try:
+        for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
 
 
 def parse_overrides(items: List[str]) -> Dict[str, str]:
