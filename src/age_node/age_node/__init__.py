@@ -1,0 +1,1 @@
+"""age_node: live microphone audio -> utterances (Korean transcript) + the speaker's age group."""

@@ -1,0 +1,27 @@
+"""Shared helpers for age_node's unit tests."""
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope='session')
+def speech_with_pauses():
+    """Three espeak-ng utterances separated by 1.2 s of low noise (16 kHz) with their audible spans."""
+    from age_node.core.synth import synthesize_speech
+
+    rng = np.random.default_rng(0)
+    parts, spans = [], []
+    texts = [('안녕하세요', 'child', 11), ('감사합니다', 'adult', 12), ('안녕하세요', 'senior', 13)]
+    position = 0
+    for text, group, seed in texts:
+        gap = rng.normal(0, 0.002, 19200).astype(np.float32)
+        speech = synthesize_speech(text, group, seed)
+        parts += [gap, speech]
+        loud = np.flatnonzero(np.abs(speech) > 0.05 * np.abs(speech).max())   # espeak pads a little silence
+        spans.append((position + gap.size + loud[0], position + gap.size + loud[-1]))
+        position += gap.size + speech.size
+    parts.append(rng.normal(0, 0.002, 19200).astype(np.float32))
+    return np.concatenate(parts), spans, texts
