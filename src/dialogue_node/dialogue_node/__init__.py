@@ -1,0 +1,1 @@
+"""agechat dialogue_node: age- and emotion-conditioned Korean replies."""

@@ -1,0 +1,32 @@
+"""Conditioning labels: the three age groups and the seven FER2013 emotions, and their validation."""
+
+from __future__ import annotations
+
+AGE_GROUPS = ('child', 'adult', 'senior')
+EMOTIONS = ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
+DEFAULT_AGE = 'adult'
+DEFAULT_EMOTION = 'neutral'
+
+
+class LabelError(ValueError):
+    """An age group or emotion label that the model does not know; the text lists the valid ones."""
+
+
+def normalize_age(label: str, empty_means_default: bool = True) -> str:
+    """Return the canonical age group for `label` (case/space-insensitive); '' gives 'adult'."""
+    value = (label or '').strip().lower()
+    if not value and empty_means_default:
+        return DEFAULT_AGE
+    if value not in AGE_GROUPS:
+        raise LabelError(f"unknown age group '{label}'; use one of {', '.join(AGE_GROUPS)} (empty means adult)")
+    return value
+
+
+def normalize_emotion(label: str, empty_means_default: bool = True) -> str:
+    """Return the canonical emotion for `label` (case/space-insensitive); '' gives 'neutral'."""
+    value = (label or '').strip().lower()
+    if not value and empty_means_default:
+        return DEFAULT_EMOTION
+    if value not in EMOTIONS:
+        raise LabelError(f"unknown emotion '{label}'; use one of {', '.join(EMOTIONS)} (empty means neutral)")
+    return value

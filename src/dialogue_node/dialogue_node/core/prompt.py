@@ -1,0 +1,82 @@
+"""Prompt layout shared by training and inference (one code path, so they cannot drift apart).
+
+One turn is laid out KoGPT2-chatbot style, with the labels in the `<sent>` slot::
+
+    [<usr> q_1 <sys> a_1 </s>] ... <usr> question <sent> <age> <emotion> <sys>  answer </s>
+     `--- bounded history ---'     `------------- prompt -------------------'  `- target -'
+
+The loss is computed on the target only (prompt and history positions are masked with -100).
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+from tokenizers import Tokenizer
+
+from dialogue_node.core import tokenizer as tok
+from dialogue_node.core.labels import normalize_age, normalize_emotion
+
+IGNORE_INDEX = -100
+
+
+class PromptCodec:
+    """Builds token-id prompts and masked training examples for one tokenizer."""
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer = tokenizer
+        missing = [t for t in tok.SPECIAL_TOKENS if tokenizer.token_to_id(t) is None]
+        if missing:
+            raise ValueError(f'tokenizer lacks special tokens {missing}; call tokenizer.ensure_special_tokens first')
+        self.ids = {t: tokenizer.token_to_id(t) for t in tok.SPECIAL_TOKENS}
+        self.pad_id, self.eos_id = self.ids[tok.PAD], self.ids[tok.EOS]
+        self.usr_id, self.sys_id, self.sent_id = self.ids[tok.USR], self.ids[tok.SYS], self.ids[tok.SENT]
+        self.unk_id = self.ids[tok.UNK]
+
+    def encode(self, text: str, tokenizer: Optional[Tokenizer] = None) -> List[int]:
+        """Token ids of plain text (no special tokens added)."""
+        return (tokenizer or self.tokenizer).encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of token ids, special tokens skipped."""
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True).strip()
+
+    def label_ids(self, age: str, emotion: str) -> List[int]:
+        """The `<sent>` slot: `<sent> <age> <emotion>` (labels validated)."""
+        return [self.sent_id, self.ids[tok.age_token(normalize_age(age))],
+                self.ids[tok.emotion_token(normalize_emotion(emotion))]]
+
+    def history_ids(self, history: Sequence[Tuple[str, str]]) -> List[List[int]]:
+        """One id block per past (user, reply) turn."""
+        return [[self.usr_id] + self.encode(user) + [self.sys_id] + self.encode(reply) + [self.eos_id]
+                for user, reply in history]
+
+    def prompt_ids(self, question: str, age: str, emotion: str, history: Sequence[Tuple[str, str]] = (),
+                   max_tokens: Optional[int] = None, question_ids: Optional[List[int]] = None) -> List[int]:
+        """The prompt for one turn. Over `max_tokens`, the oldest history turns go first, then the
+        question is cut (its beginning is kept)."""
+        question_ids = list(self.encode(question) if question_ids is None else question_ids)
+        labels = self.label_ids(age, emotion)
+        blocks = self.history_ids(history)
+        fixed = 2 + len(labels)   # <usr> ... labels <sys>
+        if max_tokens is not None:
+            while blocks and sum(map(len, blocks)) + fixed + len(question_ids) > max_tokens:
+                blocks.pop(0)
+            room = max_tokens - fixed - sum(map(len, blocks))
+            if room < 1:
+                raise ValueError(f'max_tokens={max_tokens} leaves no room for the question')
+            question_ids = question_ids[:room]
+        out: List[int] = []
+        for block in blocks:
+            out += block
+        return out + [self.usr_id] + question_ids + labels + [self.sys_id]
+
+    def training_example(self, question: str, answer: str, age: str, emotion: str,
+                         history: Sequence[Tuple[str, str]] = (), max_tokens: Optional[int] = None,
+                         question_ids: Optional[List[int]] = None) -> Tuple[List[int], List[int]]:
+        """(input_ids, labels) for one turn: the prompt from :meth:`prompt_ids`, then answer + `</s>`;
+        labels are -100 on the prompt."""
+        target = self.encode(answer) + [self.eos_id]
+        budget = None if max_tokens is None else max_tokens - len(target)
+        prompt = self.prompt_ids(question, age, emotion, history, budget, question_ids)
+        return prompt + target, [IGNORE_INDEX] * len(prompt) + target
