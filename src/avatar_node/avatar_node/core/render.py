@@ -227,10 +227,12 @@ AGENT = Character(skin=(190, 218, 250), hair=(62, 50, 88), shirt=(150, 110, 200)
 class AvatarRenderer:
     """Renders a :class:`Scene` to a BGR uint8 image of width x height."""
 
-    def __init__(self, width: int = 960, height: int = 540, font_path: Optional[str] = None):
+    def __init__(self, width: int = 960, height: int = 540, font_path: Optional[str] = None,
+                 idle_motion: bool = True):
         if width < 320 or height < 180:
             raise ValueError(f'canvas {width}x{height} is too small; use at least 320x180')
         self.width, self.height = width, height
+        self.idle_motion = idle_motion               # gentle head bob (blinks come with the FacePose)
         self.text = TextPainter(font_path)
         self.u = height / 540.0                       # layout unit: 1 at 540 px high
         u = self.u
@@ -288,7 +290,7 @@ class AvatarRenderer:
             tray_top = self.trays[index][1]
             top = y0 + int(74 * u)
             radius = min((x1 - x0) * 0.24, (tray_top - top) / 2.55)
-            bob = math.sin(scene.t * (1.7 if index else 1.3) + index) * 2.0 * u
+            bob = math.sin(scene.t * (1.7 if index else 1.3) + index) * 2.0 * u if self.idle_motion else 0.0
             cx, cy = (x0 + x1) / 2.0, top + 1.22 * radius + bob
             self._draw_character(canvas, who, pose, cx, cy, radius, (x0, y0, x1, tray_top - int(4 * u)))
         self._draw_user_panel(canvas, scene)
@@ -497,7 +499,7 @@ class AvatarRenderer:
         self.text.draw(canvas, status, (cx - int(18 * u), cy - int(11 * u)), int(18 * u), WHITE, anchor='center')
         for k in range(4):
             level = scene.agent_level if scene.agent_speaking else 0.0
-            height = int((4 + 14 * level * (0.6 + 0.4 * math.sin(scene.t * 9 + k * 1.7) ** 2)) * u)
+            height = int((4 + 14 * level * (0.6 + 0.4 * math.sin(k * 1.7) ** 2)) * u)
             bx = cx + int((34 + k * 9) * u)
             cv2.rectangle(canvas, (bx, cy - height // 2), (bx + int(5 * u), cy + height // 2), WHITE, -1)
 
