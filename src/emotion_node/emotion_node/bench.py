@@ -111,8 +111,22 @@ def _find_node() -> str:
     raise FileNotFoundError('emotion_node executable not found on AMENT_PREFIX_PATH: build it and source scripts/env.sh')
 
 
+def large_frames_profile() -> str:
+    """Path of the Fast DDS profile with a 16 MiB shared-memory segment (config/fastdds_large_frames.xml)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        path = Path(get_package_share_directory('emotion_node'), 'config', 'fastdds_large_frames.xml')
+    except Exception:  # noqa: BLE001 - running from the source tree
+        path = Path(__file__).resolve().parents[1] / 'config' / 'fastdds_large_frames.xml'
+    return str(path)
+
+
 def bench_node(frames, seconds: float, rate_hz: float, core: int) -> dict:
-    """Run the node pinned to `core`, publish frames at rate_hz (0 = flat out); fps and latency."""
+    """Run the node pinned to `core`, publish frames at rate_hz (0 = flat out); fps and latency.
+
+    The node inherits this process' environment (FASTDDS_DEFAULT_PROFILES_FILE included).
+    """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
@@ -210,7 +224,11 @@ def main(argv=None) -> int:
     parser.add_argument('--node-core', type=int, default=(os.cpu_count() or 1) - 1,
                         help='CPU core the node process is pinned to')
     parser.add_argument('--skip-node', action='store_true', help='only the in-process measurements')
+    parser.add_argument('--default-transport', action='store_true',
+                        help="keep Fast DDS' built-in transports (by default the large-frame profile is used)")
     args = parser.parse_args(argv)
+    if not args.default_transport and 'FASTDDS_DEFAULT_PROFILES_FILE' not in os.environ:
+        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = large_frames_profile()   # before rclpy creates participants
     import cv2
     import torch
 
@@ -224,7 +242,9 @@ def main(argv=None) -> int:
             print(f'bench: {path} missing; run `make setup`', file=sys.stderr)
             return 2
     result = {'machine': f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores', 'threads': 1,
-              'frame': f'{FRAME_W}x{FRAME_H}'}
+              'frame': f'{FRAME_W}x{FRAME_H} rgb8',
+              'fastdds_profile': os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', 'built-in transports'),
+              'load_average_1min': os.getloadavg()[0] if hasattr(os, 'getloadavg') else None}
     result.update(bench_classifier(weights, reference))
     frames = face_frames(120)
     result.update(bench_detector(frames))
