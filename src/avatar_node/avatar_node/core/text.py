@@ -80,7 +80,7 @@ def truncate(text: str, max_chars: int) -> Tuple[str, bool]:
         return text, False
     head = text[:max_chars]
     ends = [m.end() for m in re.finditer(r'[.!?…。！？]', head)]
-    if ends and ends[-1] >= max_chars // 2:
+    if ends and ends[-1] >= max_chars // 3:
         return head[:ends[-1]].rstrip(), True
     space = head.rfind(' ')
     if space >= max_chars // 2:
