@@ -5,8 +5,8 @@ All numbers come from one run on this machine, one thread each:
   quantised TFLite reference, on the same real face crops;
 - detector ms/frame on 640x480 frames of a moving face: full-frame Haar at 640 and 320 px wide, and the
   node's default (320 px search every 10 frames + ROI tracking);
-- the real node process, pinned to one CPU core, fed 640x480 rgb8 frames over DDS at 30 FPS (and as
-  fast as possible): processed frames/s and image-stamp -> publish latency p50/p95.
+- the real node process, pinned to one CPU core, fed 640x480 rgb8 frames over DDS at 30 FPS (and at
+  60 FPS to show the headroom): processed frames/s and image-stamp -> publish latency p50/p95.
 """
 
 from __future__ import annotations
@@ -253,8 +253,9 @@ def main(argv=None) -> int:
         result.update({'node_fps_640x480': at30['processed_fps'], 'node_input_fps': at30['sent_fps'],
                        'latency_ms_p50': at30['latency_ms_p50'], 'latency_ms_p95': at30['latency_ms_p95'],
                        'node_face_found_rate': at30['face_found_rate']})
-        flat = bench_node(frames, args.seconds / 2, 0.0, args.node_core)
-        result.update({'node_fps_640x480_max': flat['processed_fps'], 'node_max_input_fps': flat['sent_fps']})
+        fast = bench_node(frames, args.seconds / 2, 60.0, args.node_core)
+        result.update({'node_fps_640x480_at_60fps_input': fast['processed_fps'], 'node_fast_input_fps': fast['sent_fps'],
+                       'latency_ms_p50_at_60fps_input': fast['latency_ms_p50']})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
