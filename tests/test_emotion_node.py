@@ -100,6 +100,8 @@ def test_astronaut_is_happy_and_no_face_is_reported(graph, astronaut_frame):
     assert not none.face_found and none.face_count == 0
     assert none.emotion == FaceEmotion.NEUTRAL and none.emotion_label == 'neutral'
     assert not any(none.raw_probabilities) and none.face_region.width == 0
+    # smoothed state decays towards neutral: 1 s later with a 0.3 s time constant, 1 - exp(-1/0.3)
+    assert none.probabilities[FaceEmotion.NEUTRAL] == pytest.approx(1 - np.exp(-1 / 0.3), abs=0.01)
     graph.assert_alive()
 
 

@@ -105,7 +105,9 @@ class EmotionNode(Node):
             return
         self._last_processed_ns = now_ns
         try:
-            result = self.pipeline.process(bgr, t=time_to_ns(msg.header.stamp) / 1e9)
+            # smoothing runs on image time; an unstamped camera (stamp 0) falls back to arrival time
+            stamp_ns = time_to_ns(msg.header.stamp) or self.get_clock().now().nanoseconds
+            result = self.pipeline.process(bgr, t=stamp_ns / 1e9)
             out = face_emotion_msg(msg.header, result.face_found, result.face_count, result.probabilities,
                                    result.raw_probabilities, result.box, processing_ms=result.processing_ms,
                                    emotion=result.emotion, processed_time=self.get_clock().now().to_msg())
