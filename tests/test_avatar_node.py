@@ -262,3 +262,15 @@ def test_local_playback_receives_the_spoken_pcm(graph, tmp_path):
     _, pcm = speak_and_wait(graph, pub, speech, audio, 'play', SHORT)
     wait_until(lambda: played.exists() and played.stat().st_size >= 2 * len(pcm), 5, 'the player to get the PCM')
     assert played.stat().st_size == 2 * len(pcm)
+
+
+def test_pyttsx3_save_to_file_backend_speaks_over_dds(graph):
+    start_avatar(graph, tts_backend='pyttsx3')
+    speech = graph.collect('agechat/speech_state', SpeechState, qos.LATCHED)
+    audio = graph.collect('agechat/tts/audio', AudioData, qos.AUDIO_STREAM)
+    pub = graph.publisher('agechat/reply', DialogueReply, qos.EVENTS)
+    graph.wait_for_subscribers(pub)
+    seq, pcm = speak_and_wait(graph, pub, speech, audio, 'file', SHORT)
+    assert [m.speaking for m in seq] == [True, False]
+    assert len(pcm) / 22050 > 0.8 and np.sqrt(np.mean(pcm ** 2)) > 0.03
+    assert seq[1].audio_duration_s == pytest.approx(len(pcm) / 22050, abs=0.03)
