@@ -44,12 +44,18 @@ def face_frames(count: int, with_face: bool = True):
     return frames
 
 
-def _time_per_call(fn, repeats: int) -> float:
-    fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats * 1e3
+def _interleaved_ms(functions: dict, rounds: int, block: int = 20) -> dict:
+    """Median ms per call of each function, timed in alternating blocks (fair on a loaded machine)."""
+    samples = {name: [] for name in functions}
+    for fn in functions.values():
+        fn(0)
+    for r in range(max(3, rounds)):
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            for i in range(block):
+                fn(r * block + i)
+            samples[name].append((time.perf_counter() - start) / block * 1e3)
+    return {name: float(np.median(values)) for name, values in samples.items()}
 
 
 def bench_classifier(weights, reference, repeats: int = 300) -> dict:
@@ -63,12 +69,10 @@ def bench_classifier(weights, reference, repeats: int = 300) -> dict:
     litert = EmotionClassifier.from_file(weights, backend='litert', threads=1)
     torch_eager = EmotionClassifier.from_file(weights, backend='torch', threads=1)
     quantised = TFLiteReference(reference, threads=1)
-    one = faces[:1]
-    out = {
-        'classifier_ms_per_face': _time_per_call(lambda: litert.probabilities(one), repeats),
-        'tflite_ms_per_face': _time_per_call(lambda: quantised.probabilities(one), repeats),
-        'torch_eager_ms_per_face': _time_per_call(lambda: torch_eager.probabilities(one), max(20, repeats // 10)),
-    }
+    out = _interleaved_ms({'classifier_ms_per_face': lambda i: litert.probabilities(faces[i % 100:i % 100 + 1]),
+                           'tflite_ms_per_face': lambda i: quantised.probabilities(faces[i % 100:i % 100 + 1]),
+                           'torch_eager_ms_per_face': lambda i: torch_eager.probabilities(faces[i % 100:i % 100 + 1])},
+                          rounds=repeats // 20)
     a, b = litert.probabilities(faces), torch_eager.probabilities(faces)
     q = quantised.probabilities(faces)
     out['litert_vs_torch_max_abs_diff'] = float(np.abs(a - b).max())
@@ -226,6 +230,7 @@ def main(argv=None) -> int:
     parser.add_argument('--skip-node', action='store_true', help='only the in-process measurements')
     parser.add_argument('--default-transport', action='store_true',
                         help="keep Fast DDS' built-in transports (by default the large-frame profile is used)")
+    parser.add_argument('--node-only', action='store_true', help='only the node measurement at 30 FPS')
     args = parser.parse_args(argv)
     if not args.default_transport and 'FASTDDS_DEFAULT_PROFILES_FILE' not in os.environ:
         os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = large_frames_profile()   # before rclpy creates participants
@@ -245,9 +250,25 @@ def main(argv=None) -> int:
               'frame': f'{FRAME_W}x{FRAME_H} rgb8',
               'fastdds_profile': os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', 'built-in transports'),
               'load_average_1min': os.getloadavg()[0] if hasattr(os, 'getloadavg') else None}
-    result.update(bench_classifier(weights, reference))
     frames = face_frames(120)
+    if args.node_only:
+        result.update(bench_node(frames, args.seconds, 30.0, args.node_core))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+        return 0
+    result.update(bench_classifier(weights, reference))
     result.update(bench_detector(frames))
+    if not args.skip_node and not args.default_transport:
+        # the same 30 FPS measurement with Fast DDS' built-in transports, in a fresh process (the
+        # profile is read once per process): shows what the large-frame profile is for
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {k: v for k, v in os.environ.items() if k != 'FASTDDS_DEFAULT_PROFILES_FILE'}
+            out = Path(tmp, 'default.json')
+            subprocess.run([sys.executable, '-m', 'emotion_node.bench', '--default-transport', '--node-only',
+                            '--seconds', str(args.seconds / 2), '--node-core', str(args.node_core), '--out', str(out)],
+                           env=env, check=False, timeout=300, stdout=subprocess.DEVNULL)
+            if out.is_file():
+                result['node_fps_640x480_builtin_transports'] = json.loads(out.read_text())['processed_fps']
     if not args.skip_node:
         at30 = bench_node(frames, args.seconds, 30.0, args.node_core)
         result.update({'node_fps_640x480': at30['processed_fps'], 'node_input_fps': at30['sent_fps'],
