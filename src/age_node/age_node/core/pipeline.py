@@ -112,6 +112,6 @@ class VoicePipeline:
             utterance_id=f'{self.id_prefix}{uuid.uuid4().hex[:12]}', transcript=transcript,
             recognizer=self.recognizer.name, language=self.recognizer.language,
             speech_start_ns=close.speech_start_ns, speech_end_ns=close.speech_end_ns,
-            duration_s=max(0.0, (close.speech_end_ns - close.speech_start_ns) / 1e9), truncated=close.truncated,
+            duration_s=close.speech_duration_s, truncated=close.truncated,
             vad_closed_ns=vad_closed_ns, stt_done_ns=stt_done_ns, age=age, age_done_ns=self.clock_ns(),
             stt_final_ms=stt_final_ms)

@@ -62,6 +62,7 @@ class Close:
     speech_end_ns: int         # instant the last speech sample arrived
     speech_samples: int        # samples from the utterance start up to the last speech frame (pre-roll included)
     truncated: bool
+    speech_duration_s: float = 0.0   # audio duration from the opening frame to the last speech frame
 
 
 @dataclass
@@ -96,6 +97,7 @@ class Segmenter:
         self._speech_samples = 0
         self._start_ns = 0
         self._end_ns = 0
+        self._pre_samples = 0
 
     def reset(self) -> List[Event]:
         """Drop buffered audio and VAD state; cancels an open utterance (returned as Cancel)."""
@@ -136,7 +138,8 @@ class Segmenter:
                 self._end_ns = end_ns
                 self._frames = 1
                 self._speech_frames = 1
-                self._samples = sum(p.size for p in pre) + FRAME
+                self._pre_samples = sum(p.size for p in pre)
+                self._samples = self._pre_samples + FRAME
                 self._speech_samples = self._samples
                 events.append(Open(np.concatenate(pre + [frame]), self._start_ns))
             elif self._pre_roll.maxlen:
@@ -164,7 +167,8 @@ class Segmenter:
         if speech_s < self.config.min_speech_s and not truncated:
             event: Event = Cancel(f'only {speech_s:.2f} s of speech (min_speech_s {self.config.min_speech_s})')
         else:
-            event = Close(self._start_ns, self._end_ns, self._speech_samples, truncated)
+            event = Close(self._start_ns, self._end_ns, self._speech_samples, truncated,
+                          (self._speech_samples - self._pre_samples) / SAMPLE_RATE)
         self._reset_utterance()
         return event
 

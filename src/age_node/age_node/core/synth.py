@@ -43,7 +43,7 @@ ESPEAK_RATE = 22050
 
 #: Ages that `synthesize_speech` draws for a group: the typical range of each group (the
 #: boundaries 19/20 and 59/60 are ambiguous by nature and are left to `synthesize_for_age`).
-GROUP_DEMO_AGES = {GROUP_CHILD: (6, 14), GROUP_ADULT: (25, 52), GROUP_SENIOR: (66, 88)}
+GROUP_DEMO_AGES = {GROUP_CHILD: (6, 12), GROUP_ADULT: (24, 48), GROUP_SENIOR: (66, 88)}
 
 #: Short Korean turns per age group, for demo bags (the voice, not the text, carries the age).
 DEMO_SENTENCES: Dict[str, List[str]] = {
