@@ -1,3 +1,5 @@
+from glob import glob
+
 from setuptools import find_packages, setup
 
 PACKAGE = 'avatar_node'
@@ -9,6 +11,7 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml', 'README.md']),
+        (f'share/{PACKAGE}/launch', glob('launch/*.py')),
     ],
     install_requires=['setuptools'],
     zip_safe=True,
