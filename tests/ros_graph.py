@@ -65,7 +65,8 @@ class NodeProcess:
 
     def log(self) -> str:
         """Everything the process printed so far."""
-        self._log_file.flush()
+        if not self._log_file.closed:
+            self._log_file.flush()
         return self.log_path.read_text(errors='replace')
 
     def stop(self, timeout: float = 10.0) -> int:

@@ -88,7 +88,7 @@ def run_node(node_factory: Callable[[], Any], args: Optional[list] = None, execu
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 
     rclpy.init(args=args)
-    node = None
+    node = executor = None
     try:
         node = node_factory()
         executor = (MultiThreadedExecutor(num_threads=executor_threads) if executor_threads > 1
@@ -101,6 +101,8 @@ def run_node(node_factory: Callable[[], Any], args: Optional[list] = None, execu
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        if executor is not None:
+            executor.shutdown()   # no callback may run while the node is torn down
         if node is not None:
             close = getattr(node, 'close', None)
             if close is not None:
