@@ -9,6 +9,9 @@ export CMAKE_PREFIX_PATH="$_agechat_repo/.venv${CMAKE_PREFIX_PATH:+:$CMAKE_PREFI
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 export PYTHONUNBUFFERED=1
+# Fast DDS' default 512 KiB shared-memory segment cannot hold a 640x480 camera frame; over best-effort UDP
+# most such frames are lost. This profile gives every process a 16 MiB segment (see emotion_node's README).
+export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_agechat_repo/src/emotion_node/config/fastdds_large_frames.xml}"
 export AGECHAT_REPO="$_agechat_repo"
 export PYTHONPATH="$_agechat_repo/tools${PYTHONPATH:+:$PYTHONPATH}"   # agechat_tools (launch runner, bag tools)
 unset _agechat_repo
