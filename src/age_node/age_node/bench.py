@@ -7,7 +7,7 @@ message construction), as fast as it can go, on 1 torch thread:
 - rtf: processing time / stream duration (pauses included, as on a robot);
 - rtf_speech_only: processing time of the chunks inside utterances / their duration;
 - stt_rtf: time inside vosk / audio fed to vosk, for the node's decoder settings and, in the same
-  run, for the model's own defaults (beam 10, max-active 3000);
+  run, for the model's own defaults (beam 10, max-active 3000, its own 0.5 s endpoint);
 - utterance_latency_ms_p50/p95: from the arrival of the utterance's last audio chunk (the one that
   completes the end-of-speech silence) to both messages built and ready to publish. DDS transport
   (sub-millisecond on one host) is not included;
@@ -51,10 +51,13 @@ def build_stream(turns_per_group: int, seed0: int = 500_000):
     return np.concatenate(parts), count
 
 
-def run_stream(audio: np.ndarray, estimator: AgeEstimator, beam: float, max_active: int, with_messages: bool):
-    """Feed the stream chunk by chunk; return timing lists."""
+def run_stream(audio: np.ndarray, estimator: AgeEstimator, beam: float, max_active: int, with_messages: bool,
+               endpoint_silence_s=None, lattice_beam: float = 2.0):
+    """Feed the stream chunk by chunk (after the node's recogniser warm-up); return timing lists."""
     vad = SileroVad()
-    recognizer = VoskRecognizer(beam=beam, max_active=max_active)
+    recognizer = VoskRecognizer(beam=beam, max_active=max_active, endpoint_silence_s=endpoint_silence_s,
+                                lattice_beam=lattice_beam)
+    recognizer.warm_up()
     pipeline = VoicePipeline(Segmenter(SegmenterConfig(), vad, vad.reset), recognizer, estimator)
     make = None
     if with_messages:
@@ -98,14 +101,17 @@ def main(argv=None) -> int:
     parser.add_argument('--turns', type=int, default=4, help='turns per age group')
     parser.add_argument('--beam', type=float, default=8.0, help="the node's stt_beam default")
     parser.add_argument('--max-active', type=int, default=1500, help="the node's stt_max_active default")
+    parser.add_argument('--lattice-beam', type=float, default=2.0, help="the node's stt_lattice_beam default")
+    parser.add_argument('--endpoint-silence', type=float, default=0.3, help="the node's stt_endpoint_silence_s default")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     estimator = AgeEstimator(default_model_path())
     audio, turns = build_stream(args.turns)
     duration = audio.size / SAMPLE_RATE
-    run_stream(audio[: 3 * SAMPLE_RATE], estimator, args.beam, args.max_active, True)   # warm-up
-    node = run_stream(audio, estimator, args.beam, args.max_active, True)
-    model_default = run_stream(audio, estimator, 10.0, 3000, False)
+    endpoint = args.endpoint_silence or None
+    run_stream(audio[: 3 * SAMPLE_RATE], estimator, args.beam, args.max_active, True, endpoint)   # warm-up
+    node = run_stream(audio, estimator, args.beam, args.max_active, True, endpoint, args.lattice_beam)
+    model_default = run_stream(audio, estimator, 10.0, 3000, True)
     metadata = estimator.metadata
     report = {
         'rtf': node['total_s'] / duration,
@@ -113,6 +119,8 @@ def main(argv=None) -> int:
         'stt_rtf': node['stt_rtf'],
         'stt_rtf_model_default_decoder': model_default['stt_rtf'],
         'rtf_model_default_decoder': model_default['total_s'] / duration,
+        'utterance_latency_ms_p95_model_default_decoder': float(np.percentile(model_default['latency_ms'], 95)),
+        'stt_final_ms_p95': float(np.percentile([r.stt_final_ms for r in node['results']], 95)),
         'utterance_latency_ms_p50': float(np.percentile(node['latency_ms'], 50)),
         'utterance_latency_ms_p95': float(np.percentile(node['latency_ms'], 95)),
         'utterance_latency_ms_max': float(np.max(node['latency_ms'])),
@@ -128,7 +136,8 @@ def main(argv=None) -> int:
         if len(node['results']) == turns else None,
         'utterances_expected': turns, 'utterances_found': len(node['results']),
         'stream_seconds': duration, 'chunk_ms': CHUNK / SAMPLE_RATE * 1000,
-        'stt_decoder': {'beam': args.beam, 'max_active': args.max_active},
+        'stt_decoder': {'beam': args.beam, 'max_active': args.max_active, 'lattice_beam': args.lattice_beam,
+                        'endpoint_silence_s': endpoint},
         'age_model': estimator.name, 'torch_threads': torch.get_num_threads(),
         'machine': f'{platform.machine()} {platform.processor() or ""}'.strip(),
         'note': 'in-process pipeline timing, DDS transport excluded; synthetic espeak-ng speech '

