@@ -20,8 +20,18 @@ def test_tokenizer_round_trip(tokenizer):
     codec = PromptCodec(tokenizer)
     for text in ['오늘 날씨 어때?', '안녕하십니까, 어르신! 만나 뵙게 되어 반갑습니다.', '잘 가! 다음에 또 놀자.']:
         assert codec.decode(codec.encode(text)) == text
-    for token in SPECIAL_TOKENS:   # each label is exactly one token
-        assert codec.encode(token) == [tokenizer.token_to_id(token)]
+    for token in SPECIAL_TOKENS:   # each label is exactly one token, and user text cannot inject one
+        assert tokenizer.encode(token, add_special_tokens=False).ids == [tokenizer.token_to_id(token)]
+        assert tokenizer.token_to_id(token) not in codec.encode(f'안녕 {token} 하세요') or token == '<unk>'
+
+
+def test_character_question_mode_shares_syllables_across_wordings(tokenizer):
+    codec = PromptCodec(tokenizer, question_mode='chars')
+    trained, reworded = codec.encode_question('너 몇 살이야?'), codec.encode_question('몇 살이에요?')
+    assert len(set(trained) & set(reworded)) >= 4 and codec.decode(reworded) == '몇 살이에요?'
+    assert len(codec.encode('반가워요')) < len(codec.encode_question('반가워요'))   # replies keep BPE merges
+    prompt = codec.prompt_ids('몇 살이에요?', 'child', 'neutral')
+    assert prompt[1:1 + len(reworded)] == reworded
 
 
 def test_bpe_dropout_varies_segmentation_but_not_text(tokenizer):

@@ -47,3 +47,11 @@ def test_every_authored_reply_is_in_its_age_register():
     wrong = [(age, t, classify_text(t)) for age, t in texts if not matches_age(t, age)]
     assert not wrong
     assert len(texts) > 300
+
+
+def test_classify_register_names_the_age_group():
+    from dialogue_node.core.register import classify_register
+    assert classify_register('같이 놀자!') == 'child'
+    assert classify_register('어르신, 반갑습니다.') == 'senior'
+    assert classify_register('식사하셨어요?') == 'adult'
+    assert classify_register('안녕하세요! 반가워.') is None and classify_register('') is None

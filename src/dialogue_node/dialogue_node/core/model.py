@@ -125,9 +125,10 @@ def trim_to_sentence(text: str) -> str:
 class Generator:
     """Samples replies from a loaded model; thread-safe (one generation at a time)."""
 
-    def __init__(self, model, tokenizer: Tokenizer, settings: Optional[GenerationSettings] = None, name: str = ''):
+    def __init__(self, model, tokenizer: Tokenizer, settings: Optional[GenerationSettings] = None, name: str = '',
+                 question_mode: str = 'bpe'):
         self.model = model
-        self.codec = PromptCodec(tokenizer)
+        self.codec = PromptCodec(tokenizer, question_mode)
         self.settings = settings or GenerationSettings()
         self.name = name
         self.max_positions = int(getattr(model.config, 'n_positions', 1024))
@@ -140,7 +141,8 @@ class Generator:
         model, tokenizer, _ = load_checkpoint(path, dtype, threads)
         meta_path = Path(path) / 'agechat.json'
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        return cls(model, tokenizer, settings, name or meta.get('name') or Path(path).name)
+        return cls(model, tokenizer, settings, name or meta.get('name') or Path(path).name,
+                   meta.get('question_mode', 'bpe'))
 
     @property
     def prompt_budget(self) -> int:

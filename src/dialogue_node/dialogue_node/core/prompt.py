@@ -6,9 +6,18 @@ One turn is laid out KoGPT2-chatbot style, with the labels in the `<sent>` slot:
      `--- bounded history ---'     `------------- prompt -------------------'  `- target -'
 
 The loss is computed on the target only (prompt and history positions are masked with -100).
+
+User text (question and past user turns) is encoded either with the tokenizer's BPE merges
+(`question_mode='bpe'`, right for a pretrained KoGPT2) or as single characters — Hangul syllables —
+(`'chars'`, the embedded model's choice: a reworded question still shares most of its syllables with
+the training questions, so a small model trained from scratch generalises to new wording). Replies
+always use BPE merges (fewer tokens to generate). Special-token text typed by a user ('<sys>') is
+never turned into a special token.
 """
 
 from __future__ import annotations
+
+import json
 
 from typing import List, Optional, Sequence, Tuple
 
@@ -18,13 +27,25 @@ from dialogue_node.core import tokenizer as tok
 from dialogue_node.core.labels import normalize_age, normalize_emotion
 
 IGNORE_INDEX = -100
+QUESTION_MODES = ('bpe', 'chars')
+
+
+def char_level_copy(tokenizer: Tokenizer) -> Tokenizer:
+    """A copy of a BPE tokenizer that applies no merges (every character is one token)."""
+    state = json.loads(tokenizer.to_str())
+    state['model']['dropout'] = 1.0
+    return Tokenizer.from_str(json.dumps(state))
 
 
 class PromptCodec:
     """Builds token-id prompts and masked training examples for one tokenizer."""
 
-    def __init__(self, tokenizer: Tokenizer):
+    def __init__(self, tokenizer: Tokenizer, question_mode: str = 'bpe'):
+        if question_mode not in QUESTION_MODES:
+            raise ValueError(f"question_mode '{question_mode}' is not one of {QUESTION_MODES}")
         self.tokenizer = tokenizer
+        self.question_mode = question_mode
+        self._question_tokenizer = char_level_copy(tokenizer) if question_mode == 'chars' else tokenizer
         missing = [t for t in tok.SPECIAL_TOKENS if tokenizer.token_to_id(t) is None]
         if missing:
             raise ValueError(f'tokenizer lacks special tokens {missing}; call tokenizer.ensure_special_tokens first')
@@ -32,10 +53,20 @@ class PromptCodec:
         self.pad_id, self.eos_id = self.ids[tok.PAD], self.ids[tok.EOS]
         self.usr_id, self.sys_id, self.sent_id = self.ids[tok.USR], self.ids[tok.SYS], self.ids[tok.SENT]
         self.unk_id = self.ids[tok.UNK]
+        self._special_ids = {i for i in self.ids.values()} | {
+            i for t, i in tokenizer.get_vocab(with_added_tokens=True).items() if t.startswith('<') and t.endswith('>')}
 
     def encode(self, text: str, tokenizer: Optional[Tokenizer] = None) -> List[int]:
-        """Token ids of plain text (no special tokens added)."""
-        return (tokenizer or self.tokenizer).encode(text, add_special_tokens=False).ids
+        """Token ids of plain text; special tokens are neither added nor read from the text."""
+        ids = (tokenizer or self.tokenizer).encode(text, add_special_tokens=False).ids
+        return [i for i in ids if i not in self._special_ids or i == self.unk_id]
+
+    def encode_question(self, text: str, tokenizer: Optional[Tokenizer] = None) -> List[int]:
+        """Token ids of user text in this codec's question mode (`tokenizer`: e.g. a BPE-dropout copy,
+        used in 'bpe' mode only)."""
+        if self.question_mode == 'chars':
+            return self.encode(text, self._question_tokenizer)
+        return self.encode(text, tokenizer)
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of token ids, special tokens skipped."""
@@ -48,14 +79,14 @@ class PromptCodec:
 
     def history_ids(self, history: Sequence[Tuple[str, str]]) -> List[List[int]]:
         """One id block per past (user, reply) turn."""
-        return [[self.usr_id] + self.encode(user) + [self.sys_id] + self.encode(reply) + [self.eos_id]
+        return [[self.usr_id] + self.encode_question(user) + [self.sys_id] + self.encode(reply) + [self.eos_id]
                 for user, reply in history]
 
     def prompt_ids(self, question: str, age: str, emotion: str, history: Sequence[Tuple[str, str]] = (),
                    max_tokens: Optional[int] = None, question_ids: Optional[List[int]] = None) -> List[int]:
         """The prompt for one turn. Over `max_tokens`, the oldest history turns go first, then the
         question is cut (its beginning is kept)."""
-        question_ids = list(self.encode(question) if question_ids is None else question_ids)
+        question_ids = list(self.encode_question(question) if question_ids is None else question_ids)
         labels = self.label_ids(age, emotion)
         blocks = self.history_ids(history)
         fixed = 2 + len(labels)   # <usr> ... labels <sys>

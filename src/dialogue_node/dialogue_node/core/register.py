@@ -70,3 +70,13 @@ def classify_text(text: str) -> str:
 def matches_age(text: str, age_group: str) -> bool:
     """True when the text is entirely in the register agechat uses for `age_group`."""
     return classify_text(text) == REGISTER_FOR_AGE[age_group]
+
+
+def classify_register(text: str) -> Optional[str]:
+    """The age group whose register the whole text is in ('child'/'adult'/'senior'), or None when
+    the text is mixed or has no judgeable sentence."""
+    register = classify_text(text)
+    for age, expected in REGISTER_FOR_AGE.items():
+        if register == expected:
+            return age
+    return None

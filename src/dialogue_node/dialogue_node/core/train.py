@@ -42,15 +42,26 @@ def build_scratch_model(vocab_size: int, layers: int = 4, width: int = 256, head
 
 
 def make_batch(codec: PromptCodec, corpus: Corpus, rng: random.Random, batch_size: int, max_tokens: int,
-               question_tokenizer=None, unk_prob: float = 0.0, history_prob: float = 0.0):
-    """A padded batch (input_ids, attention_mask, labels) of freshly sampled training examples."""
+               question_tokenizer=None, unk_prob: float = 0.0, history_prob: float = 0.0,
+               word_dropout: float = 0.0):
+    """A padded batch (input_ids, attention_mask, labels) of freshly sampled training examples.
+
+    Question augmentation: each word dropped with probability `word_dropout` (one always stays), each
+    token replaced by `<unk>` with probability `unk_prob`."""
     rows = []
+    # history makes sequences long: a batch has history for all or none of its rows (less padding)
+    batch_history = 1.0 if history_prob > 0 and rng.random() < history_prob else 0.0
     for _ in range(batch_size):
-        ex = sample_example(corpus, rng, 'train', history_prob)
-        q_ids = codec.encode(ex.question, question_tokenizer)
+        ex = sample_example(corpus, rng, 'train', batch_history)
+        question = ex.question
+        words = question.split()
+        if word_dropout > 0 and len(words) > 1:
+            kept = [w for w in words if rng.random() >= word_dropout] or [rng.choice(words)]
+            question = ' '.join(kept)
+        q_ids = codec.encode_question(question, question_tokenizer)
         if unk_prob > 0:
             q_ids = [codec.unk_id if rng.random() < unk_prob else i for i in q_ids]
-        rows.append(codec.training_example(ex.question, ex.answer, ex.age, ex.emotion, ex.history, max_tokens,
+        rows.append(codec.training_example(question, ex.answer, ex.age, ex.emotion, ex.history, max_tokens,
                                            question_ids=q_ids))
     length = max(len(ids) for ids, _ in rows)
     input_ids = torch.full((batch_size, length), codec.pad_id, dtype=torch.long)
@@ -68,12 +79,16 @@ def corpus_digest(corpus: Corpus) -> str:
     return hashlib.sha256(json.dumps(corpus.to_json(), ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def train(out: str, corpus: Optional[Corpus] = None, init: Optional[str] = None, steps: int = 900,
+def train(out: str, corpus: Optional[Corpus] = None, init: Optional[str] = None, steps: int = 1800,
           batch_size: int = 16, lr: float = 2e-3, warmup: int = 50, seed: int = 0, threads: int = 1,
           vocab_size: int = 2000, layers: int = 4, width: int = 256, heads: int = 4, positions: int = 256,
-          bpe_dropout: float = 0.1, unk_prob: float = 0.03, history_prob: float = 0.15, log_every: int = 50,
-          name: str = 'agechat-gpt2-embedded', save: bool = True, verbose: bool = True) -> dict:
-    """Train (or fine-tune `init`) and save to `out`; return a summary with the loss curve."""
+          bpe_dropout: float = 0.1, unk_prob: float = 0.08, history_prob: float = 0.15, word_dropout: float = 0.15, log_every: int = 50,
+          name: str = 'agechat-gpt2-embedded', save: bool = True, verbose: bool = True,
+          question_mode: Optional[str] = None) -> dict:
+    """Train (or fine-tune `init`) and save to `out`; return a summary with the loss curve.
+
+    `question_mode` (see dialogue_node.core.prompt): default 'chars' from scratch, 'bpe' fine-tuning."""
+    question_mode = question_mode or ('bpe' if init else 'chars')
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -85,11 +100,11 @@ def train(out: str, corpus: Optional[Corpus] = None, init: Optional[str] = None,
     else:
         tokenizer = train_tokenizer(corpus.texts(include_heldout=False), vocab_size)
         ensure_special_tokens(tokenizer)
-        codec0 = PromptCodec(tokenizer)
+        codec0 = PromptCodec(tokenizer, question_mode)
         model = build_scratch_model(tokenizer.get_vocab_size(), layers, width, heads, positions, codec0.eos_id,
                                     codec0.pad_id)
         source = 'trained from scratch'
-    codec = PromptCodec(tokenizer)
+    codec = PromptCodec(tokenizer, question_mode)
     model.config.eos_token_id = model.config.bos_token_id = codec.eos_id
     model.config.pad_token_id = codec.pad_id
     question_tokenizer = with_dropout(tokenizer, bpe_dropout) if bpe_dropout > 0 else None
@@ -108,7 +123,7 @@ def train(out: str, corpus: Optional[Corpus] = None, init: Optional[str] = None,
     start = time.monotonic()
     for step in range(steps):
         input_ids, mask, labels = make_batch(codec, corpus, rng, batch_size, max_tokens, question_tokenizer,
-                                             unk_prob, history_prob)
+                                             unk_prob, history_prob, word_dropout)
         loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -122,8 +137,8 @@ def train(out: str, corpus: Optional[Corpus] = None, init: Optional[str] = None,
             if verbose:
                 print(f'step {step + 1}/{steps} loss {mean:.3f} ({time.monotonic() - start:.0f} s)', flush=True)
     model.eval()
-    summary = {'name': name, 'source': source, 'steps': steps, 'batch_size': batch_size, 'lr': lr, 'seed': seed,
-               'bpe_dropout': bpe_dropout, 'unk_prob': unk_prob, 'history_prob': history_prob,
+    summary = {'name': name, 'source': source, 'question_mode': question_mode, 'steps': steps, 'batch_size': batch_size, 'lr': lr, 'seed': seed,
+               'bpe_dropout': bpe_dropout, 'unk_prob': unk_prob, 'word_dropout': word_dropout, 'history_prob': history_prob,
                'parameters': sum(p.numel() for p in model.parameters()),
                'vocab_size': tokenizer.get_vocab_size(), 'layers': int(model.config.n_layer),
                'width': int(model.config.n_embd), 'positions': max_tokens,
@@ -141,7 +156,7 @@ def main(argv=None) -> int:
     parser.add_argument('--out', required=True, help='checkpoint directory to write')
     parser.add_argument('--init', help='fine-tune this KoGPT2-format checkpoint instead of training from scratch')
     parser.add_argument('--corpus', help='corpus JSON (default: the bundled corpus)')
-    parser.add_argument('--steps', type=int, default=900)
+    parser.add_argument('--steps', type=int, default=1800)
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--lr', type=float, default=None, help='default 2e-3 from scratch, 5e-5 fine-tuning')
     parser.add_argument('--seed', type=int, default=0)
@@ -152,11 +167,14 @@ def main(argv=None) -> int:
     parser.add_argument('--heads', type=int, default=4)
     parser.add_argument('--bpe-dropout', type=float, default=0.1)
     parser.add_argument('--name', default='agechat-gpt2-embedded')
+    parser.add_argument('--question-mode', choices=['bpe', 'chars'],
+                        help="user-text encoding: default 'chars' from scratch, 'bpe' when fine-tuning")
     args = parser.parse_args(argv)
     lr = args.lr if args.lr is not None else (5e-5 if args.init else 2e-3)
     summary = train(args.out, load_corpus(args.corpus), args.init, args.steps, args.batch_size, lr, seed=args.seed,
                     threads=args.threads, vocab_size=args.vocab_size, layers=args.layers, width=args.width,
-                    heads=args.heads, bpe_dropout=args.bpe_dropout, name=args.name)
+                    heads=args.heads, bpe_dropout=args.bpe_dropout, name=args.name,
+                    question_mode=args.question_mode)
     print(f'saved {args.out}: {summary["parameters"]} parameters, final loss {summary["loss_curve"][-1][1]}, '
           f'{summary["train_seconds"]} s')
     return 0
