@@ -45,11 +45,11 @@ class Turn:
 
 
 DEFAULT_TURNS = [
-    Turn('child', 9001, '안녕! 나는 민준이야. 오늘 학교에서 축구 했어!', 'astronaut'),
-    Turn('senior', 9002, '안녕하세요. 요즘 무릎이 아파서 걱정이에요.', 'lfw:3'),
-    Turn('adult', 9003, '오늘 회사 일이 너무 많아서 피곤하네요.', 'lfw:10'),
-    Turn('child', 9004, '나 배고파. 맛있는 거 먹고 싶어.', 'astronaut'),
-    Turn('senior', 9005, '손주가 내일 놀러 온다고 해서 기뻐요.', 'lfw:25'),
+    Turn('child', 100001, '안녕! 나는 민준이야. 오늘 학교에서 축구 했어!', 'astronaut'),
+    Turn('senior', 100002, '안녕하세요. 요즘 무릎이 아파서 걱정이에요.', 'lfw:3'),
+    Turn('adult', 100003, '오늘 회사 일이 너무 많아서 피곤하네요.', 'lfw:10'),
+    Turn('child', 100004, '나 배고파. 맛있는 거 먹고 싶어.', 'astronaut'),
+    Turn('senior', 100005, '손주가 내일 놀러 온다고 해서 기뻐요.', 'lfw:25'),
 ]
 
 
