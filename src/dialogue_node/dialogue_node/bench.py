@@ -4,7 +4,9 @@
   cycled): reply latency p50/p95 (max 40 new tokens, KV cache, sampling), register accuracy per age
   group, intent relevance, looping/capped replies (see dialogue_node.core.evaluate).
 - Forced 40-token generations (min = max = 40 new tokens) of the embedded model and of a 125M-parameter
-  GPT-2 of KoGPT2's shape (12 layers, 768 wide, 51,200 tokens; random weights) in float32 and bfloat16.
+  GPT-2 of KoGPT2's shape (12 layers, 768 wide, 51,200 tokens; random weights) in float32 and bfloat16,
+  through the node's decoding loop; and the embedded model through transformers' `generate` for
+  comparison.
 All on CPU with one torch thread unless --threads says otherwise; measured in one run.
 """
 
@@ -24,25 +26,41 @@ from dialogue_node.core.model import GenerationSettings, Generator
 from dialogue_node.node import default_model_path
 
 
-def time_forced_generation(model, vocab_size: int, prompt_tokens: int = 30, new_tokens: int = 40, reps: int = 5,
+def time_forced_generation(generator: Generator, prompt_tokens: int = 30, new_tokens: int = 40, reps: int = 5,
                            seed: int = 0) -> list:
-    """Milliseconds per generation of exactly `new_tokens` tokens (sampling, KV cache), after one warm-up."""
+    """Milliseconds per reply of exactly `new_tokens` tokens (sampling, KV cache), after one warm-up."""
+    settings = GenerationSettings(max_new_tokens=new_tokens, min_new_tokens=new_tokens)
+    vocab = generator.model.get_input_embeddings().num_embeddings
+    rng = torch.Generator().manual_seed(seed)
+    prompt = torch.randint(generator.codec.eos_id + 1, min(vocab, generator.codec.tokenizer.get_vocab_size()),
+                           (prompt_tokens,), generator=rng).tolist()
+    times = []
+    for rep in range(reps + 1):
+        start = time.perf_counter()
+        result = generator.generate(prompt, seed=seed + rep, settings=settings)
+        elapsed = (time.perf_counter() - start) * 1000.0
+        assert len(result.token_ids) == new_tokens, result.new_tokens
+        if rep:
+            times.append(elapsed)
+    return times
+
+
+def time_hf_generate(model, vocab_size: int, eos_id: int, prompt_tokens: int = 30, new_tokens: int = 40,
+                     reps: int = 5) -> list:
+    """The same measurement through transformers' `model.generate` (for comparison)."""
     from transformers import GenerationConfig
 
     config = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=True, top_p=0.9,
                               temperature=0.7, top_k=None, repetition_penalty=1.1, use_cache=True,
-                              eos_token_id=vocab_size - 1, pad_token_id=0)
-    generator = torch.Generator().manual_seed(seed)
-    prompt = torch.randint(3, vocab_size - 1, (1, prompt_tokens), generator=generator)
+                              eos_token_id=eos_id, pad_token_id=0)
+    prompt = torch.randint(eos_id + 1, vocab_size, (1, prompt_tokens), generator=torch.Generator().manual_seed(0))
     times = []
     with torch.inference_mode():
         for rep in range(reps + 1):
             start = time.perf_counter()
-            output = model.generate(prompt, attention_mask=torch.ones_like(prompt), generation_config=config)
-            elapsed = (time.perf_counter() - start) * 1000.0
-            assert output.shape[1] == prompt_tokens + new_tokens
+            model.generate(prompt, attention_mask=torch.ones_like(prompt), generation_config=config)
             if rep:
-                times.append(elapsed)
+                times.append((time.perf_counter() - start) * 1000.0)
     return times
 
 
@@ -65,16 +83,19 @@ def run(model_path: str, threads: int = 1, reps_125m: int = 5, limit=None) -> di
         'register_fallbacks', 'heldout_answer_perplexity', 'distinct_1', 'distinct_2', 'replies')}
     result['embedded_model'] = generator.name
     result['embedded_parameters'] = sum(p.numel() for p in generator.model.parameters())
-    vocab = generator.model.get_input_embeddings().num_embeddings
-    forced = time_forced_generation(generator.model, vocab, reps=20)
+    forced = time_forced_generation(generator, reps=20)
     result['latency_ms_p50_forced40'] = round(percentile(forced, 50), 2)
     result['latency_ms_p95_forced40'] = round(percentile(forced, 95), 2)
+    vocab = generator.model.get_input_embeddings().num_embeddings
+    hf = time_hf_generate(generator.model, vocab, generator.codec.eos_id, reps=20)
+    result['latency_ms_p50_forced40_hf_generate'] = round(percentile(hf, 50), 2)
+    tokenizer = generator.codec.tokenizer
     del generator
     for name, dtype in (('', torch.float32), ('_bf16', torch.bfloat16)):
         model = kogpt2_shaped_model(dtype)
         if not name:
             result['params_125m'] = sum(p.numel() for p in model.parameters())
-        times = time_forced_generation(model, 51200, reps=reps_125m)
+        times = time_forced_generation(Generator(model, tokenizer, name='kogpt2-shape-random'), reps=reps_125m)
         result[f'latency_ms_p50_125m{name}'] = round(percentile(times, 50), 1)
         result[f'latency_ms_p95_125m{name}'] = round(percentile(times, 95), 1)
         del model

@@ -139,8 +139,21 @@ class DialogueNode(Node):
             try:
                 self._reply_to_utterance(*job)
             except Exception as error:  # noqa: BLE001 - one bad utterance must not stop the worker
-                self.get_logger().error(f'reply to utterance failed: {error!r}')
+                self.get_logger().error(f'reply to utterance failed: {error!r}; sending the clarification reply')
                 self.health.count('reply_errors')
+                self._publish_error_reply(*job)
+
+    def _publish_error_reply(self, utterance, received_ns: int, age) -> None:
+        """Every utterance gets a reply: after an internal error, the clarification in its register."""
+        try:
+            result = EngineReply(utterance.text, DialogueEngine.fallback_text('error', age.label), age.label,
+                                 'neutral', 'fallback:error')
+            now = self._now_ns()
+            self._publish(self._reply_out(utterance.utterance_id, result, age.confidence, age.source, 0.0,
+                                          'default', {'utterance_received_time': received_ns,
+                                                      'generation_start_time': now, 'generation_end_time': now}))
+        except Exception as error:  # noqa: BLE001
+            self.get_logger().error(f'could not publish the error reply either: {error!r}')
 
     def _reply_to_utterance(self, utterance, received_ns: int, age) -> None:
         emotion = self.pairer.emotion_at(utterance.speech_end_ns or received_ns)

@@ -2,12 +2,14 @@
 
 A checkpoint is a directory with `config.json`, `model.safetensors` (or `pytorch_model.bin`) and
 `tokenizer.json` — what `save_pretrained` writes for skt/kogpt2-base-v2 and for our embedded model.
-Generation uses transformers' `generate` with the KV cache, nucleus sampling (top-p, temperature),
-a repetition penalty, a hard cap on new tokens, and a seed for reproducible replies.
+Generation decodes incrementally with the KV cache and transformers' logits processors: nucleus
+sampling (top-p, temperature), a repetition penalty, a hard cap on new tokens, and a per-call seed
+(its own torch.Generator) for reproducible replies.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 from collections import Counter
@@ -93,6 +95,7 @@ class GenerationSettings:
     temperature: float = 0.7
     top_p: float = 0.9
     repetition_penalty: float = 1.1
+    min_new_tokens: int = 0      # `</s>` is blocked before this many tokens (benchmarks use max = min)
 
 
 @dataclass
@@ -132,6 +135,7 @@ class Generator:
         self.settings = settings or GenerationSettings()
         self.name = name
         self.max_positions = int(getattr(model.config, 'n_positions', 1024))
+        self._cache_arg = 'cache' if 'cache' in inspect.signature(model.forward).parameters else 'past_key_values'
         self._lock = threading.Lock()
 
     @classmethod
@@ -149,28 +153,57 @@ class Generator:
         """Most prompt tokens that still leave room for the capped reply."""
         return self.max_positions - self.settings.max_new_tokens
 
+    def _forward(self, input_ids, cache):
+        """One forward step with the KV cache (transformers 5 names it `cache`, 4.x `past_key_values`)."""
+        kwargs = {self._cache_arg: cache} if cache is not None else {}
+        out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs)
+        return out.logits[:, -1, :].float(), getattr(out, 'cache', None) or getattr(out, 'past_key_values')
+
+    def _processors(self, s: GenerationSettings):
+        from transformers import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
+                                  TopPLogitsWarper)
+
+        processors = LogitsProcessorList()
+        if s.repetition_penalty != 1.0:
+            processors.append(RepetitionPenaltyLogitsProcessor(s.repetition_penalty))
+        if s.do_sample:
+            processors.append(TemperatureLogitsWarper(s.temperature))
+            if s.top_p < 1.0:
+                processors.append(TopPLogitsWarper(s.top_p))
+        return processors
+
     def generate(self, prompt_ids: Sequence[int], seed: Optional[int] = None,
                  settings: Optional[GenerationSettings] = None) -> Generated:
-        """Sample a reply to a prompt (from :meth:`PromptCodec.prompt_ids`); `seed` makes it reproducible."""
-        from transformers import GenerationConfig
+        """Sample a reply to a prompt (from :meth:`PromptCodec.prompt_ids`); `seed` makes it reproducible.
 
+        Incremental decoding with the model's KV cache and transformers' logits processors
+        (repetition penalty, temperature, top-p); stops at `</s>` or after `max_new_tokens`. This
+        loop replaces `model.generate`, whose per-token bookkeeping cost ~25 % of the latency here."""
         s = settings or self.settings
         prompt = list(prompt_ids)[-self.prompt_budget:]
-        config = GenerationConfig(max_new_tokens=s.max_new_tokens, do_sample=s.do_sample,
-                                  temperature=s.temperature if s.do_sample else None,
-                                  top_p=s.top_p if s.do_sample else None, top_k=None,
-                                  repetition_penalty=s.repetition_penalty, eos_token_id=self.codec.eos_id,
-                                  pad_token_id=self.codec.pad_id, use_cache=True)
-        input_ids = torch.tensor([prompt], dtype=torch.long)
+        processors = self._processors(s)
+        sampler = torch.Generator().manual_seed(seed) if seed is not None else None
+        sequence = torch.tensor([prompt], dtype=torch.long)
+        new: List[int] = []
+        ended = False
         with self._lock, torch.inference_mode():
-            if seed is not None:
-                torch.manual_seed(seed)
-            output = self.model.generate(input_ids, attention_mask=torch.ones_like(input_ids),
-                                         generation_config=config)
-        new = output[0, len(prompt):].tolist()
-        ended = bool(new) and new[-1] == self.codec.eos_id
-        if ended:
-            new = new[:-1]
+            logits, cache = self._forward(sequence, None)
+            for _ in range(s.max_new_tokens):
+                if len(new) < s.min_new_tokens:
+                    logits[:, self.codec.eos_id] = -float('inf')
+                scores = processors(sequence, logits)
+                if s.do_sample:
+                    token = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=sampler)
+                else:
+                    token = scores.argmax(dim=-1, keepdim=True)
+                value = int(token)
+                if value == self.codec.eos_id:
+                    ended = True
+                    break
+                new.append(value)
+                sequence = torch.cat([sequence, token], dim=1)
+                if len(new) < s.max_new_tokens:
+                    logits, cache = self._forward(token, cache)
         hit_cap = not ended and len(new) >= s.max_new_tokens
         text = self.codec.decode(new)
         if hit_cap:

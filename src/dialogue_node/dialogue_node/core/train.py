@@ -82,7 +82,7 @@ def corpus_digest(corpus: Corpus) -> str:
 def train(out: str, corpus: Optional[Corpus] = None, init: Optional[str] = None, steps: int = 1800,
           batch_size: int = 16, lr: float = 2e-3, warmup: int = 50, seed: int = 0, threads: int = 1,
           vocab_size: int = 2000, layers: int = 4, width: int = 256, heads: int = 4, positions: int = 256,
-          bpe_dropout: float = 0.1, unk_prob: float = 0.08, history_prob: float = 0.15, word_dropout: float = 0.15, log_every: int = 50,
+          bpe_dropout: float = 0.1, unk_prob: float = 0.08, history_prob: float = 0.15, word_dropout: float = 0.2, log_every: int = 50,
           name: str = 'agechat-gpt2-embedded', save: bool = True, verbose: bool = True,
           question_mode: Optional[str] = None) -> dict:
     """Train (or fine-tune `init`) and save to `out`; return a summary with the loss curve.
