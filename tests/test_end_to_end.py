@@ -20,7 +20,7 @@ def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp('e2e')
     run = run_graph_on_bag(bag, out, show_progress=False)
     try:
-        data = read_run(run.output_bag, script)
+        data = read_run(run.output_bag, script, run.replay_start_ns)
     except Exception:
         print((out / 'launcher.log').read_text())
         raise
@@ -33,6 +33,8 @@ def demo_run(tmp_path_factory):
 def test_one_utterance_per_scripted_turn(demo_run):
     run, data, script = demo_run
     assert len(data.turns) == len(script['turns']), [t.text for t in data.turns]
+    matched = [t.scripted_text for t in data.turns]
+    assert sorted(matched) == sorted(turn['text'] for turn in script['turns']), 'each utterance overlaps its own turn'
 
 
 def test_each_utterance_has_an_age_estimate_and_one_reply_with_its_id(demo_run):

@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     bag = ensure_demo_bag(REPO / 'out' / 'cache' / 'demo_bag')
     script = json.loads((bag / 'script.json').read_text())
     run = run_graph_on_bag(bag, args.work, show_progress=False)
-    data = read_run(run.output_bag, script)
+    data = read_run(run.output_bag, script, run.replay_start_ns)
     summary = latency_summary(data.turns)
     result = {'turns': summary['turns'], 'scripted_turns': len(script['turns']),
               'e2e_ms_p50': summary.get('e2e_ms_p50'), 'e2e_ms_p95': summary.get('e2e_ms_p95')}

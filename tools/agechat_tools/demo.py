@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     run = run_graph_on_bag(bag, args.out, rate=args.rate, log=log)
     log(f'graph stopped; recorded {sum(run.recorded_counts.values())} messages. Writing the report ...')
     run_info = json.loads((args.out / 'run.json').read_text())
-    summary = write_report(args.out, run.output_bag, bag, run_info, script)
+    summary = write_report(args.out, run.output_bag, run_info, script)
     died = {name: s for name, s in run.launch_status.items() if s.get('starts', 1) > 1}
     log(f'{summary["turns"]} turns, age as scripted {summary["age_correct"]}/{summary["age_scripted"]}, '
         f'e2e p50 {summary.get("e2e_ms_p50", float("nan")):.0f} ms / p95 {summary.get("e2e_ms_p95", float("nan")):.0f} ms'

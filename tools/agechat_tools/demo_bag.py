@@ -103,7 +103,7 @@ def build_audio(turns: List[Turn], lead_in_s: float, reply_gap_s: float, rng: np
 
 
 def write_demo_bag(out: Path, turns: List[Turn] = DEFAULT_TURNS, fps: float = 15.0, lead_in_s: float = 2.0,
-                   reply_gap_s: float = 10.0, seed: int = 0) -> dict:
+                   reply_gap_s: float = 15.0, seed: int = 0) -> dict:
     """Write the bag to `out` (replacing it) and return its script (turn times, topics) as a dict."""
     rng = np.random.default_rng(seed)
     audio, spans = build_audio(turns, lead_in_s, reply_gap_s, rng)
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('out', type=Path)
     parser.add_argument('--fps', type=float, default=15.0)
-    parser.add_argument('--reply-gap', type=float, default=10.0, help='silence after each turn [s]')
+    parser.add_argument('--reply-gap', type=float, default=15.0, help='silence after each turn [s]')
     args = parser.parse_args(argv)
     script = write_demo_bag(args.out, fps=args.fps, reply_gap_s=args.reply_gap)
     print(f"wrote {args.out}: {script['duration_s']:.1f} s, {script['frames']} frames, {len(script['turns'])} turns")

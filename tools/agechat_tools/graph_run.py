@@ -25,6 +25,7 @@ LAUNCH_FILE = REPO / 'launch' / 'agechat.launch.xml'
 OUTPUT_TOPICS = [
     '/agechat/utterance', '/agechat/age', '/agechat/face_emotion', '/agechat/reply', '/agechat/speech_state',
     '/agechat/tts/audio', '/agechat/tts/audio_info', '/agechat/avatar/image', '/agechat/avatar/state',
+    '/audio/audio', '/audio/audio_info',   # the microphone as the graph heard it (for the report's soundtrack)
 ]
 #: Inputs the graph must be subscribed to before the bag starts.
 INPUT_TOPICS = ['/camera/image_raw', '/audio/audio', '/audio/audio_info']
@@ -129,7 +130,7 @@ def run_graph_on_bag(bag: Path, out_dir: Path, launch_args: Optional[List[str]] 
         if show_progress:
             from tqdm import tqdm
             bar = tqdm(total=round(player.duration_s, 1), unit='s', desc='replay', leave=True,
-                       bar_format='{l_bar}{bar}| {n:.1f}/{total:.1f} s')
+                       bar_format='{l_bar}{bar}| {n:.1f}/{total:.1f} s {postfix}', mininterval=1.0)
             def progress(t_s: float) -> None:
                 bar.n = round(min(t_s, player.duration_s), 1)
                 bar.set_postfix_str(f'utterances {recorder.counts["/agechat/utterance"]}, '

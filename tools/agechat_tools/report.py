@@ -19,6 +19,8 @@ import numpy as np
 from rosbags.highlevel import AnyReader
 
 NS = 1_000_000_000
+MIC_TOPIC = '/audio/audio'
+MIC_INFO_TOPIC = '/audio/audio_info'
 
 #: Stages of one turn, each a (label, start field, end field) over the per-turn instants (ns).
 STAGES = [
@@ -58,6 +60,7 @@ class Turn:
     new_tokens: int = 0
     tts_duration_s: float = 0.0
     expected_age_group: str = ''
+    scripted_text: str = ''
     times: Dict[str, int] = field(default_factory=dict)    # instants in ns (wall clock)
 
     def stage_ms(self) -> Dict[str, float]:
@@ -80,16 +83,22 @@ class RunData:
     avatar_frames: List[tuple]       # (t_ns, raw message) — decoded lazily
     tts_chunks: List[tuple]          # (t_ns, int16 samples)
     tts_rate: int
+    mic_chunks: List[tuple]          # (t_ns, int16 samples) of the microphone input, as the graph received it
+    mic_rate: int
     first_ns: int
     last_ns: int
 
 
-def read_run(output_bag: Path, script: Optional[dict] = None) -> RunData:
-    """Read the output bag into per-turn records and time series."""
+def read_run(output_bag: Path, script: Optional[dict] = None, replay_start_ns: int = 0) -> RunData:
+    """Read the output bag into per-turn records and time series.
+
+    With the bag's `script` and the wall time the replay started, each heard utterance is matched to
+    the scripted turn whose speech it overlaps (for the expected age group and the words spoken).
+    """
     turns: Dict[str, Turn] = {}
     order: List[str] = []
-    emotions, frames, chunks = [], [], []
-    tts_rate = 16000
+    emotions, frames, chunks, mic = [], [], [], []
+    tts_rate = mic_rate = 16000
     first_ns, last_ns = None, 0
 
     def turn(uid: str) -> Turn:
@@ -138,12 +147,32 @@ def read_run(output_bag: Path, script: Optional[dict] = None) -> RunData:
                 chunks.append((t_ns, np.frombuffer(bytes(msg.data), '<i2').copy()))
             elif topic == '/agechat/tts/audio_info':
                 tts_rate = int(msg.sample_rate)
+            elif topic == MIC_TOPIC:
+                mic.append((t_ns, np.frombuffer(bytes(msg.data), '<i2').copy()))
+            elif topic == MIC_INFO_TOPIC:
+                mic_rate = int(msg.sample_rate)
     ordered = [turns[uid] for uid in order if turns[uid].times.get('vad_closed') or turns[uid].reply]
     ordered.sort(key=lambda t: t.times.get('speech_start', 0))
-    if script:
-        for item, scripted in zip(ordered, script.get('turns', [])):
-            item.expected_age_group = scripted['age_group']
-    return RunData(ordered, emotions, frames, chunks, tts_rate, first_ns or 0, last_ns)
+    if script and replay_start_ns:
+        for item in ordered:
+            scripted = _scripted_turn(item, script, replay_start_ns)
+            if scripted:
+                item.expected_age_group, item.scripted_text = scripted['age_group'], scripted['text']
+    return RunData(ordered, emotions, frames, chunks, tts_rate, mic, mic_rate, first_ns or 0, last_ns)
+
+
+def _scripted_turn(item: Turn, script: dict, replay_start_ns: int) -> Optional[dict]:
+    """The scripted turn whose speech overlaps the utterance most (None when none overlaps)."""
+    if not item.times.get('speech_start') or not item.times.get('speech_end'):
+        return None
+    start = (item.times['speech_start'] - replay_start_ns) / NS
+    end = (item.times['speech_end'] - replay_start_ns) / NS
+    best, best_overlap = None, 0.0
+    for scripted in script.get('turns', []):
+        overlap = min(end, scripted['speech_end_s']) - max(start, scripted['speech_start_s'])
+        if overlap > best_overlap:
+            best, best_overlap = scripted, overlap
+    return best
 
 
 def percentile(values: List[float], q: float) -> float:
@@ -213,7 +242,8 @@ def emotion_chart(data: RunData, path: Path, start_ns: int) -> None:
     if data.emotions:
         t = np.array([(e[0] - start_ns) / NS for e in data.emotions])
         probs = np.array([e[4] for e in data.emotions])
-        ax.stackplot(t, probs.T, labels=labels, alpha=0.85)
+        colours = ['#d62728', '#2ca02c', '#9467bd', '#f2c12e', '#1f77b4', '#ff7f0e', '#b0b0b0']
+        ax.stackplot(t, probs.T, labels=labels, colors=colours, alpha=0.9)
     for i, item in enumerate(data.turns):
         if item.times.get('speech_start'):
             x = (item.times['speech_start'] - start_ns) / NS
@@ -236,27 +266,22 @@ def _place(track: np.ndarray, rate: int, t0_ns: int, t_ns: int, samples: np.ndar
     return start + len(samples)
 
 
-def soundtrack(data: RunData, input_bag: Path, replay_start_ns: int, start_ns: int, duration_s: float,
-               rate: int = 16000) -> np.ndarray:
-    """The user's microphone (from the input bag, at replay times) mixed with the agent's TTS."""
+def soundtrack(data: RunData, start_ns: int, duration_s: float, rate: int = 16000) -> np.ndarray:
+    """The user's microphone and the agent's TTS, as the graph received/published them, on one track."""
     import torch
     import torchaudio.functional as F
     track = np.zeros(int(duration_s * rate) + rate, np.float32)
-    with AnyReader([input_bag]) as reader:
-        connections = [c for c in reader.connections if c.msgtype == 'audio_common_msgs/msg/AudioData']
+    for chunks, chunk_rate, gain in ((data.mic_chunks, data.mic_rate, 0.8), (data.tts_chunks, data.tts_rate, 1.0)):
+        source = np.zeros(int(duration_s * chunk_rate) + chunk_rate, np.float32)   # at the source's own rate
         cursor = 0
-        bag_start = reader.start_time
-        for connection, t_ns, raw in reader.messages(connections=connections):
-            msg = reader.deserialize(raw, connection.msgtype)
-            samples = np.frombuffer(bytes(msg.data), '<i2').astype(np.float32) / 32768
-            wall = replay_start_ns + (t_ns - bag_start) - int(len(samples) / rate * NS)
-            cursor = _place(track, rate, start_ns, wall, samples * 0.8, cursor)
-    cursor = 0
-    for t_ns, pcm in data.tts_chunks:
-        samples = pcm.astype(np.float32) / 32768
-        if data.tts_rate != rate:
-            samples = F.resample(torch.from_numpy(samples), data.tts_rate, rate).numpy()
-        cursor = _place(track, rate, start_ns, t_ns, samples, cursor)
+        for t_ns, pcm in chunks:
+            samples = pcm.astype(np.float32) / 32768 * gain
+            # a chunk is received when it is complete: it began len/rate earlier
+            cursor = _place(source, chunk_rate, start_ns, t_ns - int(len(samples) / chunk_rate * NS), samples, cursor)
+        if chunk_rate != rate:
+            source = F.resample(torch.from_numpy(source), chunk_rate, rate).numpy()
+        length = min(len(track), len(source))
+        track[:length] += source[:length]
     return np.clip(track, -1, 1)
 
 
@@ -317,9 +342,9 @@ def _fmt_ms(value: Optional[float]) -> str:
     return '–' if value is None or value != value else f'{value:.0f}'
 
 
-def write_report(out_dir: Path, output_bag: Path, input_bag: Path, run: dict, script: Optional[dict] = None) -> dict:
+def write_report(out_dir: Path, output_bag: Path, run: dict, script: Optional[dict] = None) -> dict:
     """Write the report files into out_dir and return the summary (also saved as turns.json)."""
-    data = read_run(output_bag, script)
+    data = read_run(output_bag, script, run.get('replay_start_ns', 0))
     start_ns = run.get('replay_start_ns') or data.first_ns
     duration_s = max((data.last_ns - start_ns) / NS, run.get('bag_duration_s', 0))
     summary = latency_summary(data.turns)
@@ -329,11 +354,12 @@ def write_report(out_dir: Path, output_bag: Path, input_bag: Path, run: dict, sc
     summary['face_emotion_messages'] = len(data.emotions)
     summary['avatar_frames'] = len(data.avatar_frames)
     summary['tts_chunks'] = len(data.tts_chunks)
+    summary['scripted_turns'] = len(script.get('turns', [])) if script else None
 
     latency_chart(data.turns, out_dir / 'latency.png')
     emotion_chart(data, out_dir / 'emotion.png', start_ns)
     frames = keyframes(data, out_dir)
-    audio = soundtrack(data, input_bag, run.get('replay_start_ns') or start_ns, start_ns, duration_s)
+    audio = soundtrack(data, start_ns, duration_s)
     has_video = avatar_video(data, audio, 16000, start_ns, duration_s, out_dir / 'avatar.mp4')
 
     turns_json = []
@@ -355,13 +381,20 @@ INTRO = ('agechat listened to a recorded conversation (a rosbag with a camera an
          'avatars mirrored the user and spoke for the agent.')
 
 
+NOTE_ON_STT = ('The demo voices are synthetic (espeak-ng voices shaped by age, so that the bag can be generated '
+               'offline): the age model hears them well, but the offline Korean recogniser (vosk) cannot read '
+               'espeak\'s Korean, so "heard" is mostly unrelated words, and the replies answer those words. '
+               'The register of each reply follows the estimated age group; on real speech the transcript is real.')
+
+
 def _turn_rows(data: RunData, start_ns: int):
     for i, item in enumerate(data.turns):
         stages = item.stage_ms()
         t0 = (item.times.get('speech_start', start_ns) - start_ns) / NS
         expected = f' (scripted {item.expected_age_group})' if item.expected_age_group else ''
         yield {
-            'n': i + 1, 't': f'{t0:.1f} s', 'heard': item.text or '(no words recognised)',
+            'n': i + 1, 't': f'{t0:.1f} s', 'said': item.scripted_text or '–',
+            'heard': item.text or '(no words recognised)',
             'age': f'{item.age_group} {item.age_confidence:.0%}, ~{item.estimated_age:.0f} y{expected}',
             'emotion': f'{item.emotion} {item.emotion_confidence:.0%} ({item.emotion_source})' if item.emotion else '–',
             'reply': item.reply or '(no reply)',
@@ -379,10 +412,10 @@ def _write_markdown(path, data, summary, status, frames, has_video, start_ns) ->
               f'TTS audio chunks: {summary["tts_chunks"]}', '']
     if has_video:
         lines += ['Video of the avatars with the user\'s voice and the agent\'s speech: [avatar.mp4](avatar.mp4)', '']
-    lines += ['## Turns', '', '| # | at | heard (STT) | age group | emotion | reply | ms: ' + ' / '.join(CRITICAL_PATH)
-              + ' → e2e |', '|---|---|---|---|---|---|---|']
+    lines += ['## Turns', '', NOTE_ON_STT, '', '| # | at | said (script) | heard (STT) | age group | emotion | reply | ms: '
+              + ' / '.join(CRITICAL_PATH) + ' → e2e |', '|---|---|---|---|---|---|---|---|']
     for row in _turn_rows(data, start_ns):
-        lines.append('| {n} | {t} | {heard} | {age} | {emotion} | {reply} | {latency} |'.format(**row))
+        lines.append('| {n} | {t} | {said} | {heard} | {age} | {emotion} | {reply} | {latency} |'.format(**row))
     lines += ['', '## Avatars while the agent speaks', '']
     for i, name in enumerate(frames):
         if name:
@@ -400,7 +433,7 @@ def _write_markdown(path, data, summary, status, frames, has_video, start_ns) ->
 def _write_html(path, data, summary, status, frames, has_video, start_ns) -> None:
     esc = html.escape
     rows = ''.join(
-        '<tr><td>{n}</td><td>{t}</td><td>{heard}</td><td>{age}</td><td>{emotion}</td><td class="reply">{reply}</td>'
+        '<tr><td>{n}</td><td>{t}</td><td>{said}</td><td>{heard}</td><td>{age}</td><td>{emotion}</td><td class="reply">{reply}</td>'
         '<td>{latency}</td></tr>'.format(**{k: esc(str(v)).replace('**', '') for k, v in row.items()})
         for row in _turn_rows(data, start_ns))
     pictures = ''.join(f'<figure><img src="{esc(n)}" width="420"><figcaption>turn {i + 1}</figcaption></figure>'
@@ -417,7 +450,7 @@ td.reply{{max-width:320px}}figure{{display:inline-block;margin:4px}}.big{{font-s
 <p class="big">{summary["turns"]} turns · age group as scripted {summary["age_correct"]}/{summary["age_scripted"]} ·
 speech end → first TTS audio p50 {_fmt_ms(summary.get("e2e_ms_p50"))} ms, p95 {_fmt_ms(summary.get("e2e_ms_p95"))} ms</p>
 {video}
-<h2>Turns</h2><table><tr><th>#</th><th>at</th><th>heard (STT)</th><th>age group</th><th>emotion</th><th>reply</th>
+<h2>Turns</h2><p>{esc(NOTE_ON_STT)}</p><table><tr><th>#</th><th>at</th><th>said (script)</th><th>heard (STT)</th><th>age group</th><th>emotion</th><th>reply</th>
 <th>ms: {" / ".join(CRITICAL_PATH)} → e2e</th></tr>{rows}</table>
 <h2>Avatars while the agent speaks</h2>{pictures}
 <h2>Latency</h2><img src="latency.png"><h2>The user's emotion over time</h2><img src="emotion.png">
