@@ -36,6 +36,9 @@ def main(argv=None) -> int:
     rss = {name: info.get('peak_rss_mb') for name, info in run.launch_status.items()}
     result['peak_rss_mb'] = rss
     result['peak_rss_mb_total'] = sum(v for v in rss.values() if v)
+    pss = {name: info.get('peak_pss_mb') for name, info in run.launch_status.items()}
+    result['peak_pss_mb'] = pss
+    result['peak_pss_mb_total'] = sum(v for v in pss.values() if v)
     result['node_restarts'] = sum(max(0, info.get('starts', 1) - 1) for info in run.launch_status.values())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

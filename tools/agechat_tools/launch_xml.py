@@ -189,6 +189,7 @@ class _Supervised:
         self.popen: Optional[subprocess.Popen] = None
         self.restart_at: Optional[float] = None
         self.peak_rss_mb: Optional[float] = None
+        self.peak_pss_mb: float = 0.0
 
     def start(self) -> None:
         self.starts += 1
@@ -217,15 +218,21 @@ class Launcher:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.nodes = [_Supervised(spec, self.log_dir, echo) for spec in nodes]
         self._stopping = threading.Event()
+        self._last_sample = 0.0
 
     def start(self) -> None:
         for node in self.nodes:
             node.start()
 
     def poll(self) -> None:
-        """Record exits and restart respawning nodes whose delay has passed."""
+        """Record exits, sample memory once a second, restart respawning nodes whose delay has passed."""
         now = time.monotonic()
+        sample = now - self._last_sample >= 1.0
+        if sample:
+            self._last_sample = now
         for node in self.nodes:
+            if sample and node.popen is not None and node.popen.poll() is None:
+                node.peak_pss_mb = max(node.peak_pss_mb, pss_mb(node.popen.pid) or 0.0)
             if node.popen is not None and node.popen.poll() is not None and node.restart_at is None:
                 node.exit_codes.append(node.popen.returncode)
                 print(f'[launch] {node.spec.name} exited with code {node.popen.returncode}'
@@ -254,6 +261,7 @@ class Launcher:
         running = [n for n in self.nodes if n.popen is not None and n.popen.poll() is None]
         for node in running:
             node.peak_rss_mb = peak_rss_mb(node.popen.pid)
+            node.peak_pss_mb = max(node.peak_pss_mb, pss_mb(node.popen.pid) or 0.0)
         for node in running:
             os.killpg(node.popen.pid, signal.SIGINT)
         deadline = time.monotonic() + timeout_s
@@ -268,7 +276,8 @@ class Launcher:
     def status(self) -> dict:
         """Per node: how often it was started and its exit codes (the last one is the shutdown's)."""
         return {n.spec.name: {'starts': n.starts, 'exit_codes': n.exit_codes, 'log': str(n.log_path),
-                              'peak_rss_mb': n.peak_rss_mb} for n in self.nodes}
+                              'peak_rss_mb': n.peak_rss_mb, 'peak_pss_mb': n.peak_pss_mb or None}
+                for n in self.nodes}
 
 
 def peak_rss_mb(pid: int) -> Optional[float]:
@@ -276,6 +285,19 @@ def peak_rss_mb(pid: int) -> Optional[float]:
     try:
         for line in Path(f'/proc/{pid}/status').read_text().splitlines():
             if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def pss_mb(pid: int) -> Optional[float]:
+    """Proportional set size of a process in MB: its private memory plus its share of pages (such as
+    torch's libraries) that it shares with other processes. Summed over processes it does not double
+    count, unlike RSS."""
+    try:
+        for line in Path(f'/proc/{pid}/smaps_rollup').read_text().splitlines():
+            if line.startswith('Pss:'):
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass

@@ -338,7 +338,7 @@ def keyframes(data: RunData, out_dir: Path) -> List[Optional[str]]:
 # The documents
 
 
-def _fmt_ms(value: Optional[float]) -> str:
+def _fmt_num(value: Optional[float]) -> str:
     return '–' if value is None or value != value else f'{value:.0f}'
 
 
@@ -398,7 +398,7 @@ def _turn_rows(data: RunData, start_ns: int):
             'age': f'{item.age_group} {item.age_confidence:.0%}, ~{item.estimated_age:.0f} y{expected}',
             'emotion': f'{item.emotion} {item.emotion_confidence:.0%} ({item.emotion_source})' if item.emotion else '–',
             'reply': item.reply or '(no reply)',
-            'latency': ' / '.join(_fmt_ms(stages.get(k)) for k in CRITICAL_PATH) + f' → **{_fmt_ms(stages.get("e2e"))}**',
+            'latency': ' / '.join(_fmt_num(stages.get(k)) for k in CRITICAL_PATH) + f' → **{_fmt_num(stages.get("e2e"))}**',
         }
 
 
@@ -406,8 +406,8 @@ def _write_markdown(path, data, summary, status, frames, has_video, start_ns) ->
     lines = ['# agechat demo report', '', INTRO, '']
     lines += [f'- Turns heard: **{summary["turns"]}**; age group as scripted: **{summary["age_correct"]}/'
               f'{summary["age_scripted"]}**',
-              f'- Speech end (VAD) → first TTS audio: p50 **{_fmt_ms(summary.get("e2e_ms_p50"))} ms**, '
-              f'p95 **{_fmt_ms(summary.get("e2e_ms_p95"))} ms**',
+              f'- Speech end (VAD) → first TTS audio: p50 **{_fmt_num(summary.get("e2e_ms_p50"))} ms**, '
+              f'p95 **{_fmt_num(summary.get("e2e_ms_p95"))} ms**',
               f'- Face-emotion messages: {summary["face_emotion_messages"]}; avatar frames: {summary["avatar_frames"]}; '
               f'TTS audio chunks: {summary["tts_chunks"]}', '']
     if has_video:
@@ -421,12 +421,11 @@ def _write_markdown(path, data, summary, status, frames, has_video, start_ns) ->
         if name:
             lines.append(f'Turn {i + 1}: ![turn {i + 1}]({name})')
     lines += ['', '## Latency', '', '![latency per turn](latency.png)', '', '## The user\'s emotion over time', '',
-              '![emotion](emotion.png)', '', '## Nodes', '', '| node | starts | exit codes | peak RSS (MB) |',
-              '|---|---|---|---|']
+              '![emotion](emotion.png)', '', '## Nodes', '', '| node | starts | exit codes | peak RSS (MB) | peak PSS (MB) |',
+              '|---|---|---|---|---|']
     for name, info in sorted(status.items()):
-        rss = info.get('peak_rss_mb')
-        lines.append(f'| {name} | {info.get("starts")} | {info.get("exit_codes")} | {rss:.0f} |' if rss else
-                     f'| {name} | {info.get("starts")} | {info.get("exit_codes")} | – |')
+        lines.append(f'| {name} | {info.get("starts")} | {info.get("exit_codes")} | '
+                     f'{_fmt_num(info.get("peak_rss_mb"))} | {_fmt_num(info.get("peak_pss_mb"))} |')
     path.write_text('\n'.join(lines) + '\n')
 
 
@@ -439,7 +438,8 @@ def _write_html(path, data, summary, status, frames, has_video, start_ns) -> Non
     pictures = ''.join(f'<figure><img src="{esc(n)}" width="420"><figcaption>turn {i + 1}</figcaption></figure>'
                        for i, n in enumerate(frames) if n)
     nodes = ''.join(f'<tr><td>{esc(k)}</td><td>{v.get("starts")}</td><td>{esc(str(v.get("exit_codes")))}</td>'
-                    f'<td>{_fmt_ms(v.get("peak_rss_mb"))}</td></tr>' for k, v in sorted(status.items()))
+                    f'<td>{_fmt_num(v.get("peak_rss_mb"))}</td><td>{_fmt_num(v.get("peak_pss_mb"))}</td></tr>'
+                    for k, v in sorted(status.items()))
     video = ('<video controls width="720" src="avatar.mp4"></video>' if has_video else
              '<p>(no avatar frames were recorded)</p>')
     page = f'''<!doctype html><html lang="en"><head><meta charset="utf-8"><title>agechat demo report</title>
@@ -448,12 +448,13 @@ table{{border-collapse:collapse;font-size:14px}}td,th{{border:1px solid #ccc;pad
 td.reply{{max-width:320px}}figure{{display:inline-block;margin:4px}}.big{{font-size:1.2em;font-weight:bold}}</style>
 </head><body><h1>agechat demo report</h1><p>{esc(INTRO)}</p>
 <p class="big">{summary["turns"]} turns · age group as scripted {summary["age_correct"]}/{summary["age_scripted"]} ·
-speech end → first TTS audio p50 {_fmt_ms(summary.get("e2e_ms_p50"))} ms, p95 {_fmt_ms(summary.get("e2e_ms_p95"))} ms</p>
+speech end → first TTS audio p50 {_fmt_num(summary.get("e2e_ms_p50"))} ms, p95 {_fmt_num(summary.get("e2e_ms_p95"))} ms</p>
 {video}
 <h2>Turns</h2><p>{esc(NOTE_ON_STT)}</p><table><tr><th>#</th><th>at</th><th>said (script)</th><th>heard (STT)</th><th>age group</th><th>emotion</th><th>reply</th>
 <th>ms: {" / ".join(CRITICAL_PATH)} → e2e</th></tr>{rows}</table>
 <h2>Avatars while the agent speaks</h2>{pictures}
 <h2>Latency</h2><img src="latency.png"><h2>The user's emotion over time</h2><img src="emotion.png">
-<h2>Nodes</h2><table><tr><th>node</th><th>starts</th><th>exit codes</th><th>peak RSS (MB)</th></tr>{nodes}</table>
+<h2>Nodes</h2><table><tr><th>node</th><th>starts</th><th>exit codes</th><th>peak RSS (MB)</th><th>peak PSS (MB)</th></tr>
+{nodes}</table>
 </body></html>'''
     path.write_text(page)
