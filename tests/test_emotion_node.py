@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,6 +19,8 @@ from agechat_ros.image import bgr_to_compressed, bgr_to_image
 from agechat_ros.time import time_to_ns
 
 TOPIC = '/agechat/face_emotion'
+#: an existing file that is not safetensors weights
+NOT_WEIGHTS = str(Path(__file__).resolve().parents[1] / 'src' / 'emotion_node' / 'package.xml')
 
 
 @pytest.fixture(scope='module')
@@ -73,6 +76,16 @@ class Camera:
         return stamp
 
 
+def node_diagnostics(messages) -> dict:
+    """The latest key/values emotion_node published on /diagnostics."""
+    values = {}
+    for array_msg in messages:
+        for status in array_msg.status:
+            if status.name.endswith('emotion_node'):
+                values = {kv.key: kv.value for kv in status.values}
+    return values
+
+
 def raw_image(height, width, encoding, step, data, frame_id='camera') -> Image:
     msg = Image(height=height, width=width, encoding=encoding, step=step, is_bigendian=0)
     msg.header.frame_id = frame_id
@@ -81,8 +94,9 @@ def raw_image(height, width, encoding, step, data, frame_id='camera') -> Image:
 
 
 def test_astronaut_is_happy_and_no_face_is_reported(graph, astronaut_frame):
-    graph.start_node('emotion_node', 'emotion_node', parameters={'smoothing_s': 0.3})
+    node = graph.start_node('emotion_node', 'emotion_node', parameters={'smoothing_s': 0.3})
     results = graph.collect(TOPIC, FaceEmotion)
+    diagnostics = graph.collect('/diagnostics', DiagnosticArray)
     camera = Camera(graph, results)
     frame_msg = bgr_to_image(astronaut_frame, frame_id='head_camera', encoding='rgb8')
     reply = camera.send(frame_msg)
@@ -94,6 +108,14 @@ def test_astronaut_is_happy_and_no_face_is_reported(graph, astronaut_frame):
     roi = reply.face_region
     assert 100 < roi.x_offset + roi.width / 2 < 210 and 25 < roi.width < 80
     assert 0 < reply.processing_ms < 1000 and time_to_ns(reply.processed_time) > 0
+    # run-time path without PyTorch (~490 MB RSS): the setup-time TFLite export of these weights is loaded
+    # and, after classifying the face, torch is still not in the node's sys.modules
+    after_face = diagnostics.wait_for(1, timeout=10, predicate=lambda ms: int(
+        node_diagnostics(ms).get('faces_found', 0)) >= 1)
+    values = node_diagnostics(after_face)
+    assert values['torch_imported'] == 'False', values
+    assert values['classifier'].startswith('litert: cached export ') and '.float32-' in values['classifier'], values
+    assert 'torch imported: False' in node.log()
 
     blank = bgr_to_image(np.zeros((240, 320, 3), np.uint8), encoding='bgr8')
     none = camera.send(blank)
@@ -146,21 +168,17 @@ def test_every_supported_encoding_and_bad_frames_are_dropped(graph, astronaut_fr
     assert len(stamps_answered) == len(frames) + 2      # nothing was published for the bad frames
 
     def drops(messages):
-        counts = {}
-        for array_msg in messages:
-            for status in array_msg.status:
-                if status.name.endswith('emotion_node'):
-                    counts = {kv.key: kv.value for kv in status.values}
-        return int(counts.get('dropped_bad_image', 0))
+        return int(node_diagnostics(messages).get('dropped_bad_image', 0))
 
     diagnostics.wait_for(1, timeout=10, predicate=lambda ms: drops(ms) >= len(bad))
     graph.assert_alive()
 
 
-def test_compressed_input_and_debug_image(graph, astronaut_frame):
+def test_compressed_input_and_debug_image_with_the_torch_backend(graph, astronaut_frame):
     graph.start_node('emotion_node', 'emotion_node',
-                     parameters={'use_compressed': True, 'publish_debug_image': True})
+                     parameters={'use_compressed': True, 'publish_debug_image': True, 'backend': 'torch'})
     results = graph.collect(TOPIC, FaceEmotion)
+    diagnostics = graph.collect('/diagnostics', DiagnosticArray)
     debug = graph.collect('/agechat/emotion_debug_image', Image, qos.SENSOR_DATA)
     camera = Camera(graph, results, topic='/image/compressed', msg_type=CompressedImage)
     reply = camera.send(bgr_to_compressed(astronaut_frame, fmt='jpeg'))
@@ -179,6 +197,10 @@ def test_compressed_input_and_debug_image(graph, astronaut_frame):
     else:
         raise AssertionError('no debug image arrived')
     assert (image.width, image.height, image.encoding) == (320, 240, 'bgr8')
+    # the torch backend does load PyTorch, and /diagnostics says so (the check above can fail)
+    values = node_diagnostics(diagnostics.wait_for(1, timeout=10, predicate=lambda ms: int(
+        node_diagnostics(ms).get('faces_found', 0)) >= 1))
+    assert values['torch_imported'] == 'True' and values['classifier'] == 'torch: torch model', values
     graph.assert_alive()
 
 
@@ -203,6 +225,7 @@ def test_max_rate_limits_the_processed_frames(graph, astronaut_frame):
     ({'detector': 'mtcnn_please', 'threads': 0}, ['detector', 'threads']),
     ({'smoothing_s': -1.0, 'min_face_px': 5}, ['smoothing_s', 'min_face_px']),
     ({'model_path': '/nonexistent/fer.safetensors'}, ['/nonexistent/fer.safetensors', 'make setup']),
+    ({'model_path': NOT_WEIGHTS}, [NOT_WEIGHTS, 'not a safetensors file', 'model_path']),
 ])
 def test_bad_setup_is_refused_at_start_with_the_fix(graph, parameters, expected):
     node = graph.start_node('emotion_node', 'emotion_node', parameters=parameters)

@@ -6,7 +6,8 @@ All numbers come from one run on this machine, one thread each:
 - detector ms/frame on 640x480 frames of a moving face: full-frame Haar at 640 and 320 px wide, and the
   node's default (320 px search every 10 frames + ROI tracking);
 - the real node process, pinned to one CPU core, fed 640x480 rgb8 frames over DDS at 30 FPS (and at
-  60 FPS to show the headroom): processed frames/s and image-stamp -> publish latency p50/p95.
+  60 FPS to show the headroom): processed frames/s, image-stamp -> publish latency p50/p95 and the
+  node process's peak resident memory (VmHWM).
 """
 
 from __future__ import annotations
@@ -205,6 +206,7 @@ def bench_node(frames, seconds: float, rate_hz: float, core: int) -> dict:
         time.sleep(0.3)
         with lock:
             got = list(received)
+        memory = node_memory_mb(node_process.pid)
     finally:
         node_process.send_signal(2)
         try:
@@ -218,7 +220,21 @@ def bench_node(frames, seconds: float, rate_hz: float, core: int) -> dict:
     return {'sent_fps': sent / elapsed, 'processed_fps': len(got) / elapsed,
             'latency_ms_p50': float(np.percentile(latencies, 50)) if len(got) else float('nan'),
             'latency_ms_p95': float(np.percentile(latencies, 95)) if len(got) else float('nan'),
-            'face_found_rate': float(np.mean([f for _, _, f in got])) if got else 0.0}
+            'face_found_rate': float(np.mean([f for _, _, f in got])) if got else 0.0, **memory}
+
+
+def node_memory_mb(pid: int) -> dict:
+    """Peak (VmHWM) and current (VmRSS) resident memory of a process in MB, from /proc (Linux only)."""
+    fields = {'VmHWM': 'node_peak_rss_mb', 'VmRSS': 'node_rss_mb'}
+    out = {}
+    try:
+        for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+            key, _, value = line.partition(':')
+            if key in fields:
+                out[fields[key]] = int(value.split()[0]) / 1024.0
+    except OSError:
+        pass
+    return out
 
 
 def main(argv=None) -> int:
@@ -273,7 +289,8 @@ def main(argv=None) -> int:
         at30 = bench_node(frames, args.seconds, 30.0, args.node_core)
         result.update({'node_fps_640x480': at30['processed_fps'], 'node_input_fps': at30['sent_fps'],
                        'latency_ms_p50': at30['latency_ms_p50'], 'latency_ms_p95': at30['latency_ms_p95'],
-                       'node_face_found_rate': at30['face_found_rate']})
+                       'node_face_found_rate': at30['face_found_rate'],
+                       'node_peak_rss_mb': at30.get('node_peak_rss_mb'), 'node_rss_mb': at30.get('node_rss_mb')})
         fast = bench_node(frames, args.seconds / 2, 60.0, args.node_core)
         result.update({'node_fps_640x480_at_60fps_input': fast['processed_fps'], 'node_fast_input_fps': fast['sent_fps'],
                        'latency_ms_p50_at_60fps_input': fast['latency_ms_p50']})

@@ -7,6 +7,7 @@ Publishes   `agechat/face_emotion` (agechat_msgs/FaceEmotion) for every processe
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from agechat_ros import ConversionError, qos
 from agechat_ros.emotion import face_emotion_msg
 from agechat_ros.health import NodeHealth
 from agechat_ros.image import bgr_to_image, compressed_to_bgr, image_to_bgr
-from agechat_ros.params import Param, declare_and_read, run_node
+from agechat_ros.params import Param, ParameterError, declare_and_read, run_node
 from agechat_ros.time import time_to_ns
 
 from emotion_node.core.classifier import BACKENDS, EmotionClassifier
@@ -49,6 +50,11 @@ def parameters():
     ]
 
 
+def torch_imported() -> bool:
+    """Whether PyTorch is loaded in this process (it costs ~490 MB RSS; the litert path avoids it)."""
+    return 'torch' in sys.modules
+
+
 class EmotionNode(Node):
     """ROS wiring around :class:`EmotionPipeline`."""
 
@@ -63,11 +69,18 @@ class EmotionNode(Node):
         import cv2
 
         cv2.setNumThreads(p.threads)
-        classifier = EmotionClassifier.from_file(p.model_path, backend=p.backend, threads=p.threads)
+        try:
+            classifier = EmotionClassifier.from_file(p.model_path, backend=p.backend, threads=p.threads,
+                                                     log=self.get_logger().warning)
+        except ValueError as error:
+            raise ParameterError(f'model_path: {error}; give mini-Xception weights saved by emotion_train '
+                                 'or made by `make setup`') from error
         self.pipeline = EmotionPipeline(classifier, detector=p.detector, min_face_px=p.min_face_px,
                                         detect_width=p.detect_width, redetect_every=p.redetect_every,
                                         smoothing_s=p.smoothing_s)
         self.health = NodeHealth(self)
+        self.health.set('classifier', f'{p.backend}: {classifier.source}')
+        self.health.set('torch_imported', torch_imported())
         self._min_period_ns = int(1e9 / p.max_rate_hz) if p.max_rate_hz > 0 else 0
         self._last_processed_ns = None
         group = MutuallyExclusiveCallbackGroup()
@@ -78,6 +91,8 @@ class EmotionNode(Node):
         if p.use_compressed:
             self.create_subscription(CompressedImage, 'image/compressed', self._on_compressed, qos.LATEST_FRAME,
                                      callback_group=group)
+        self.get_logger().info(
+            f'classifier: {p.backend} from {classifier.source} (torch imported: {torch_imported()})')
         self.get_logger().info(
             f'ready: {p.backend} classifier, {p.detector} detector (min face {p.min_face_px} px), smoothing '
             f'{p.smoothing_s} s, model {p.model_path}')
@@ -119,6 +134,7 @@ class EmotionNode(Node):
         self.health.count('faces_found' if result.face_found else 'frames_without_face')
         self.health.set('processing_ms', f'{result.processing_ms:.2f}')
         self.health.set('emotion', out.emotion_label)
+        self.health.set('torch_imported', torch_imported())
         if self.debug_publisher is not None:
             self.debug_publisher.publish(bgr_to_image(annotate(bgr, result), stamp=msg.header.stamp,
                                                       frame_id=msg.header.frame_id))

@@ -16,7 +16,7 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from emotion_node.core.model import INPUT_SIZE, LABELS
+from emotion_node.core.spec import INPUT_SIZE, LABELS
 
 FER_SIDE = 48
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.pgm', '.tif', '.tiff', '.webp')

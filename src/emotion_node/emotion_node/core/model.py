@@ -20,10 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Class order of the weights (index = FaceEmotion constant).
-LABELS: Tuple[str, ...] = ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
-NUM_CLASSES = len(LABELS)
-INPUT_SIZE = 64
+from emotion_node.core.spec import INPUT_SIZE, LABELS, NUM_CLASSES  # noqa: F401 - re-exported
+
 #: Keras' BatchNormalization epsilon used when the weights were trained.
 BN_EPS = 1e-3
 #: Filters of the four residual blocks.
@@ -190,8 +188,11 @@ def load_weights(path) -> MiniXception:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(str(path))
-    with safe_open(str(path), framework='pt') as handle:
-        meta = handle.metadata() or {}
+    try:
+        with safe_open(str(path), framework='pt') as handle:
+            meta = handle.metadata() or {}
+    except Exception as error:  # noqa: BLE001 - SafetensorError is not exported under a stable name
+        raise ValueError(f'{path}: not a safetensors file ({error})') from error
     if meta.get('labels') and tuple(meta['labels'].split(',')) != LABELS:
         raise ValueError(f'{path}: classes {meta["labels"]} differ from {",".join(LABELS)}')
     model = MiniXception()

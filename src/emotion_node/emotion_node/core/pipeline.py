@@ -15,7 +15,7 @@ import numpy as np
 
 from emotion_node.core.classifier import EmotionClassifier
 from emotion_node.core.detector import HaarDetector, TrackingDetector
-from emotion_node.core.model import LABELS, NUM_CLASSES
+from emotion_node.core.spec import LABELS, NUM_CLASSES
 from emotion_node.core.preprocess import crop_face
 from emotion_node.core.smoothing import ProbabilitySmoother
 

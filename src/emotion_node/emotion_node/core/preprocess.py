@@ -15,7 +15,7 @@ from typing import Tuple
 import cv2
 import numpy as np
 
-from emotion_node.core.model import INPUT_SIZE
+from emotion_node.core.spec import INPUT_SIZE
 
 FACE_OFFSET_PX = 10
 FRAME_PADDING_PX = 40

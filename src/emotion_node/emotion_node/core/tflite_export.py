@@ -69,8 +69,12 @@ class _GraphWriter:
         self.operators.append(operator)
 
 
-def export_tflite(model: MiniXception) -> bytes:
-    """Return the float32 TFLite flatbuffer of `model` (eval-mode statistics are used)."""
+def export_tflite(model: MiniXception, stamp: str = '') -> bytes:
+    """Return the float32 TFLite flatbuffer of `model` (eval-mode statistics are used).
+
+    `stamp` is appended to the model description (the cache writes the weights' sha256 there, see
+    :mod:`emotion_node.core.litert_model`).
+    """
     from ai_edge_litert import schema_py_generated as schema
     import flatbuffers
 
@@ -162,6 +166,8 @@ def export_tflite(model: MiniXception) -> bytes:
     tflite = schema.ModelT()
     tflite.version = 3
     tflite.description = 'FER2013 mini-Xception (float32, BatchNorm folded), exported by emotion_node'
+    if stamp:
+        tflite.description += f'; {stamp}'
     tflite.buffers = g.buffers
     tflite.subgraphs = [subgraph]
     tflite.operatorCodes = []
