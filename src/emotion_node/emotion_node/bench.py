@@ -290,7 +290,8 @@ def main(argv=None) -> int:
         result.update({'node_fps_640x480': at30['processed_fps'], 'node_input_fps': at30['sent_fps'],
                        'latency_ms_p50': at30['latency_ms_p50'], 'latency_ms_p95': at30['latency_ms_p95'],
                        'node_face_found_rate': at30['face_found_rate'],
-                       'node_peak_rss_mb': at30.get('node_peak_rss_mb'), 'node_rss_mb': at30.get('node_rss_mb')})
+                       'node_peak_rss_mb': at30.get('node_peak_rss_mb'),
+                       'node_rss_mb': at30.get('node_rss_mb')})
         fast = bench_node(frames, args.seconds / 2, 60.0, args.node_core)
         result.update({'node_fps_640x480_at_60fps_input': fast['processed_fps'], 'node_fast_input_fps': fast['sent_fps'],
                        'latency_ms_p50_at_60fps_input': fast['latency_ms_p50']})
