@@ -11,7 +11,6 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml', 'README.md']),
-        (f'share/{PACKAGE}/launch', glob('launch/*.py')),
         (f'share/{PACKAGE}/config', glob('config/*.yaml') + glob('config/*.xml')),
         # produced by scripts/setup.d/20-emotion-weights.sh before the build (git-ignored)
         (f'share/{PACKAGE}/models', glob('models/*.safetensors') + glob('models/*.tflite')),
