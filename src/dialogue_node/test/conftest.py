@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +9,6 @@ import torch
 from dialogue_node.core.corpus import build_corpus
 from dialogue_node.core.tokenizer import ensure_special_tokens, train_tokenizer
 
-EMBEDDED = Path(__file__).resolve().parents[1] / 'models' / 'embedded'
 
 
 @pytest.fixture(scope='session')

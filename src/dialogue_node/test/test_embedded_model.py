@@ -1,6 +1,7 @@
 """The shipped embedded checkpoint: loads, answers held-out questions in each age group's register."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -9,7 +10,7 @@ from dialogue_node.core.engine import KIND_MODEL, DialogueEngine
 from dialogue_node.core.model import Generator
 from dialogue_node.core.register import classify_register
 
-from conftest import EMBEDDED
+EMBEDDED = Path(__file__).resolve().parents[1] / 'models' / 'embedded'
 
 
 @pytest.fixture(scope='module')
