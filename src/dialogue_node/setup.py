@@ -11,7 +11,6 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml', 'README.md']),
-        (f'share/{PACKAGE}/config', glob('config/*.yaml')),
         (f'share/{PACKAGE}/data', glob('data/*.json')),
         # the embedded model (KoGPT2-format checkpoint), produced by `python -m dialogue_node.core.train`
         (f'share/{PACKAGE}/models/embedded', glob('models/embedded/*')),
