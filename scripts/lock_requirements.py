@@ -34,8 +34,9 @@ def main() -> int:
         if '==' not in line:
             continue
         name = normalise(line.split('==')[0])
-        # The ROS wheels also register an egg-info under the bare package name: not installable.
-        if name in direct or ('_' in line.split('==')[0] and f'ros-{name}' in names):
+        # Some ROS wheels also register an egg-info under the bare package name (rclpy, action_msgs):
+        # not installable from an index.
+        if name in direct or f'ros-{name}' in names:
             continue
         transitive.append(line)
     REQUIREMENTS.write_text('\n'.join(head_lines).rstrip('\n') + '\n\n' + MARKER + '\n' + '\n'.join(transitive) + '\n')
