@@ -159,18 +159,25 @@ def test_every_supported_encoding_and_bad_frames_are_dropped(graph, astronaut_fr
         'huge': raw_image(100000, 100000, 'rgb8', 300000, b'\x00' * 100),
         'unsupported encoding': raw_image(h, w, '16UC1', w * 2, b'\x00' * (h * w * 2)),
     }
-    for msg in bad.values():
-        camera.send_unanswered(msg)
+
+    def drops(messages):
+        return int(node_diagnostics(messages).get('dropped_bad_image', 0))
+
+    # Camera frames are best effort: send each bad frame until the node has counted it.
+    for name, msg in bad.items():
+        before = drops(diagnostics.snapshot())
+        deadline = time.monotonic() + 15
+        while drops(diagnostics.snapshot()) <= before:
+            assert time.monotonic() < deadline, f'the {name} frame was never counted as dropped'
+            camera.send_unanswered(msg, repeats=1)
+            time.sleep(0.3)
     # the node keeps answering after the bad frames: all-black and a good frame
     assert not camera.send(raw_image(h, w, 'bgr8', w * 3, bytes(h * w * 3))).face_found
     assert camera.send(frames['bgr8']).emotion_label == 'happy'
     stamps_answered = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in results.snapshot()}
     assert len(stamps_answered) == len(frames) + 2      # nothing was published for the bad frames
 
-    def drops(messages):
-        return int(node_diagnostics(messages).get('dropped_bad_image', 0))
-
-    diagnostics.wait_for(1, timeout=10, predicate=lambda ms: drops(ms) >= len(bad))
+    assert drops(diagnostics.wait_for(1)) >= len(bad)
     graph.assert_alive()
 
 
@@ -218,7 +225,9 @@ def test_max_rate_limits_the_processed_frames(graph, astronaut_frame):
         time.sleep(1 / 30)
     time.sleep(0.3)
     count = len(results.snapshot())
-    assert 6 <= count <= 13, count             # about 5 per second, not 30
+    # About 5 per second, never the 30 sent. The lower bound is loose: on a loaded 2-core CI machine the
+    # sender itself stalls at times; the upper bound is what the rate limit guarantees.
+    assert 3 <= count <= 13, count
 
 
 @pytest.mark.parametrize('parameters, expected', [

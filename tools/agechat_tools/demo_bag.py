@@ -130,7 +130,7 @@ def write_demo_bag(out: Path, turns: List[Turn] = DEFAULT_TURNS, fps: float = 15
         camera = writer.add_connection(CAMERA_TOPIC, 'sensor_msgs/msg/Image', typestore=store,
                                        offered_qos_profiles=[bag_qos(reliable=False, depth=5)])
         mic = writer.add_connection(AUDIO_TOPIC, 'audio_common_msgs/msg/AudioData', typestore=custom,
-                                    offered_qos_profiles=[bag_qos(reliable=True, depth=100)])
+                                    offered_qos_profiles=[bag_qos(reliable=True, depth=1000)])
         info = writer.add_connection(AUDIO_INFO_TOPIC, 'audio_common_msgs/msg/AudioInfo', typestore=custom,
                                      offered_qos_profiles=[bag_qos(reliable=True, transient_local=True, depth=1)])
         writer.write(info, START_NS, custom.serialize_cdr(

@@ -12,8 +12,9 @@ LATEST_FRAME = QoSProfile(depth=1, history=QoSHistoryPolicy.KEEP_LAST,
 #: Sensor streams in general (ROS' standard sensor-data profile).
 SENSOR_DATA = qos_profile_sensor_data
 
-#: Microphone / TTS audio chunks: reliable with room for a second of 20 ms chunks, so no audio is lost.
-AUDIO_STREAM = QoSProfile(depth=100, history=QoSHistoryPolicy.KEEP_LAST,
+#: Microphone / TTS audio chunks: reliable, with room for 20 s of 20 ms chunks, so that no audio is lost while a
+#: consumer is busy (e.g. a long recogniser call holding the GIL) or a bag is replayed faster than real time.
+AUDIO_STREAM = QoSProfile(depth=1000, history=QoSHistoryPolicy.KEEP_LAST,
                           reliability=QoSReliabilityPolicy.RELIABLE)
 
 #: Events (utterances, age estimates, emotions, replies, avatar state): reliable, small queue.
