@@ -68,6 +68,8 @@ if [ ! -f "$build_stamp" ] || [ -n "$(find src compat -newer "$build_stamp" -pri
     paths+=(compat/audio_common_msgs)   # no real audio_common_msgs: build the interface-identical stand-in
   fi
   say "colcon build (${paths[*]})"
+  # --symlink-install leaves links to deleted source files in build/; setup.py globs would trip on them.
+  [ -d build ] && find build -xtype l -delete
   colcon --log-base log build --symlink-install --event-handlers console_direct- --paths "${paths[@]}" \
     --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF
   touch "$build_stamp"
