@@ -20,6 +20,7 @@ from typing import List, Optional, Sequence
 import torch
 from tokenizers import Tokenizer
 
+from dialogue_node.core.intent_hint import IntentMatcher
 from dialogue_node.core.prompt import PromptCodec
 from dialogue_node.core.tokenizer import EOS, PAD, UNK, ensure_special_tokens
 
@@ -129,9 +130,9 @@ class Generator:
     """Samples replies from a loaded model; thread-safe (one generation at a time)."""
 
     def __init__(self, model, tokenizer: Tokenizer, settings: Optional[GenerationSettings] = None, name: str = '',
-                 question_mode: str = 'bpe'):
+                 question_mode: str = 'bpe', intent_matcher=None):
         self.model = model
-        self.codec = PromptCodec(tokenizer, question_mode)
+        self.codec = PromptCodec(tokenizer, question_mode, intent_matcher)
         self.settings = settings or GenerationSettings()
         self.name = name
         self.max_positions = int(getattr(model.config, 'n_positions', 1024))
@@ -145,8 +146,9 @@ class Generator:
         model, tokenizer, _ = load_checkpoint(path, dtype, threads)
         meta_path = Path(path) / 'agechat.json'
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        hints = meta.get('intent_hints')
         return cls(model, tokenizer, settings, name or meta.get('name') or Path(path).name,
-                   meta.get('question_mode', 'bpe'))
+                   meta.get('question_mode', 'bpe'), IntentMatcher.from_json(hints) if hints else None)
 
     @property
     def prompt_budget(self) -> int:

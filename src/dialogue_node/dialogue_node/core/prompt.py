@@ -2,8 +2,11 @@
 
 One turn is laid out KoGPT2-chatbot style, with the labels in the `<sent>` slot::
 
-    [<usr> q_1 <sys> a_1 </s>] ... <usr> question <sent> <age> <emotion> <sys>  answer </s>
-     `--- bounded history ---'     `------------- prompt -------------------'  `- target -'
+    [<usr> q_1 <sys> a_1 </s>] ... <usr> question [<usr> hint] <sent> <age> <emotion> <sys>  answer </s>
+     `--- bounded history ---'     `------------------- prompt -----------------------'  `- target -'
+
+The optional hint (an :class:`dialogue_node.core.intent_hint.IntentMatcher` given to the codec) is the
+first training question of the intent nearest to the question.
 
 The loss is computed on the target only (prompt and history positions are masked with -100).
 
@@ -40,11 +43,12 @@ def char_level_copy(tokenizer: Tokenizer) -> Tokenizer:
 class PromptCodec:
     """Builds token-id prompts and masked training examples for one tokenizer."""
 
-    def __init__(self, tokenizer: Tokenizer, question_mode: str = 'bpe'):
+    def __init__(self, tokenizer: Tokenizer, question_mode: str = 'bpe', intent_matcher=None):
         if question_mode not in QUESTION_MODES:
             raise ValueError(f"question_mode '{question_mode}' is not one of {QUESTION_MODES}")
         self.tokenizer = tokenizer
         self.question_mode = question_mode
+        self.intent_matcher = intent_matcher   # optional IntentMatcher: adds a retrieval hint to the prompt
         self._question_tokenizer = char_level_copy(tokenizer) if question_mode == 'chars' else tokenizer
         missing = [t for t in tok.SPECIAL_TOKENS if tokenizer.token_to_id(t) is None]
         if missing:
@@ -77,6 +81,14 @@ class PromptCodec:
         return [self.sent_id, self.ids[tok.age_token(normalize_age(age))],
                 self.ids[tok.emotion_token(normalize_emotion(emotion))]]
 
+    def hint_ids(self, question: str) -> List[int]:
+        """The retrieval hint block `<usr> hint` (empty without an intent matcher): the first training
+        question of the intent nearest to `question`."""
+        if self.intent_matcher is None:
+            return []
+        hint = self.intent_matcher.hint_text(self.intent_matcher.predict(question))
+        return [self.usr_id] + self.encode_question(hint)
+
     def history_ids(self, history: Sequence[Tuple[str, str]]) -> List[List[int]]:
         """One id block per past (user, reply) turn."""
         return [[self.usr_id] + self.encode_question(user) + [self.sys_id] + self.encode(reply) + [self.eos_id]
@@ -87,9 +99,9 @@ class PromptCodec:
         """The prompt for one turn. Over `max_tokens`, the oldest history turns go first, then the
         question is cut (its beginning is kept)."""
         question_ids = list(self.encode_question(question) if question_ids is None else question_ids)
-        labels = self.label_ids(age, emotion)
+        labels = self.hint_ids(question) + self.label_ids(age, emotion)
         blocks = self.history_ids(history)
-        fixed = 2 + len(labels)   # <usr> ... labels <sys>
+        fixed = 2 + len(labels)   # <usr> ... [hint] labels <sys>
         if max_tokens is not None:
             while blocks and sum(map(len, blocks)) + fixed + len(question_ids) > max_tokens:
                 blocks.pop(0)

@@ -25,6 +25,7 @@ from typing import List, Optional
 import torch
 
 from dialogue_node.core.corpus import Corpus, load_corpus, sample_example
+from dialogue_node.core.intent_hint import IntentMatcher
 from dialogue_node.core.model import load_checkpoint, save_checkpoint
 from dialogue_node.core.prompt import IGNORE_INDEX, PromptCodec
 from dialogue_node.core.tokenizer import ensure_special_tokens, train_tokenizer, with_dropout
@@ -84,10 +85,12 @@ def train(out: str, corpus: Optional[Corpus] = None, init: Optional[str] = None,
           vocab_size: int = 2000, layers: int = 4, width: int = 256, heads: int = 4, positions: int = 256,
           bpe_dropout: float = 0.1, unk_prob: float = 0.08, history_prob: float = 0.15, word_dropout: float = 0.2, log_every: int = 50,
           name: str = 'agechat-gpt2-embedded', save: bool = True, verbose: bool = True,
-          question_mode: Optional[str] = None) -> dict:
+          question_mode: Optional[str] = None, intent_hint: bool = True) -> dict:
     """Train (or fine-tune `init`) and save to `out`; return a summary with the loss curve.
 
-    `question_mode` (see dialogue_node.core.prompt): default 'chars' from scratch, 'bpe' fine-tuning."""
+    `question_mode` (see dialogue_node.core.prompt): default 'chars' from scratch, 'bpe' fine-tuning.
+    `intent_hint`: add the retrieval hint of :mod:`dialogue_node.core.intent_hint` (built from the train
+    split only) to every prompt."""
     question_mode = question_mode or ('bpe' if init else 'chars')
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -104,7 +107,8 @@ def train(out: str, corpus: Optional[Corpus] = None, init: Optional[str] = None,
         model = build_scratch_model(tokenizer.get_vocab_size(), layers, width, heads, positions, codec0.eos_id,
                                     codec0.pad_id)
         source = 'trained from scratch'
-    codec = PromptCodec(tokenizer, question_mode)
+    matcher = IntentMatcher({i: corpus.questions[i]['train'] for i in corpus.intents}) if intent_hint else None
+    codec = PromptCodec(tokenizer, question_mode, matcher)
     model.config.eos_token_id = model.config.bos_token_id = codec.eos_id
     model.config.pad_token_id = codec.pad_id
     question_tokenizer = with_dropout(tokenizer, bpe_dropout) if bpe_dropout > 0 else None
@@ -144,6 +148,8 @@ def train(out: str, corpus: Optional[Corpus] = None, init: Optional[str] = None,
                'width': int(model.config.n_embd), 'positions': max_tokens,
                'train_seconds': round(time.monotonic() - start, 1), 'loss_curve': curve,
                'corpus_sha256_16': corpus_digest(corpus), 'threads': threads}
+    if matcher is not None:
+        summary['intent_hints'] = matcher.to_json()
     if save:
         save_checkpoint(model, tokenizer, out, summary)
     summary['losses'] = losses
@@ -169,12 +175,14 @@ def main(argv=None) -> int:
     parser.add_argument('--name', default='agechat-gpt2-embedded')
     parser.add_argument('--question-mode', choices=['bpe', 'chars'],
                         help="user-text encoding: default 'chars' from scratch, 'bpe' when fine-tuning")
+    parser.add_argument('--no-intent-hint', action='store_true',
+                        help='train without the retrieval intent hint in the prompt')
     args = parser.parse_args(argv)
     lr = args.lr if args.lr is not None else (5e-5 if args.init else 2e-3)
     summary = train(args.out, load_corpus(args.corpus), args.init, args.steps, args.batch_size, lr, seed=args.seed,
                     threads=args.threads, vocab_size=args.vocab_size, layers=args.layers, width=args.width,
                     heads=args.heads, bpe_dropout=args.bpe_dropout, name=args.name,
-                    question_mode=args.question_mode)
+                    question_mode=args.question_mode, intent_hint=not args.no_intent_hint)
     print(f'saved {args.out}: {summary["parameters"]} parameters, final loss {summary["loss_curve"][-1][1]}, '
           f'{summary["train_seconds"]} s')
     return 0
