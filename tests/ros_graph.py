@@ -20,7 +20,6 @@ Usage (see tests/conftest.py for the ``graph`` fixture)::
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -33,7 +32,7 @@ import yaml
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, QoSHistoryPolicy
 
-from agechat_tools.processes import find_executable
+from agechat_tools.processes import find_executable, interrupt_then_kill
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,16 +70,7 @@ class NodeProcess:
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGINT (as Ctrl-C / ros2 launch does), then SIGKILL after `timeout` s; return the exit code."""
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(5)
+        interrupt_then_kill(self.popen, timeout)
         self.returncode = self.popen.returncode
         self._log_file.close()
         return self.returncode

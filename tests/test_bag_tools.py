@@ -40,8 +40,6 @@ def _write_bag(path):
         for i in range(10):
             t_ns = START_NS + i * 200_000_000     # every 0.2 s for 1.8 s
             stamp = Time(sec=t_ns // 10**9, nanosec=t_ns % 10**9)
-            fields = {f: getattr(Utterance.__dataclass_fields__[f], 'default', None) for f in []}
-            del fields
             msg = Utterance(header=Header(stamp=stamp, frame_id='mic'), utterance_id=f'u{i}', text=f'안녕 {i}',
                             confidence=0.5, language='ko', recognizer='test', speech_start=stamp, speech_end=stamp,
                             duration_s=1.0, truncated=False, vad_closed_time=stamp, stt_done_time=stamp)

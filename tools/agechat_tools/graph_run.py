@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -78,6 +77,7 @@ def run_graph_on_bag(bag: Path, out_dir: Path, launch_args: Optional[List[str]] 
     from agechat_msgs.msg import SpeechState
     from agechat_ros.qos import LATCHED
     from agechat_tools.bag import BagPlayer, BagRecorder
+    from agechat_tools.processes import interrupt_then_kill
 
     out_dir.mkdir(parents=True, exist_ok=True)
     output_bag = out_dir / 'output_bag'
@@ -157,13 +157,7 @@ def run_graph_on_bag(bag: Path, out_dir: Path, launch_args: Optional[List[str]] 
             recorder.close()
         if player is not None:
             player.close()
-        if launcher.poll() is None:
-            os.killpg(launcher.pid, signal.SIGINT)
-        try:
-            launcher.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(launcher.pid, signal.SIGKILL)
-            launcher.wait(5)
+        interrupt_then_kill(launcher, 30)
         rclpy.try_shutdown(context=context)
         spin.join(5)
         executor.shutdown()

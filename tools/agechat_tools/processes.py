@@ -1,6 +1,9 @@
-"""Finding installed ROS executables (lib/<package>/<executable> on AMENT_PREFIX_PATH)."""
+"""Finding installed ROS executables (lib/<package>/<executable> on AMENT_PREFIX_PATH) and stopping
+the processes started from them."""
 
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 
@@ -23,3 +26,18 @@ def find_package_share(package: str) -> Path:
         if prefix and Path(prefix, 'share', 'ament_index', 'resource_index', 'packages', package).exists():
             return Path(prefix, 'share', package)
     raise FileNotFoundError(f"package '{package}' not found on AMENT_PREFIX_PATH; run `make setup`")
+
+
+def interrupt_then_kill(popen: subprocess.Popen, timeout_s: float) -> int:
+    """Stop a process started with start_new_session=True as `ros2 launch` stops a node: SIGINT to its
+    process group, SIGKILL after `timeout_s`; return its exit code."""
+    if popen.poll() is None:
+        try:
+            os.killpg(popen.pid, signal.SIGINT)
+            popen.wait(timeout_s)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(popen.pid, signal.SIGKILL)
+            popen.wait(5)
+    return popen.wait()

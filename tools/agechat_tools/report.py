@@ -8,6 +8,7 @@ turns.json (the per-turn data, also used by the end-to-end test and benchmark).
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import subprocess
@@ -80,7 +81,7 @@ class RunData:
 
     turns: List[Turn]
     emotions: List[tuple]            # (t_ns, label, confidence, face_found, probabilities)
-    avatar_frames: List[tuple]       # (t_ns, raw message) — decoded lazily
+    avatar_frames: List[tuple]       # (t_ns, raw CDR message) — decoded lazily
     tts_chunks: List[tuple]          # (t_ns, int16 samples)
     tts_rate: int
     mic_chunks: List[tuple]          # (t_ns, int16 samples) of the microphone input, as the graph received it
@@ -113,7 +114,7 @@ def read_run(output_bag: Path, script: Optional[dict] = None, replay_start_ns: i
             last_ns = max(last_ns, t_ns)
             topic = connection.topic
             if topic == '/agechat/avatar/image':
-                frames.append((t_ns, connection, raw))
+                frames.append((t_ns, raw))
                 continue
             msg = reader.deserialize(raw, connection.msgtype)
             if topic == '/agechat/utterance':
@@ -197,10 +198,15 @@ def latency_summary(turns: List[Turn]) -> dict:
 # Pictures and video
 
 
-def _decode_frame(connection, raw, reader_cache={}):
+@functools.lru_cache(maxsize=1)
+def _standard_typestore():
     from rosbags.typesys import Stores, get_typestore
-    store = reader_cache.setdefault('store', get_typestore(Stores.ROS2_KILTED))
-    msg = store.deserialize_cdr(bytes(raw), 'sensor_msgs/msg/Image')
+    return get_typestore(Stores.ROS2_KILTED)
+
+
+def _decode_frame(raw) -> np.ndarray:
+    """A recorded sensor_msgs/Image (bgr8 or rgb8) as a BGR array."""
+    msg = _standard_typestore().deserialize_cdr(bytes(raw), 'sensor_msgs/msg/Image')
     pixels = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)[:, :msg.width * 3]
     pixels = pixels.reshape(msg.height, msg.width, 3)
     return pixels[:, :, ::-1].copy() if msg.encoding == 'rgb8' else pixels.copy()
@@ -297,7 +303,7 @@ def avatar_video(data: RunData, audio: np.ndarray, audio_rate: int, start_ns: in
         wav.setsampwidth(2)
         wav.setframerate(audio_rate)
         wav.writeframes((audio * 32767).astype('<i2').tobytes())
-    first = _decode_frame(data.avatar_frames[0][1], data.avatar_frames[0][2])
+    first = _decode_frame(data.avatar_frames[0][1])
     height, width = first.shape[:2]
     command = ['ffmpeg', '-y', '-loglevel', 'error', '-f', 'rawvideo', '-pix_fmt', 'bgr24', '-s', f'{width}x{height}',
                '-r', str(fps), '-i', '-', '-i', str(wav_path), '-c:v', 'libx264', '-pix_fmt', 'yuv420p',
@@ -310,7 +316,7 @@ def avatar_video(data: RunData, audio: np.ndarray, audio_rate: int, start_ns: in
         latest = int(np.searchsorted(times, t, side='right')) - 1
         if latest >= 0 and latest != index:
             index = latest
-            current = _decode_frame(data.avatar_frames[index][1], data.avatar_frames[index][2])
+            current = _decode_frame(data.avatar_frames[index][1])
         encoder.stdin.write(current.tobytes())
     encoder.stdin.close()
     return encoder.wait() == 0
@@ -327,7 +333,7 @@ def keyframes(data: RunData, out_dir: Path) -> List[Optional[str]]:
             names.append(None)
             continue
         index = min(len(times) - 1, int(np.searchsorted(times, t + NS // 2)))
-        frame = _decode_frame(data.avatar_frames[index][1], data.avatar_frames[index][2])
+        frame = _decode_frame(data.avatar_frames[index][1])
         name = f'turn_{i + 1}.png'
         cv2.imwrite(str(out_dir / name), frame)
         names.append(name)
