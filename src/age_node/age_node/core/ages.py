@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from agechat_ros.labels import AGE_GROUPS
 
 GROUP_CHILD, GROUP_ADULT, GROUP_SENIOR = 0, 1, 2
-GROUP_LABELS = ('child', 'adult', 'senior')
+GROUP_LABELS = AGE_GROUPS
 #: First year of each group (child starts at MIN_AGE).
 ADULT_FROM_YEARS = 20
 SENIOR_FROM_YEARS = 60

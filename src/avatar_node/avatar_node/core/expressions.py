@@ -16,8 +16,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-#: FaceEmotion class order (FaceEmotion.ANGRY .. NEUTRAL) and its labels.
-FER_LABELS = ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
+from agechat_ros.labels import EMOTIONS as FER_LABELS   # FaceEmotion class order (ANGRY .. NEUTRAL)
+
 #: VRM 1.0 emotion expression presets, in the order AvatarState lists them.
 VRM_EXPRESSIONS = ('happy', 'angry', 'sad', 'relaxed', 'surprised', 'neutral')
 

@@ -29,7 +29,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-AGE_GROUPS = ('child', 'adult', 'senior')
+from agechat_ros.labels import AGE_GROUPS
 
 #: Where Debian/Ubuntu/Fedora/Homebrew put espeak-ng's data (searched when no path is configured).
 DATA_DIR_CANDIDATES = (

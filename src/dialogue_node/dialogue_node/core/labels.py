@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-AGE_GROUPS = ('child', 'adult', 'senior')
-EMOTIONS = ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
-DEFAULT_AGE = 'adult'
-DEFAULT_EMOTION = 'neutral'
+from agechat_ros.labels import AGE_GROUPS, DEFAULT_EMOTION, EMOTIONS
+from agechat_ros.labels import DEFAULT_AGE_GROUP as DEFAULT_AGE
+
+__all__ = ['AGE_GROUPS', 'EMOTIONS', 'DEFAULT_AGE', 'DEFAULT_EMOTION', 'LabelError', 'normalize_age',
+           'normalize_emotion']
 
 
 class LabelError(ValueError):

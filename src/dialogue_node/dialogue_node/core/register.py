@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from typing import List, Optional
 
-CASUAL, POLITE, FORMAL, MIXED, UNKNOWN = 'casual', 'polite', 'formal', 'mixed', 'unknown'
-REGISTER_FOR_AGE = {'child': CASUAL, 'adult': POLITE, 'senior': FORMAL}
+from agechat_ros.labels import CASUAL, FORMAL, POLITE, REGISTER_FOR_AGE
+
+MIXED, UNKNOWN = 'mixed', 'unknown'
 
 _SENTENCE_END = re.compile(r'(?<=[.!?~…])\s+|\n+')
 _TRAILING = re.compile(r'[\s.!?~…,"\'’”)\]]+$')

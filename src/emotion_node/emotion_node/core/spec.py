@@ -6,8 +6,10 @@ pipeline, the LiteRT classifier) never imports PyTorch.
 
 from typing import Tuple
 
+from agechat_ros.labels import EMOTIONS
+
 #: Class order of the weights (index = FaceEmotion constant).
-LABELS: Tuple[str, ...] = ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
+LABELS: Tuple[str, ...] = EMOTIONS
 NUM_CLASSES = len(LABELS)
 #: Side of the square grey face crop the network takes.
 INPUT_SIZE = 64

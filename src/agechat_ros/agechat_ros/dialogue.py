@@ -12,11 +12,11 @@ from typing import Optional
 from agechat_msgs.msg import AgeEstimate, DialogueReply, FaceEmotion, Utterance
 
 from agechat_ros import ConversionError
+from agechat_ros.labels import AGE_GROUPS, EMOTIONS
 from agechat_ros.time import ns_to_time, time_to_ns
 
-AGE_LABELS = (AgeEstimate.LABEL_CHILD, AgeEstimate.LABEL_ADULT, AgeEstimate.LABEL_SENIOR)   # by GROUP_*
-EMOTION_LABELS = (FaceEmotion.LABEL_ANGRY, FaceEmotion.LABEL_DISGUST, FaceEmotion.LABEL_FEAR, FaceEmotion.LABEL_HAPPY,
-                  FaceEmotion.LABEL_SAD, FaceEmotion.LABEL_SURPRISE, FaceEmotion.LABEL_NEUTRAL)   # by index
+AGE_LABELS = AGE_GROUPS        # indexed by AgeEstimate.GROUP_*
+EMOTION_LABELS = EMOTIONS      # indexed by FaceEmotion.ANGRY..NEUTRAL
 
 
 @dataclass

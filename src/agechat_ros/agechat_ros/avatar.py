@@ -15,10 +15,9 @@ import numpy as np
 from agechat_msgs.msg import AvatarState, DialogueReply, ExpressionWeight, FaceEmotion, SpeechState
 
 from agechat_ros import ConversionError
+from agechat_ros.labels import AGE_GROUPS, EMOTIONS
 
-FER_LABELS = (FaceEmotion.LABEL_ANGRY, FaceEmotion.LABEL_DISGUST, FaceEmotion.LABEL_FEAR, FaceEmotion.LABEL_HAPPY,
-              FaceEmotion.LABEL_SAD, FaceEmotion.LABEL_SURPRISE, FaceEmotion.LABEL_NEUTRAL)
-AGE_GROUPS = (DialogueReply.AGE_CHILD, DialogueReply.AGE_ADULT, DialogueReply.AGE_SENIOR)
+FER_LABELS = EMOTIONS
 
 
 @dataclass
