@@ -32,7 +32,10 @@ def graph(request, tmp_path):
     the_graph = Graph(_domain_id(), tmp_path / 'graph')
     yield the_graph
     the_graph.shutdown()
-    failed = any(getattr(request.node, f'rep_{when}', None) is not None and getattr(request.node, f'rep_{when}').failed
-                 for when in ('setup', 'call'))
+    failed = any(
+        getattr(request.node, f'rep_{when}', None) is not None
+        and getattr(request.node, f'rep_{when}').failed
+        for when in ('setup', 'call')
+    )
     if failed:
         sys.stderr.write('\n' + the_graph.logs() + '\n')

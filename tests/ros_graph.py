@@ -37,7 +37,9 @@ from agechat_tools.processes import find_executable, interrupt_then_kill
 REPO = Path(__file__).resolve().parents[1]
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, poll_s: float = 0.02) -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, poll_s: float = 0.02
+) -> None:
     """Poll `predicate` until it is true; raise TimeoutError naming `what` after `timeout` s."""
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -54,8 +56,14 @@ class NodeProcess:
         self.command = command
         self.log_path = log_path
         self._log_file = open(log_path, 'wb')
-        self.popen = subprocess.Popen(command, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        self.popen = subprocess.Popen(
+            command,
+            env=env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.returncode: Optional[int] = None
 
     def alive(self) -> bool:
@@ -91,17 +99,24 @@ class Collector:
             self.receive_times_ns.append(time.time_ns())
             self._cond.notify_all()
 
-    def wait_for(self, count: int = 1, timeout: float = 10.0,
-                 predicate: Optional[Callable[[list], bool]] = None) -> list:
+    def wait_for(
+        self,
+        count: int = 1,
+        timeout: float = 10.0,
+        predicate: Optional[Callable[[list], bool]] = None,
+    ) -> list:
         """Block until `count` messages arrived (and `predicate(messages)` holds); return a copy."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while len(self.messages) < count or (predicate is not None and not predicate(self.messages)):
+            while len(self.messages) < count or (
+                predicate is not None and not predicate(self.messages)
+            ):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(
                         f'{self.topic}: got {len(self.messages)} message(s) in {timeout:.1f} s, wanted {count}'
-                        + (' matching the predicate' if predicate else ''))
+                        + (' matching the predicate' if predicate else '')
+                    )
                 self._cond.wait(remaining)
             return list(self.messages)
 
@@ -118,7 +133,9 @@ class Collector:
 
 def reliable_qos(depth: int = 10) -> QoSProfile:
     """Reliable, keep-last QoS used by agechat's event topics."""
-    return QoSProfile(depth=depth, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST)
+    return QoSProfile(
+        depth=depth, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST
+    )
 
 
 class Graph:
@@ -141,26 +158,50 @@ class Graph:
     def env(self, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         """The environment for node processes: this one, pinned to the graph's DDS domain."""
         env = dict(os.environ)
-        env.update({'ROS_DOMAIN_ID': str(self.domain_id), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
-                    'PYTHONUNBUFFERED': '1', 'RCUTILS_COLORIZED_OUTPUT': '0'})
+        env.update(
+            {
+                'ROS_DOMAIN_ID': str(self.domain_id),
+                'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
+                'PYTHONUNBUFFERED': '1',
+                'RCUTILS_COLORIZED_OUTPUT': '0',
+            }
+        )
         env.update(extra or {})
         return env
 
-    def start_process(self, name: str, command: List[str], env: Optional[Dict[str, str]] = None) -> NodeProcess:
+    def start_process(
+        self, name: str, command: List[str], env: Optional[Dict[str, str]] = None
+    ) -> NodeProcess:
         """Start any command as a graph process, its output logged to <workdir>/<name>.log."""
-        process = NodeProcess(name, [str(c) for c in command], self.env(env), self.workdir / f'{name}.log')
+        process = NodeProcess(
+            name, [str(c) for c in command], self.env(env), self.workdir / f'{name}.log'
+        )
         self.processes.append(process)
         return process
 
-    def start_node(self, package: str, executable: str, name: Optional[str] = None,
-                   parameters: Optional[dict] = None, remappings: Optional[Dict[str, str]] = None,
-                   env: Optional[Dict[str, str]] = None, ros_args: Iterable[str] = ()) -> NodeProcess:
+    def start_node(
+        self,
+        package: str,
+        executable: str,
+        name: Optional[str] = None,
+        parameters: Optional[dict] = None,
+        remappings: Optional[Dict[str, str]] = None,
+        env: Optional[Dict[str, str]] = None,
+        ros_args: Iterable[str] = (),
+    ) -> NodeProcess:
         """Start an installed node executable with parameters (via a params file) and remappings."""
         name = name or executable
-        command = [str(find_executable(package, executable)), '--ros-args', '-r', f'__node:={name}']
+        command = [
+            str(find_executable(package, executable)),
+            '--ros-args',
+            '-r',
+            f'__node:={name}',
+        ]
         if parameters:
             params_file = self.workdir / f'{name}.params.yaml'
-            params_file.write_text(yaml.safe_dump({'/**': {'ros__parameters': parameters}}, allow_unicode=True))
+            params_file.write_text(
+                yaml.safe_dump({'/**': {'ros__parameters': parameters}}, allow_unicode=True)
+            )
             command += ['--params-file', str(params_file)]
         for source, target in (remappings or {}).items():
             command += ['-r', f'{source}:={target}']
@@ -180,7 +221,9 @@ class Graph:
     def collect(self, topic: str, msg_type, qos=None) -> Collector:
         """Subscribe the probe to `topic` and return the Collector filling with its messages."""
         collector = Collector(topic)
-        self.node.create_subscription(msg_type, topic, collector._on_message, qos or reliable_qos(100))
+        self.node.create_subscription(
+            msg_type, topic, collector._on_message, qos or reliable_qos(100)
+        )
         return collector
 
     def publisher(self, topic: str, msg_type, qos=None):
@@ -189,12 +232,19 @@ class Graph:
 
     def wait_for_subscribers(self, publisher, count: int = 1, timeout: float = 20.0) -> None:
         """Wait until `count` subscriptions are matched to a probe publisher."""
-        wait_until(lambda: publisher.get_subscription_count() >= count, timeout,
-                   f'{count} subscriber(s) on {publisher.topic_name}')
+        wait_until(
+            lambda: publisher.get_subscription_count() >= count,
+            timeout,
+            f'{count} subscriber(s) on {publisher.topic_name}',
+        )
 
     def wait_for_publishers(self, topic: str, count: int = 1, timeout: float = 20.0) -> None:
         """Wait until `count` publishers of `topic` are discovered."""
-        wait_until(lambda: self.node.count_publishers(topic) >= count, timeout, f'{count} publisher(s) on {topic}')
+        wait_until(
+            lambda: self.node.count_publishers(topic) >= count,
+            timeout,
+            f'{count} publisher(s) on {topic}',
+        )
 
     def wait_for_service(self, client, timeout: float = 20.0) -> None:
         """Wait until a probe service client sees its server."""

@@ -23,12 +23,21 @@ from agechat_ros.time import time_to_ns
 from age_node.core.synth import DEMO_SENTENCES, synthesize_speech
 
 WORDS = '안녕하세요|감사합니다'
-BASE_PARAMS = {'stt_grammar': WORDS, 'end_silence_s': 0.5, 'speaking_tail_s': 0.3, 'max_backlog_s': 60.0}
+BASE_PARAMS = {
+    'stt_grammar': WORDS,
+    'end_silence_s': 0.5,
+    'speaking_tail_s': 0.3,
+    'max_backlog_s': 60.0,
+}
 TURNS = [('안녕하세요', 'child', 11), ('감사합니다', 'adult', 12), ('안녕하세요', 'senior', 13)]
 
 
 def gap(seconds: float, rate: int = 16000) -> np.ndarray:
-    return np.random.default_rng(int(seconds * 1000)).normal(0, 0.002, int(seconds * rate)).astype(np.float32)
+    return (
+        np.random.default_rng(int(seconds * 1000))
+        .normal(0, 0.002, int(seconds * rate))
+        .astype(np.float32)
+    )
 
 
 def turns_audio(turns, rate: int = 16000) -> np.ndarray:
@@ -38,14 +47,23 @@ def turns_audio(turns, rate: int = 16000) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def send(publisher, samples: np.ndarray, rate: int = 16000, channels: int = 1, chunk_s: float = 0.02,
-         speedup: float = 4.0) -> None:
+def send(
+    publisher,
+    samples: np.ndarray,
+    rate: int = 16000,
+    channels: int = 1,
+    chunk_s: float = 0.02,
+    speedup: float = 4.0,
+) -> None:
     """Publish interleaved S16LE chunks of `chunk_s`, `speedup` times faster than real time."""
-    pcm = float_to_pcm_s16le(samples) if channels == 1 else float_to_pcm_s16le(
-        np.repeat(samples[:, None], channels, axis=1).reshape(-1))
+    pcm = (
+        float_to_pcm_s16le(samples)
+        if channels == 1
+        else float_to_pcm_s16le(np.repeat(samples[:, None], channels, axis=1).reshape(-1))
+    )
     step = int(rate * chunk_s) * 2 * channels
     for start in range(0, len(pcm), step):
-        publisher.publish(AudioData(data=array.array('B', pcm[start:start + step])))
+        publisher.publish(AudioData(data=array.array('B', pcm[start : start + step])))
         time.sleep(chunk_s / speedup)
 
 
@@ -85,9 +103,13 @@ def test_n_segments_give_n_utterances_with_matching_age_ids(graph):
     assert [a.group_label for a in ages] == [group for _, group, _ in TURNS]
     for u, a in zip(got, ages):
         assert u.recognizer.startswith('vosk:') and u.language == 'ko' and 0 < u.confidence <= 1
-        assert time_to_ns(u.speech_start) < time_to_ns(u.speech_end) <= time_to_ns(u.vad_closed_time)
+        assert (
+            time_to_ns(u.speech_start) < time_to_ns(u.speech_end) <= time_to_ns(u.vad_closed_time)
+        )
         assert time_to_ns(u.vad_closed_time) <= time_to_ns(u.stt_done_time)
-        assert u.header.stamp == u.speech_end == a.header.stamp and u.header.frame_id == 'microphone'
+        assert (
+            u.header.stamp == u.speech_end == a.header.stamp and u.header.frame_id == 'microphone'
+        )
         assert not u.truncated and 0.3 < u.duration_s < 5
         assert abs(sum(a.group_probabilities) - 1) < 1e-4 and len(a.age_bin_probabilities) == 17
         assert a.confidence == pytest.approx(max(a.group_probabilities))
@@ -104,11 +126,16 @@ def test_nothing_is_published_while_the_agent_speaks(graph):
     send(audio, turns_audio(TURNS[:2]))
     # positive evidence that the audio arrived and was ignored, then make sure nothing came out
     from ros_graph import wait_until
-    wait_until(lambda: diagnostic_value(diagnostics, 'chunks_ignored_while_speaking') > 200, 20, 'ignored chunks')
+
+    wait_until(
+        lambda: diagnostic_value(diagnostics, 'chunks_ignored_while_speaking') > 200,
+        20,
+        'ignored chunks',
+    )
     time.sleep(1.5)
     assert utterances.snapshot() == [] and estimates.snapshot() == []
     state.publish(SpeechState(speaking=False, utterance_id='reply-1'))
-    time.sleep(0.6)   # > speaking_tail_s
+    time.sleep(0.6)  # > speaking_tail_s
     send(audio, turns_audio(TURNS[1:2]))
     got = utterances.wait_for(1, timeout=20)
     estimates.wait_for(1, timeout=10)
@@ -119,19 +146,23 @@ def test_nothing_is_published_while_the_agent_speaks(graph):
 
 def test_bad_input_never_crashes_and_long_speech_is_cut(graph):
     node, utterances, estimates, diagnostics, audio = start(graph, max_utterance_s=3.0)
-    audio.publish(AudioData(data=array.array('B', b'\x01\x02\x03')))        # odd byte count
-    audio.publish(AudioData(data=array.array('B', b'')))                    # empty
-    send(audio, gap(3.0))                                                   # silence only
-    long_speech = np.concatenate([synthesize_speech(t, 'adult', 21) for t in DEMO_SENTENCES['adult']])
-    loud = np.clip(long_speech * 30.0, -1, 1)                               # heavy clipping, > 3 s of speech
+    audio.publish(AudioData(data=array.array('B', b'\x01\x02\x03')))  # odd byte count
+    audio.publish(AudioData(data=array.array('B', b'')))  # empty
+    send(audio, gap(3.0))  # silence only
+    long_speech = np.concatenate(
+        [synthesize_speech(t, 'adult', 21) for t in DEMO_SENTENCES['adult']]
+    )
+    loud = np.clip(long_speech * 30.0, -1, 1)  # heavy clipping, > 3 s of speech
     send(audio, np.concatenate([gap(0.5), loud, gap(1.5)]))
     got = utterances.wait_for(1, timeout=30, predicate=lambda m: any(u.truncated for u in m))
     assert any(u.truncated and u.duration_s <= 3.2 for u in got)
     # stereo at 48 kHz announced by audio_info
     info = graph.publisher('/audio_info', AudioInfo, qos.LATCHED)
     graph.wait_for_subscribers(info)
-    info.publish(AudioInfo(channels=1, sample_rate=16000, sample_format='F32LE', coding_format='pcm'))  # refused
-    time.sleep(0.5)   # LATCHED keeps depth 1: let each AudioInfo arrive before the next replaces it
+    info.publish(
+        AudioInfo(channels=1, sample_rate=16000, sample_format='F32LE', coding_format='pcm')
+    )  # refused
+    time.sleep(0.5)  # LATCHED keeps depth 1: let each AudioInfo arrive before the next replaces it
     info.publish(audio_info(48000, channels=2))
     time.sleep(0.5)
     before = len(utterances.snapshot())
@@ -139,18 +170,28 @@ def test_bad_input_never_crashes_and_long_speech_is_cut(graph):
     after = utterances.wait_for(before + 1, timeout=30)
     assert after[-1].text.split()[-1] == '감사합니다'
     from ros_graph import wait_until
-    wait_until(lambda: diagnostic_value(diagnostics, 'dropped_malformed_audio') >= 1
-               and diagnostic_value(diagnostics, 'dropped_empty_audio') >= 1
-               and diagnostic_value(diagnostics, 'dropped_bad_audio_info') >= 1, 10, 'drop counters')
+
+    wait_until(
+        lambda: (
+            diagnostic_value(diagnostics, 'dropped_malformed_audio') >= 1
+            and diagnostic_value(diagnostics, 'dropped_empty_audio') >= 1
+            and diagnostic_value(diagnostics, 'dropped_bad_audio_info') >= 1
+        ),
+        10,
+        'drop counters',
+    )
     assert len(estimates.wait_for(len(after), timeout=10)) == len(after)
     graph.assert_alive()
 
 
-@pytest.mark.parametrize('params, fragment', [
-    ({'vad_start_threshold': 0.3, 'vad_end_threshold': 0.6}, 'vad_end_threshold'),
-    ({'age_model_path': '/nonexistent/age.safetensors'}, 'age_model_path'),
-    ({'stt_engine': 'whisper'}, 'stt_engine'),
-])
+@pytest.mark.parametrize(
+    'params, fragment',
+    [
+        ({'vad_start_threshold': 0.3, 'vad_end_threshold': 0.6}, 'vad_end_threshold'),
+        ({'age_model_path': '/nonexistent/age.safetensors'}, 'age_model_path'),
+        ({'stt_engine': 'whisper'}, 'stt_engine'),
+    ],
+)
 def test_bad_parameters_are_refused_at_start(graph, params, fragment):
     node = graph.start_node('age_node', 'age_node', parameters=params)
     assert node.popen.wait(60) == 2

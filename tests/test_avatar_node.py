@@ -26,20 +26,29 @@ FER = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral']
 SMALL = {'width': 640, 'height': 360, 'fps': 15.0, 'speaking_tail_ms': 200}
 
 SHORT = '안녕하세요, 반가워요.'
-LONG = ('안녕하세요, 반가워요. 오늘은 날씨가 참 맑고 따뜻하네요. '
-        '점심은 맛있게 드셨어요? 저는 이야기를 나누는 게 정말 즐거워요.')
+LONG = (
+    '안녕하세요, 반가워요. 오늘은 날씨가 참 맑고 따뜻하네요. '
+    '점심은 맛있게 드셨어요? 저는 이야기를 나누는 게 정말 즐거워요.'
+)
 
 
 def make_reply(uid: str, text: str, age: str = 'adult', emotion: str = 'neutral') -> DialogueReply:
-    return DialogueReply(utterance_id=uid, reply_text=text, user_text='테스트', age_group=age, emotion=emotion)
+    return DialogueReply(
+        utterance_id=uid, reply_text=text, user_text='테스트', age_group=age, emotion=emotion
+    )
 
 
 def make_face(label: str, found: bool = True) -> FaceEmotion:
     index = FER.index(label) if label in FER else 6
     probabilities = np.full(7, 0.15 / 6, np.float32)
     probabilities[index] = 0.85
-    msg = FaceEmotion(face_found=found, face_count=1 if found else 0, emotion=index, emotion_label=label,
-                      confidence=0.85)
+    msg = FaceEmotion(
+        face_found=found,
+        face_count=1 if found else 0,
+        emotion=index,
+        emotion_label=label,
+        confidence=0.85,
+    )
     msg.probabilities = probabilities
     return msg
 
@@ -67,13 +76,21 @@ def start_avatar(graph, **parameters):
     return graph.start_node('avatar_node', 'avatar_node', parameters=params)
 
 
-def speak_and_wait(graph, pub, speech, audio, uid, text, age='adult', emotion='neutral', timeout=40.0):
+def speak_and_wait(
+    graph, pub, speech, audio, uid, text, age='adult', emotion='neutral', timeout=40.0
+):
     """Publish a reply, wait until it has been spoken; return (its speech states, its PCM floats)."""
     audio.clear()
     pub.publish(make_reply(uid, text, age, emotion))
-    states = speech.wait_for(1, timeout, lambda ms: any(m.utterance_id == uid and not m.speaking for m in ms))
+    states = speech.wait_for(
+        1, timeout, lambda ms: any(m.utterance_id == uid and not m.speaking for m in ms)
+    )
     chunks = audio.snapshot()
-    pcm = np.concatenate([pcm_s16le_to_float(bytes(c.data)) for c in chunks]) if chunks else np.zeros(0)
+    pcm = (
+        np.concatenate([pcm_s16le_to_float(bytes(c.data)) for c in chunks])
+        if chunks
+        else np.zeros(0)
+    )
     return [m for m in states if m.utterance_id == uid], pcm
 
 
@@ -88,25 +105,35 @@ def test_reply_is_spoken_and_the_agent_mouth_follows_the_audio(graph):
     graph.wait_for_publishers('agechat/tts/audio')
 
     (audio_info,) = info.wait_for(1, 20)
-    assert (audio_info.sample_rate, audio_info.channels, audio_info.sample_format) == (22050, 1, 'S16LE')
-    speech.wait_for(1, 20)          # latched idle state at start
+    assert (audio_info.sample_rate, audio_info.channels, audio_info.sample_format) == (
+        22050,
+        1,
+        'S16LE',
+    )
+    speech.wait_for(1, 20)  # latched idle state at start
     assert speech.snapshot()[-1].speaking is False
     states.wait_for(5, 20)
 
     short_states, short_pcm = speak_and_wait(graph, pub, speech, audio, 'short', SHORT)
     long_states, long_pcm = speak_and_wait(graph, pub, speech, audio, 'long', LONG)
-    senior_states, senior_pcm = speak_and_wait(graph, pub, speech, audio, 'senior', SHORT, age='senior')
-    child_states, child_pcm = speak_and_wait(graph, pub, speech, audio, 'child', SHORT, age='child')
+    senior_states, senior_pcm = speak_and_wait(
+        graph, pub, speech, audio, 'senior', SHORT, age='senior'
+    )
+    child_states, child_pcm = speak_and_wait(
+        graph, pub, speech, audio, 'child', SHORT, age='child'
+    )
 
     for name, seq, pcm in (('short', short_states, short_pcm), ('long', long_states, long_pcm)):
         assert [m.speaking for m in seq] == [True, False], name
         start, end = seq
         received, first = time_to_ns(start.reply_received_time), time_to_ns(start.first_audio_time)
-        assert 0 < received <= first < received + 1_000_000_000, f'{name}: first audio 1 s or more after the reply'
+        assert 0 < received <= first < received + 1_000_000_000, (
+            f'{name}: first audio 1 s or more after the reply'
+        )
         assert time_to_ns(end.first_audio_time) == first
         duration = len(pcm) / 22050
         assert end.audio_duration_s == pytest.approx(duration, abs=0.03), name
-        assert np.sqrt(np.mean(pcm ** 2)) > 0.03, f'{name}: TTS audio is silent'
+        assert np.sqrt(np.mean(pcm**2)) > 0.03, f'{name}: TTS audio is silent'
         # speaking goes false only after the audio has played (real-time pacing) plus the tail
         assert time_to_ns(end.header.stamp) - first >= (duration + 0.15) * 1e9, name
     short_duration, long_duration = len(short_pcm) / 22050, len(long_pcm) / 22050
@@ -136,7 +163,7 @@ def test_reply_is_spoken_and_the_agent_mouth_follows_the_audio(graph):
 
 def _user_region(frame: np.ndarray) -> np.ndarray:
     height, width = frame.shape[:2]
-    return frame[int(0.15 * height):int(0.6 * height), :width // 2].astype(np.float32)
+    return frame[int(0.15 * height) : int(0.6 * height), : width // 2].astype(np.float32)
 
 
 def test_face_emotion_moves_the_user_avatar_in_state_and_pixels(graph):
@@ -148,22 +175,34 @@ def test_face_emotion_moves_the_user_avatar_in_state_and_pixels(graph):
     wait_until(lambda: image.get()[1] > 3, 20, 'avatar images')
 
     frames = {}
-    for label, vrm, level in (('happy', 'happy', 0.8), ('sad', 'sad', 0.8), ('angry', 'angry', 0.8),
-                              ('happy', 'happy', 0.8)):
+    for label, vrm, level in (
+        ('happy', 'happy', 0.8),
+        ('sad', 'sad', 0.8),
+        ('angry', 'angry', 0.8),
+        ('happy', 'happy', 0.8),
+    ):
         states.clear()
         deadline = time.monotonic() + 15
         while True:
             pub.publish(make_face(label))
             latest = states.snapshot()[-1:] or [None]
-            if latest[0] is not None and weights_dict(latest[0].user_expressions).get(vrm, 0) > level:
+            if (
+                latest[0] is not None
+                and weights_dict(latest[0].user_expressions).get(vrm, 0) > level
+            ):
                 break
             assert time.monotonic() < deadline, f'user expression never reached {vrm} > {level}'
             time.sleep(0.1)
         assert latest[0].user_emotion == label and latest[0].user_face_found
-        time.sleep(0.6)   # let the smoothing settle, then take a frame rendered after it
+        time.sleep(0.6)  # let the smoothing settle, then take a frame rendered after it
         settled_ns = time.time_ns()
-        wait_until(lambda: image.get()[0] is not None and time_to_ns(image.get()[0].header.stamp) > settled_ns, 10,
-                   'a frame rendered after the expression settled')
+        wait_until(
+            lambda: (
+                image.get()[0] is not None and time_to_ns(image.get()[0].header.stamp) > settled_ns
+            ),
+            10,
+            'a frame rendered after the expression settled',
+        )
         frames.setdefault(label, []).append(image_to_bgr(image.get()[0]))
 
     happy_a, happy_b = frames['happy']
@@ -176,10 +215,12 @@ def test_face_emotion_moves_the_user_avatar_in_state_and_pixels(graph):
     same = diff(happy_a, happy_b)
     assert same < 0.5, f'the same emotion rendered differently ({same:.2f})'
     for name, other in (('sad', sad), ('angry', angry)):
-        assert diff(happy_a, other) > 1.0 + 4 * same, f'happy and {name} look alike on the user avatar'
+        assert diff(happy_a, other) > 1.0 + 4 * same, (
+            f'happy and {name} look alike on the user avatar'
+        )
     assert diff(sad, angry) > 0.5
     # the agent side (idle, no reply) does not change with the user's emotion
-    right = np.s_[int(0.15 * 360):int(0.6 * 360), 320:]
+    right = np.s_[int(0.15 * 360) : int(0.6 * 360), 320:]
     assert float(np.abs(happy_a[right].astype(float) - sad[right].astype(float)).mean()) < 0.5
 
     # no face: the user avatar relaxes towards neutral and says so
@@ -215,19 +256,32 @@ def test_bad_input_is_dropped_and_the_node_keeps_going(graph):
     bad_faces[2].emotion = 42
     for msg in bad_faces:
         faces.publish(msg)
-    long_text = '아주 긴 대답입니다. ' * 500          # 6,000 characters
+    long_text = '아주 긴 대답입니다. ' * 500  # 6,000 characters
     replies.publish(make_reply('long', long_text, age='toddler', emotion='bored'))
     replies.publish(make_reply('queued', '네.'))
-    replies.publish(make_reply('overflow', '네.'))    # max_pending_replies=1: refused while 'long' waits/plays
+    replies.publish(
+        make_reply('overflow', '네.')
+    )  # max_pending_replies=1: refused while 'long' waits/plays
 
-    values = _diagnostic_values(diagnostics.wait_for(1, 30, lambda ms: (
-        int(_diagnostic_values(ms).get('dropped_empty_reply', 0)) >= 3
-        and int(_diagnostic_values(ms).get('dropped_bad_face_emotion', 0)) >= 3
-        and int(_diagnostic_values(ms).get('dropped_queue_full', 0)) >= 1)))
+    values = _diagnostic_values(
+        diagnostics.wait_for(
+            1,
+            30,
+            lambda ms: (
+                int(_diagnostic_values(ms).get('dropped_empty_reply', 0)) >= 3
+                and int(_diagnostic_values(ms).get('dropped_bad_face_emotion', 0)) >= 3
+                and int(_diagnostic_values(ms).get('dropped_queue_full', 0)) >= 1
+            ),
+        )
+    )
     assert values['replies_truncated'] == '1' and values['unknown_age_group'] == '1'
-    seq = speech.wait_for(1, 30, lambda ms: any(m.utterance_id == 'long' and not m.speaking for m in ms))
+    seq = speech.wait_for(
+        1, 30, lambda ms: any(m.utterance_id == 'long' and not m.speaking for m in ms)
+    )
     long_end = [m for m in seq if m.utterance_id == 'long' and not m.speaking][0]
-    assert 1.0 < long_end.audio_duration_s < 12.0, 'the very long reply was not cut to max_reply_chars'
+    assert 1.0 < long_end.audio_duration_s < 12.0, (
+        'the very long reply was not cut to max_reply_chars'
+    )
     assert not any(m.utterance_id in ('empty', 'blank', 'emoji') for m in speech.snapshot())
 
     # still alive and still working after all of it
@@ -236,14 +290,34 @@ def test_bad_input_is_dropped_and_the_node_keeps_going(graph):
     assert node.alive()
 
 
-@pytest.mark.parametrize('parameters,env,needle', [
-    ({'voice': 'zz'}, None, "voice 'zz' is missing"),
-    ({'voice': 'ko+nosuchvariant'}, None, "variant 'nosuchvariant' is missing"),
-    ({}, {'ESPEAK_DATA_PATH': '/nonexistent/espeak-ng-data'}, 'espeak-ng data (phontab) not found'),
-    ({'font_path': '/nonexistent/font.ttf'}, None, "font_path '/nonexistent/font.ttf' does not exist"),
-    ({'fps': 0.0, 'rate_wpm': [160, 170]}, None, 'rate_wpm'),
-], ids=['unknown-voice', 'unknown-variant', 'missing-espeak-data', 'missing-font', 'bad-parameters'])
-def test_missing_voice_or_bad_parameters_fail_at_start_with_a_clear_message(graph, parameters, env, needle):
+@pytest.mark.parametrize(
+    'parameters,env,needle',
+    [
+        ({'voice': 'zz'}, None, "voice 'zz' is missing"),
+        ({'voice': 'ko+nosuchvariant'}, None, "variant 'nosuchvariant' is missing"),
+        (
+            {},
+            {'ESPEAK_DATA_PATH': '/nonexistent/espeak-ng-data'},
+            'espeak-ng data (phontab) not found',
+        ),
+        (
+            {'font_path': '/nonexistent/font.ttf'},
+            None,
+            "font_path '/nonexistent/font.ttf' does not exist",
+        ),
+        ({'fps': 0.0, 'rate_wpm': [160, 170]}, None, 'rate_wpm'),
+    ],
+    ids=[
+        'unknown-voice',
+        'unknown-variant',
+        'missing-espeak-data',
+        'missing-font',
+        'bad-parameters',
+    ],
+)
+def test_missing_voice_or_bad_parameters_fail_at_start_with_a_clear_message(
+    graph, parameters, env, needle
+):
     node = graph.start_node('avatar_node', 'avatar_node', parameters=parameters or None, env=env)
     wait_until(lambda: not node.alive(), 20, 'avatar_node to exit')
     assert node.popen.returncode == 2
@@ -260,7 +334,11 @@ def test_local_playback_receives_the_spoken_pcm(graph, tmp_path):
     pub = graph.publisher('agechat/reply', DialogueReply, qos.EVENTS)
     graph.wait_for_subscribers(pub)
     _, pcm = speak_and_wait(graph, pub, speech, audio, 'play', SHORT)
-    wait_until(lambda: played.exists() and played.stat().st_size >= 2 * len(pcm), 5, 'the player to get the PCM')
+    wait_until(
+        lambda: played.exists() and played.stat().st_size >= 2 * len(pcm),
+        5,
+        'the player to get the PCM',
+    )
     assert played.stat().st_size == 2 * len(pcm)
 
 
@@ -272,5 +350,5 @@ def test_pyttsx3_save_to_file_backend_speaks_over_dds(graph):
     graph.wait_for_subscribers(pub)
     seq, pcm = speak_and_wait(graph, pub, speech, audio, 'file', SHORT)
     assert [m.speaking for m in seq] == [True, False]
-    assert len(pcm) / 22050 > 0.8 and np.sqrt(np.mean(pcm ** 2)) > 0.03
+    assert len(pcm) / 22050 > 0.8 and np.sqrt(np.mean(pcm**2)) > 0.03
     assert seq[1].audio_duration_s == pytest.approx(len(pcm) / 22050, abs=0.03)

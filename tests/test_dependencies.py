@@ -32,8 +32,13 @@ def top_level_modules(dist: metadata.Distribution) -> list:
     for file in dist.files or []:
         parts = file.parts
         if len(parts) >= 2 and file.suffix == '.py' and parts[0].isidentifier():
-            modules.add(parts[0])   # a package (regular or namespace)
-        elif len(parts) == 1 and file.suffix == '.py' and file.stem.isidentifier() and file.stem != '__init__':
+            modules.add(parts[0])  # a package (regular or namespace)
+        elif (
+            len(parts) == 1
+            and file.suffix == '.py'
+            and file.stem.isidentifier()
+            and file.stem != '__init__'
+        ):
             modules.add(file.stem)
     return sorted(modules)
 
@@ -50,10 +55,14 @@ def test_pinned_package_installed_and_importable(name):
     dist = metadata.distribution(name)
     assert dist.version == PINS[name], f'{name}: installed {dist.version}, pinned {PINS[name]}'
     modules = top_level_modules(dist)
-    if not modules:   # build-only wheels (CMake modules, ament resources): they must ship files
-        assert any(str(f).startswith(('../../../share', 'share')) or '/share/' in str(f) for f in dist.files or []), \
-            f'{name} installs neither a Python module nor data files'
+    if not modules:  # build-only wheels (CMake modules, ament resources): they must ship files
+        assert any(
+            str(f).startswith(('../../../share', 'share')) or '/share/' in str(f)
+            for f in dist.files or []
+        ), f'{name} installs neither a Python module nor data files'
         return
     for module in modules:
-        result = subprocess.run([sys.executable, '-c', f'import {module}'], capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, '-c', f'import {module}'], capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, f'{name}: import {module} failed:\n{result.stderr[-2000:]}'

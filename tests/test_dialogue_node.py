@@ -14,7 +14,11 @@ from ros_graph import find_executable, wait_until
 
 from dialogue_node.core.register import classify_register
 
-GROUPS = {'child': AgeEstimate.GROUP_CHILD, 'adult': AgeEstimate.GROUP_ADULT, 'senior': AgeEstimate.GROUP_SENIOR}
+GROUPS = {
+    'child': AgeEstimate.GROUP_CHILD,
+    'adult': AgeEstimate.GROUP_ADULT,
+    'senior': AgeEstimate.GROUP_SENIOR,
+}
 
 
 def utterance(uid: str, text: str, speech_end_ns: int) -> Utterance:
@@ -27,8 +31,12 @@ def utterance(uid: str, text: str, speech_end_ns: int) -> Utterance:
 
 
 def age(uid: str, group: str, label: str = None) -> AgeEstimate:
-    return AgeEstimate(utterance_id=uid, group=GROUPS.get(group, 0), group_label=label if label is not None else group,
-                       confidence=0.9)
+    return AgeEstimate(
+        utterance_id=uid,
+        group=GROUPS.get(group, 0),
+        group_label=label if label is not None else group,
+        confidence=0.9,
+    )
 
 
 def face(label: str, stamp_ns: int) -> FaceEmotion:
@@ -40,8 +48,11 @@ def face(label: str, stamp_ns: int) -> FaceEmotion:
 def start(graph, **parameters):
     node = graph.start_node('dialogue_node', 'dialogue_node', parameters=parameters or None)
     replies = graph.collect('/agechat/reply', DialogueReply)
-    pubs = {'utt': graph.publisher('/agechat/utterance', Utterance), 'age': graph.publisher('/agechat/age', AgeEstimate),
-            'face': graph.publisher('/agechat/face_emotion', FaceEmotion)}
+    pubs = {
+        'utt': graph.publisher('/agechat/utterance', Utterance),
+        'age': graph.publisher('/agechat/age', AgeEstimate),
+        'face': graph.publisher('/agechat/face_emotion', FaceEmotion),
+    }
     for pub in pubs.values():
         graph.wait_for_subscribers(pub, timeout=60)
     graph.wait_for_publishers('/agechat/reply', timeout=60)
@@ -67,34 +78,45 @@ def test_one_reply_per_utterance_in_the_register_of_its_age_group(graph):
         assert classify_register(reply.reply_text) == group, reply.reply_text
         assert reply.emotion == 'sad' and reply.emotion_source == DialogueReply.SOURCE_ESTIMATE
         assert reply.user_text and reply.new_tokens >= 1 and reply.model.startswith('agechat')
-        assert time_to_ns(reply.speech_end) == now and time_to_ns(reply.vad_closed_time) == now + 300_000_000
+        assert (
+            time_to_ns(reply.speech_end) == now
+            and time_to_ns(reply.vad_closed_time) == now + 300_000_000
+        )
         assert time_to_ns(reply.stt_done_time) == now + 400_000_000
-        received, start_ns, end_ns = (time_to_ns(reply.utterance_received_time), time_to_ns(reply.generation_start_time),
-                                      time_to_ns(reply.generation_end_time))
+        received, start_ns, end_ns = (
+            time_to_ns(reply.utterance_received_time),
+            time_to_ns(reply.generation_start_time),
+            time_to_ns(reply.generation_end_time),
+        )
         assert 0 < received <= start_ns <= end_ns <= time_to_ns(reply.header.stamp)
     time.sleep(0.5)
-    assert len(replies.messages) == 3   # exactly one reply per utterance
+    assert len(replies.messages) == 3  # exactly one reply per utterance
     graph.assert_alive()
 
 
 def test_label_fallbacks_bad_input_and_empty_text(graph):
     node, replies, pubs = start(graph, age_wait_s=0.3)
     now = time.time_ns()
-    pubs['utt'].publish(utterance('u1', '안녕', now))            # no age ever: default adult, no face: neutral
+    pubs['utt'].publish(
+        utterance('u1', '안녕', now)
+    )  # no age ever: default adult, no face: neutral
     first = replies.wait_for(1, timeout=30)[0]
     assert (first.age_group, first.age_source) == ('adult', DialogueReply.SOURCE_DEFAULT)
     assert (first.emotion, first.emotion_source) == ('neutral', DialogueReply.SOURCE_DEFAULT)
-    pubs['age'].publish(age('u2', 'teen', 'teen'))               # malformed: dropped, node keeps going
-    pubs['face'].publish(face('confused', now))                  # malformed: dropped
+    pubs['age'].publish(age('u2', 'teen', 'teen'))  # malformed: dropped, node keeps going
+    pubs['face'].publish(face('confused', now))  # malformed: dropped
     pubs['age'].publish(age('u2', 'senior'))
-    pubs['utt'].publish(utterance('u2', '', now))                # vosk heard nothing
-    pubs['utt'].publish(utterance('u3', 'hello 😀\x07', now))     # no age for u3: the latest (senior)
-    pubs['utt'].publish(utterance('u4', '뭐 ' * 500, now))        # very long: truncated
+    pubs['utt'].publish(utterance('u2', '', now))  # vosk heard nothing
+    pubs['utt'].publish(utterance('u3', 'hello 😀\x07', now))  # no age for u3: the latest (senior)
+    pubs['utt'].publish(utterance('u4', '뭐 ' * 500, now))  # very long: truncated
     got = {m.utterance_id: m for m in replies.wait_for(4, timeout=60)}
     assert got['u2'].age_group == 'senior' and got['u2'].model == 'rule (fallback:empty)'
     assert classify_register(got['u2'].reply_text) == 'senior'
     assert (got['u3'].age_group, got['u3'].age_source) == ('senior', DialogueReply.SOURCE_LATEST)
-    assert got['u3'].model == 'rule (fallback:not_korean)' and classify_register(got['u3'].reply_text) == 'senior'
+    assert (
+        got['u3'].model == 'rule (fallback:not_korean)'
+        and classify_register(got['u3'].reply_text) == 'senior'
+    )
     assert len(got['u4'].user_text) <= 200 and got['u4'].reply_text
     graph.assert_alive()
     assert 'bad_age_estimate' in node.log() and 'bad_face_emotion' in node.log()
@@ -102,37 +124,69 @@ def test_label_fallbacks_bad_input_and_empty_text(graph):
 
 def test_chat_service_and_terminal_client(graph):
     start(graph)
-    ok = graph.call(Chat, '/agechat/chat', Chat.Request(text='심심해', age_group='child', emotion='happy'), timeout=60)
+    ok = graph.call(
+        Chat,
+        '/agechat/chat',
+        Chat.Request(text='심심해', age_group='child', emotion='happy'),
+        timeout=60,
+    )
     assert ok.success and ok.error == ''
     assert classify_register(ok.reply.reply_text) == 'child'
     assert ok.reply.age_source == DialogueReply.SOURCE_REQUEST and ok.reply.emotion == 'happy'
     assert time_to_ns(ok.reply.speech_end) == 0 and time_to_ns(ok.reply.generation_end_time) > 0
-    senior = graph.call(Chat, '/agechat/chat', Chat.Request(text='여행 가고 싶어', age_group='senior', conversation_id='c'))
+    senior = graph.call(
+        Chat,
+        '/agechat/chat',
+        Chat.Request(text='여행 가고 싶어', age_group='senior', conversation_id='c'),
+    )
     assert senior.success and classify_register(senior.reply.reply_text) == 'senior'
-    for request, needle in [(Chat.Request(text=''), 'empty'), (Chat.Request(text='😀\x00'), 'empty'),
-                            (Chat.Request(text='how are you'), 'Korean'),
-                            (Chat.Request(text='안녕', age_group='teen'), 'child, adult, senior'),
-                            (Chat.Request(text='안녕', emotion='bored'), 'neutral')]:
+    for request, needle in [
+        (Chat.Request(text=''), 'empty'),
+        (Chat.Request(text='😀\x00'), 'empty'),
+        (Chat.Request(text='how are you'), 'Korean'),
+        (Chat.Request(text='안녕', age_group='teen'), 'child, adult, senior'),
+        (Chat.Request(text='안녕', emotion='bored'), 'neutral'),
+    ]:
         refused = graph.call(Chat, '/agechat/chat', request)
         assert not refused.success and needle in refused.error, refused.error
-    long = graph.call(Chat, '/agechat/chat', Chat.Request(text='오늘 날씨 ' * 300, age_group='adult'))
+    long = graph.call(
+        Chat, '/agechat/chat', Chat.Request(text='오늘 날씨 ' * 300, age_group='adult')
+    )
     assert long.success and len(long.reply.user_text) <= 200
     assert classify_register(long.reply.reply_text) == 'adult'
-    chat = subprocess.run([str(find_executable('dialogue_node', 'chat')), '--age', 'senior', '--once', '배고파'],
-                          env=graph.env(), capture_output=True, text=True, timeout=60)
+    chat = subprocess.run(
+        [str(find_executable('dialogue_node', 'chat')), '--age', 'senior', '--once', '배고파'],
+        env=graph.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert chat.returncode == 0, chat.stderr
     assert classify_register(chat.stdout.strip()) == 'senior', chat.stdout
-    refused = subprocess.run([str(find_executable('dialogue_node', 'chat')), '--once', ''], env=graph.env(),
-                             capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [str(find_executable('dialogue_node', 'chat')), '--once', ''],
+        env=graph.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 1 and 'empty' in refused.stderr
     graph.assert_alive()
 
 
 def test_bad_parameters_and_missing_model_stop_the_node_with_a_message(graph):
-    bad = graph.start_node('dialogue_node', 'dialogue_node', name='bad_params',
-                           parameters={'top_p': 5.0, 'emotion_time': 'sometimes'})
-    missing = graph.start_node('dialogue_node', 'dialogue_node', name='no_model',
-                               parameters={'model_path': '/nonexistent/kogpt2'})
+    bad = graph.start_node(
+        'dialogue_node',
+        'dialogue_node',
+        name='bad_params',
+        parameters={'top_p': 5.0, 'emotion_time': 'sometimes'},
+    )
+    missing = graph.start_node(
+        'dialogue_node',
+        'dialogue_node',
+        name='no_model',
+        parameters={'model_path': '/nonexistent/kogpt2'},
+    )
     wait_until(lambda: not bad.alive() and not missing.alive(), 60, 'both nodes to exit')
     assert bad.popen.returncode == 2 and 'top_p' in bad.log() and 'emotion_time' in bad.log()
     assert missing.popen.returncode == 2

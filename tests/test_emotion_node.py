@@ -60,12 +60,19 @@ class Camera:
         while time.monotonic() < deadline:
             self.publisher.publish(msg)
             try:
-                got = self.results.wait_for(1, timeout=1.0, predicate=lambda ms: any(m.header.stamp == stamp for m in ms))
+                got = self.results.wait_for(
+                    1, timeout=1.0, predicate=lambda ms: any(m.header.stamp == stamp for m in ms)
+                )
             except TimeoutError:
                 continue
             return next(m for m in got if m.header.stamp == stamp)
-        logs = '\n'.join(f'--- {p.name}:\n{p.log_path.read_text(errors="replace")[-3000:]}' for p in self.graph.processes)
-        raise TimeoutError(f'no FaceEmotion for the frame stamped {stamp.sec}; node log tail:\n{logs}')
+        logs = '\n'.join(
+            f'--- {p.name}:\n{p.log_path.read_text(errors="replace")[-3000:]}'
+            for p in self.graph.processes
+        )
+        raise TimeoutError(
+            f'no FaceEmotion for the frame stamped {stamp.sec}; node log tail:\n{logs}'
+        )
 
     def send_unanswered(self, msg, repeats: int = 3) -> Time:
         """Publish a frame that must be dropped; return its stamp."""
@@ -110,11 +117,15 @@ def test_astronaut_is_happy_and_no_face_is_reported(graph, astronaut_frame):
     assert 0 < reply.processing_ms < 1000 and time_to_ns(reply.processed_time) > 0
     # run-time path without PyTorch (~490 MB RSS): the setup-time TFLite export of these weights is loaded
     # and, after classifying the face, torch is still not in the node's sys.modules
-    after_face = diagnostics.wait_for(1, timeout=10, predicate=lambda ms: int(
-        node_diagnostics(ms).get('faces_found', 0)) >= 1)
+    after_face = diagnostics.wait_for(
+        1, timeout=10, predicate=lambda ms: int(node_diagnostics(ms).get('faces_found', 0)) >= 1
+    )
     values = node_diagnostics(after_face)
     assert values['torch_imported'] == 'False', values
-    assert values['classifier'].startswith('litert: cached export ') and '.float32-' in values['classifier'], values
+    assert (
+        values['classifier'].startswith('litert: cached export ')
+        and '.float32-' in values['classifier']
+    ), values
     assert 'torch imported: False' in node.log()
 
     blank = bgr_to_image(np.zeros((240, 320, 3), np.uint8), encoding='bgr8')
@@ -144,8 +155,13 @@ def test_every_supported_encoding_and_bad_frames_are_dropped(graph, astronaut_fr
         'rgba8': raw_image(h, w, 'rgba8', w * 4, np.concatenate([rgb, alpha], 2).tobytes()),
         'mono8': raw_image(h, w, 'mono8', w, gray.tobytes()),
         # rows padded to a 4-byte-aligned step wider than the pixels
-        'rgb8 padded step': raw_image(h, w, 'rgb8', w * 3 + 64,
-                                      np.pad(np.ascontiguousarray(rgb).reshape(h, w * 3), ((0, 0), (0, 64))).tobytes()),
+        'rgb8 padded step': raw_image(
+            h,
+            w,
+            'rgb8',
+            w * 3 + 64,
+            np.pad(np.ascontiguousarray(rgb).reshape(h, w * 3), ((0, 0), (0, 64))).tobytes(),
+        ),
     }
     for name, msg in frames.items():
         reply = camera.send(msg)
@@ -175,15 +191,18 @@ def test_every_supported_encoding_and_bad_frames_are_dropped(graph, astronaut_fr
     assert not camera.send(raw_image(h, w, 'bgr8', w * 3, bytes(h * w * 3))).face_found
     assert camera.send(frames['bgr8']).emotion_label == 'happy'
     stamps_answered = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in results.snapshot()}
-    assert len(stamps_answered) == len(frames) + 2      # nothing was published for the bad frames
+    assert len(stamps_answered) == len(frames) + 2  # nothing was published for the bad frames
 
     assert drops(diagnostics.wait_for(1)) >= len(bad)
     graph.assert_alive()
 
 
 def test_compressed_input_and_debug_image_with_the_torch_backend(graph, astronaut_frame):
-    graph.start_node('emotion_node', 'emotion_node',
-                     parameters={'use_compressed': True, 'publish_debug_image': True, 'backend': 'torch'})
+    graph.start_node(
+        'emotion_node',
+        'emotion_node',
+        parameters={'use_compressed': True, 'publish_debug_image': True, 'backend': 'torch'},
+    )
     results = graph.collect(TOPIC, FaceEmotion)
     diagnostics = graph.collect('/diagnostics', DiagnosticArray)
     debug = graph.collect('/agechat/emotion_debug_image', Image, qos.SENSOR_DATA)
@@ -195,7 +214,7 @@ def test_compressed_input_and_debug_image_with_the_torch_backend(graph, astronau
     camera.send_unanswered(junk)
     png = bgr_to_compressed(astronaut_frame, fmt='png')
     assert camera.send(png).emotion_label == 'happy'
-    for _ in range(20):   # best-effort ~1 MB images can be lost in transit: send until one arrives
+    for _ in range(20):  # best-effort ~1 MB images can be lost in transit: send until one arrives
         try:
             image = debug.wait_for(1, timeout=1.0)[-1]
             break
@@ -205,9 +224,16 @@ def test_compressed_input_and_debug_image_with_the_torch_backend(graph, astronau
         raise AssertionError('no debug image arrived')
     assert (image.width, image.height, image.encoding) == (320, 240, 'bgr8')
     # the torch backend does load PyTorch, and /diagnostics says so (the check above can fail)
-    values = node_diagnostics(diagnostics.wait_for(1, timeout=10, predicate=lambda ms: int(
-        node_diagnostics(ms).get('faces_found', 0)) >= 1))
-    assert values['torch_imported'] == 'True' and values['classifier'] == 'torch: torch model', values
+    values = node_diagnostics(
+        diagnostics.wait_for(
+            1,
+            timeout=10,
+            predicate=lambda ms: int(node_diagnostics(ms).get('faces_found', 0)) >= 1,
+        )
+    )
+    assert values['torch_imported'] == 'True' and values['classifier'] == 'torch: torch model', (
+        values
+    )
     graph.assert_alive()
 
 
@@ -216,10 +242,10 @@ def test_max_rate_limits_the_processed_frames(graph, astronaut_frame):
     results = graph.collect(TOPIC, FaceEmotion)
     camera = Camera(graph, results)
     msg = bgr_to_image(astronaut_frame)
-    camera.send(msg)                           # warm: the node is up and answering
+    camera.send(msg)  # warm: the node is up and answering
     results.clear()
     start = time.monotonic()
-    while time.monotonic() - start < 2.0:      # 30 FPS for 2 s
+    while time.monotonic() - start < 2.0:  # 30 FPS for 2 s
         msg.header.stamp = camera.stamp()
         camera.publisher.publish(msg)
         time.sleep(1 / 30)
@@ -230,12 +256,18 @@ def test_max_rate_limits_the_processed_frames(graph, astronaut_frame):
     assert 3 <= count <= 13, count
 
 
-@pytest.mark.parametrize('parameters, expected', [
-    ({'detector': 'mtcnn_please', 'threads': 0}, ['detector', 'threads']),
-    ({'smoothing_s': -1.0, 'min_face_px': 5}, ['smoothing_s', 'min_face_px']),
-    ({'model_path': '/nonexistent/fer.safetensors'}, ['/nonexistent/fer.safetensors', 'make setup']),
-    ({'model_path': NOT_WEIGHTS}, [NOT_WEIGHTS, 'not a safetensors file', 'model_path']),
-])
+@pytest.mark.parametrize(
+    'parameters, expected',
+    [
+        ({'detector': 'mtcnn_please', 'threads': 0}, ['detector', 'threads']),
+        ({'smoothing_s': -1.0, 'min_face_px': 5}, ['smoothing_s', 'min_face_px']),
+        (
+            {'model_path': '/nonexistent/fer.safetensors'},
+            ['/nonexistent/fer.safetensors', 'make setup'],
+        ),
+        ({'model_path': NOT_WEIGHTS}, [NOT_WEIGHTS, 'not a safetensors file', 'model_path']),
+    ],
+)
 def test_bad_setup_is_refused_at_start_with_the_fix(graph, parameters, expected):
     node = graph.start_node('emotion_node', 'emotion_node', parameters=parameters)
     assert node.popen.wait(60) == 2

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rosidl_parser.definition import (AbstractNestedType, AbstractString, AbstractWString, Array,
-                                      BasicType, BoundedSequence, NamespacedType)
+from rosidl_parser.definition import (
+    AbstractNestedType,
+    AbstractString,
+    AbstractWString,
+    Array,
+    BasicType,
+    BoundedSequence,
+    NamespacedType,
+)
 
 import agechat_msgs.msg
 import agechat_msgs.srv
@@ -17,13 +24,25 @@ from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
 
 RELAY = Path(__file__).resolve().parent / 'tools' / 'relay.py'
 
-AGECHAT_MESSAGES = [getattr(agechat_msgs.msg, name) for name in dir(agechat_msgs.msg)
-                    if not name.startswith('_') and hasattr(getattr(agechat_msgs.msg, name), 'SLOT_TYPES')]
+AGECHAT_MESSAGES = [
+    getattr(agechat_msgs.msg, name)
+    for name in dir(agechat_msgs.msg)
+    if not name.startswith('_') and hasattr(getattr(agechat_msgs.msg, name), 'SLOT_TYPES')
+]
 AUDIO_MESSAGES = [AudioData, AudioDataStamped, AudioInfo]
 
-_INT_RANGES = {'int8': (-128, 127), 'uint8': (0, 255), 'int16': (-2**15, 2**15 - 1), 'uint16': (0, 2**16 - 1),
-               'int32': (-2**31, 2**31 - 1), 'uint32': (0, 2**32 - 1), 'int64': (-2**63, 2**63 - 1),
-               'uint64': (0, 2**64 - 1), 'byte': (0, 255), 'octet': (0, 255)}
+_INT_RANGES = {
+    'int8': (-128, 127),
+    'uint8': (0, 255),
+    'int16': (-(2**15), 2**15 - 1),
+    'uint16': (0, 2**16 - 1),
+    'int32': (-(2**31), 2**31 - 1),
+    'uint32': (0, 2**32 - 1),
+    'int64': (-(2**63), 2**63 - 1),
+    'uint64': (0, 2**64 - 1),
+    'byte': (0, 255),
+    'octet': (0, 255),
+}
 _TEXTS = ['안녕하세요, 할머니!', 'child', '오늘 날씨가 좋네 ☀', '', 'x' * 300]
 
 
@@ -32,7 +51,7 @@ def _value(slot, rng: random.Random):
     if isinstance(slot, BasicType):
         kind = slot.typename
         if kind in ('float', 'double'):
-            return rng.randint(-4000, 4000) / 8.0   # representable in float32
+            return rng.randint(-4000, 4000) / 8.0  # representable in float32
         if kind == 'boolean':
             return rng.random() < 0.5
         if kind == 'char':
@@ -63,9 +82,18 @@ def fill(msg_type, rng: random.Random):
             else:
                 length = rng.randint(1, 5)
             values = [_value(slot.value_type, rng) for _ in range(length)]
-            if isinstance(slot.value_type, BasicType) and slot.value_type.typename in ('float', 'double'):
-                values = np.array(values, dtype=np.float32 if slot.value_type.typename == 'float' else np.float64)
-            elif isinstance(slot.value_type, BasicType) and slot.value_type.typename in ('uint8', 'octet', 'byte'):
+            if isinstance(slot.value_type, BasicType) and slot.value_type.typename in (
+                'float',
+                'double',
+            ):
+                values = np.array(
+                    values, dtype=np.float32 if slot.value_type.typename == 'float' else np.float64
+                )
+            elif isinstance(slot.value_type, BasicType) and slot.value_type.typename in (
+                'uint8',
+                'octet',
+                'byte',
+            ):
                 values = bytes(values) if slot.value_type.typename != 'uint8' else values
             setattr(msg, name, values)
         else:
@@ -75,8 +103,15 @@ def fill(msg_type, rng: random.Random):
 
 def test_agechat_msgs_has_every_interface_the_graph_needs():
     names = {m.__name__ for m in AGECHAT_MESSAGES}
-    assert {'Utterance', 'AgeEstimate', 'FaceEmotion', 'DialogueReply', 'AvatarState', 'SpeechState',
-            'ExpressionWeight'} <= names
+    assert {
+        'Utterance',
+        'AgeEstimate',
+        'FaceEmotion',
+        'DialogueReply',
+        'AvatarState',
+        'SpeechState',
+        'ExpressionWeight',
+    } <= names
     assert hasattr(agechat_msgs.srv, 'Chat')
 
 
@@ -108,15 +143,34 @@ def test_chat_service_types_round_trip():
     response = fill(Chat.Response, rng)
     assert request.text and isinstance(response.reply, agechat_msgs.msg.DialogueReply)
     assert Chat.Request.get_fields_and_field_types() == {
-        'text': 'string', 'age_group': 'string', 'emotion': 'string', 'conversation_id': 'string'}
+        'text': 'string',
+        'age_group': 'string',
+        'emotion': 'string',
+        'conversation_id': 'string',
+    }
 
 
 def test_label_constants_match_documented_order():
     FaceEmotion = agechat_msgs.msg.FaceEmotion
-    labels = [FaceEmotion.LABEL_ANGRY, FaceEmotion.LABEL_DISGUST, FaceEmotion.LABEL_FEAR, FaceEmotion.LABEL_HAPPY,
-              FaceEmotion.LABEL_SAD, FaceEmotion.LABEL_SURPRISE, FaceEmotion.LABEL_NEUTRAL]
+    labels = [
+        FaceEmotion.LABEL_ANGRY,
+        FaceEmotion.LABEL_DISGUST,
+        FaceEmotion.LABEL_FEAR,
+        FaceEmotion.LABEL_HAPPY,
+        FaceEmotion.LABEL_SAD,
+        FaceEmotion.LABEL_SURPRISE,
+        FaceEmotion.LABEL_NEUTRAL,
+    ]
     assert labels == ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral']
     assert [FaceEmotion.ANGRY, FaceEmotion.NEUTRAL] == [0, 6]
     AgeEstimate = agechat_msgs.msg.AgeEstimate
-    assert (AgeEstimate.GROUP_CHILD, AgeEstimate.GROUP_ADULT, AgeEstimate.GROUP_SENIOR) == (0, 1, 2)
-    assert (AgeEstimate.LABEL_CHILD, AgeEstimate.LABEL_ADULT, AgeEstimate.LABEL_SENIOR) == ('child', 'adult', 'senior')
+    assert (AgeEstimate.GROUP_CHILD, AgeEstimate.GROUP_ADULT, AgeEstimate.GROUP_SENIOR) == (
+        0,
+        1,
+        2,
+    )
+    assert (AgeEstimate.LABEL_CHILD, AgeEstimate.LABEL_ADULT, AgeEstimate.LABEL_SENIOR) == (
+        'child',
+        'adult',
+        'senior',
+    )

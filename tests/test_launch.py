@@ -19,9 +19,27 @@ LAUNCH_FILE = REPO / 'launch' / 'agechat.launch.xml'
 ROS2_FRONTEND = {
     'launch': {'version'},
     'arg': {'name', 'default', 'description', 'choices', 'if', 'unless'},
-    'node': {'pkg', 'exec', 'name', 'namespace', 'args', 'ros_args', 'exec_name', 'node-name', 'cwd',
-             'launch-prefix', 'output', 'respawn', 'respawn_delay', 'shell', 'emulate_tty', 'sigterm_timeout',
-             'sigkill_timeout', 'if', 'unless'},
+    'node': {
+        'pkg',
+        'exec',
+        'name',
+        'namespace',
+        'args',
+        'ros_args',
+        'exec_name',
+        'node-name',
+        'cwd',
+        'launch-prefix',
+        'output',
+        'respawn',
+        'respawn_delay',
+        'shell',
+        'emulate_tty',
+        'sigterm_timeout',
+        'sigkill_timeout',
+        'if',
+        'unless',
+    },
     'param': {'name', 'value', 'from', 'sep', 'allow_substs'},
     'remap': {'from', 'to'},
     'env': {'name', 'value'},
@@ -40,9 +58,13 @@ def test_launch_file_uses_only_what_ros2_frontend_accepts():
         assert element.tag in ROS2_FRONTEND, f'<{element.tag}> is not a ROS 2 launch tag'
         assert set(element.attrib) <= ROS2_FRONTEND[element.tag], (element.tag, element.attrib)
         for child in element:
-            assert child.tag in ROS2_CHILDREN.get(element.tag, set()), f'<{child.tag}> inside <{element.tag}>'
+            assert child.tag in ROS2_CHILDREN.get(element.tag, set()), (
+                f'<{child.tag}> inside <{element.tag}>'
+            )
     for node in root.iter('node'):
-        assert node.get('respawn') in (None, 'true', 'false'), 'respawn must be a literal (Humble parses a bool)'
+        assert node.get('respawn') in (None, 'true', 'false'), (
+            'respawn must be a literal (Humble parses a bool)'
+        )
         float(node.get('respawn_delay', '0'))
 
 
@@ -54,8 +76,11 @@ def test_runner_subset_is_within_ros2_frontend():
 def test_launch_file_starts_the_four_nodes_with_the_params_file():
     values, nodes = LaunchFile(LAUNCH_FILE).resolve({})
     assert sorted((n.package, n.executable) for n in nodes) == [
-        ('age_node', 'age_node'), ('avatar_node', 'avatar_node'), ('dialogue_node', 'dialogue_node'),
-        ('emotion_node', 'emotion_node')]
+        ('age_node', 'age_node'),
+        ('avatar_node', 'avatar_node'),
+        ('dialogue_node', 'dialogue_node'),
+        ('emotion_node', 'emotion_node'),
+    ]
     params_file = Path(values['params_file'])
     assert params_file.resolve() == (REPO / 'config' / 'agechat.yaml').resolve()
     config = yaml.safe_load(params_file.read_text())
@@ -66,20 +91,36 @@ def test_launch_file_starts_the_four_nodes_with_the_params_file():
 
 
 def test_remapping_arguments_reach_the_nodes():
-    _, nodes = LaunchFile(LAUNCH_FILE).resolve(parse_overrides(['camera_topic:=/robot/head_cam/image',
-                                                                  'audio_topic:=/robot/mic']))
+    _, nodes = LaunchFile(LAUNCH_FILE).resolve(
+        parse_overrides(['camera_topic:=/robot/head_cam/image', 'audio_topic:=/robot/mic'])
+    )
     by_name = {n.name: n for n in nodes}
     assert ('image', '/robot/head_cam/image') in by_name['emotion_node'].remaps
     assert ('audio', '/robot/mic') in by_name['age_node'].remaps
 
 
-@pytest.mark.parametrize('content,needle', [
-    ('<launch><include file="x.launch.xml"/></launch>', '<include> inside <launch> is not supported'),
-    ('<launch><node pkg="a" exec="b" launch-prefix="gdb"/></launch>', "['launch-prefix'] are not supported"),
-    ('<launch><node pkg="a" exec="b" name="$(eval 1+1)"/></launch>', 'substitution $(eval 1+1) is not supported'),
-    ('<launch><node pkg="a" exec="b" name="$(var nope)"/></launch>', 'undeclared launch argument'),
-    ('<launch><arg name="must"/></launch>', "launch argument 'must' is required"),
-])
+@pytest.mark.parametrize(
+    'content,needle',
+    [
+        (
+            '<launch><include file="x.launch.xml"/></launch>',
+            '<include> inside <launch> is not supported',
+        ),
+        (
+            '<launch><node pkg="a" exec="b" launch-prefix="gdb"/></launch>',
+            "['launch-prefix'] are not supported",
+        ),
+        (
+            '<launch><node pkg="a" exec="b" name="$(eval 1+1)"/></launch>',
+            'substitution $(eval 1+1) is not supported',
+        ),
+        (
+            '<launch><node pkg="a" exec="b" name="$(var nope)"/></launch>',
+            'undeclared launch argument',
+        ),
+        ('<launch><arg name="must"/></launch>', "launch argument 'must' is required"),
+    ],
+)
 def test_runner_refuses_what_it_does_not_support(tmp_path, content, needle):
     path = tmp_path / 'bad.launch.xml'
     path.write_text(content)

@@ -15,7 +15,7 @@ setup(
     maintainer='agechat maintainers',
     maintainer_email='maintainers@agechat.example.com',
     description='The node template, labels, message conversions, parameters and diagnostics '
-                'shared by every agechat node.',
+    'shared by every agechat node.',
     license='Apache-2.0',
     tests_require=['pytest'],
 )

@@ -22,7 +22,14 @@ from typing import Dict, Iterable, List, Optional
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rosbags.highlevel import AnyReader
-from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+from rosbags.interfaces import (
+    Qos,
+    QosDurability,
+    QosHistory,
+    QosLiveliness,
+    QosReliability,
+    QosTime,
+)
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
@@ -44,7 +51,9 @@ def typestore_with_custom_types():
     for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
         for package in CUSTOM_PACKAGES:
             for msg_file in sorted(Path(prefix, 'share', package, 'msg').glob('*.msg')):
-                types.update(get_types_from_msg(msg_file.read_text(), f'{package}/msg/{msg_file.stem}'))
+                types.update(
+                    get_types_from_msg(msg_file.read_text(), f'{package}/msg/{msg_file.stem}')
+                )
     store.register(types)
     return store
 
@@ -52,11 +61,17 @@ def typestore_with_custom_types():
 def bag_qos(reliable: bool = True, transient_local: bool = False, depth: int = 10) -> Qos:
     """A rosbags QoS record (stored as a topic's offered_qos_profiles so players can match it)."""
     never = QosTime(sec=0x7FFFFFFF, nsec=0xFFFFFFFF)
-    return Qos(history=QosHistory.KEEP_LAST, depth=depth,
-               reliability=QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
-               durability=QosDurability.TRANSIENT_LOCAL if transient_local else QosDurability.VOLATILE,
-               deadline=never, lifespan=never, liveliness=QosLiveliness.AUTOMATIC,
-               liveliness_lease_duration=never, avoid_ros_namespace_conventions=False)
+    return Qos(
+        history=QosHistory.KEEP_LAST,
+        depth=depth,
+        reliability=QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
+        durability=QosDurability.TRANSIENT_LOCAL if transient_local else QosDurability.VOLATILE,
+        deadline=never,
+        lifespan=never,
+        liveliness=QosLiveliness.AUTOMATIC,
+        liveliness_lease_duration=never,
+        avoid_ros_namespace_conventions=False,
+    )
 
 
 def _recorded_qos(connection) -> Optional[QoSProfile]:
@@ -68,20 +83,34 @@ def _recorded_qos(connection) -> Optional[QoSProfile]:
     reliable = getattr(profile.reliability, 'value', profile.reliability) == 1
     transient = getattr(profile.durability, 'value', profile.durability) == 1
     depth = max(1, int(getattr(profile, 'depth', 10) or 10))
-    return QoSProfile(depth=depth, history=QoSHistoryPolicy.KEEP_LAST,
-                      reliability=QoSReliabilityPolicy.RELIABLE if reliable else QoSReliabilityPolicy.BEST_EFFORT,
-                      durability=QoSDurabilityPolicy.TRANSIENT_LOCAL if transient else QoSDurabilityPolicy.VOLATILE)
+    return QoSProfile(
+        depth=depth,
+        history=QoSHistoryPolicy.KEEP_LAST,
+        reliability=QoSReliabilityPolicy.RELIABLE
+        if reliable
+        else QoSReliabilityPolicy.BEST_EFFORT,
+        durability=QoSDurabilityPolicy.TRANSIENT_LOCAL
+        if transient
+        else QoSDurabilityPolicy.VOLATILE,
+    )
 
 
-DEFAULT_PLAY_QOS = QoSProfile(depth=100, history=QoSHistoryPolicy.KEEP_LAST,
-                              reliability=QoSReliabilityPolicy.RELIABLE)
+DEFAULT_PLAY_QOS = QoSProfile(
+    depth=100, history=QoSHistoryPolicy.KEEP_LAST, reliability=QoSReliabilityPolicy.RELIABLE
+)
 
 
 class BagPlayer:
     """Publishes a bag's messages into the graph with their original timing (scaled by `rate`)."""
 
-    def __init__(self, node, bag_path: Path, rate: float = 1.0, topics: Optional[Iterable[str]] = None,
-                 restamp: bool = False):
+    def __init__(
+        self,
+        node,
+        bag_path: Path,
+        rate: float = 1.0,
+        topics: Optional[Iterable[str]] = None,
+        restamp: bool = False,
+    ):
         if rate <= 0:
             raise ValueError(f'rate must be > 0, got {rate}')
         self.node = node
@@ -91,7 +120,9 @@ class BagPlayer:
         self.reader = AnyReader([self.bag_path])
         self.reader.open()
         wanted = set(topics) if topics else None
-        self.connections = [c for c in self.reader.connections if wanted is None or c.topic in wanted]
+        self.connections = [
+            c for c in self.reader.connections if wanted is None or c.topic in wanted
+        ]
         if not self.connections:
             raise ValueError(f'{bag_path}: none of the requested topics are in the bag')
         self.publishers = {}
@@ -103,8 +134,11 @@ class BagPlayer:
             self.classes[connection.topic] = cls
             qos = _recorded_qos(connection) or DEFAULT_PLAY_QOS
             self.publishers[connection.topic] = node.create_publisher(cls, connection.topic, qos)
-        self._stamped_topics = {t for t, cls in self.classes.items()
-                                if cls.get_fields_and_field_types().get('header') == 'std_msgs/Header'}
+        self._stamped_topics = {
+            t
+            for t, cls in self.classes.items()
+            if cls.get_fields_and_field_types().get('header') == 'std_msgs/Header'
+        }
         self.published = 0
         self.stop_event = threading.Event()
 
@@ -169,11 +203,22 @@ class BagRecorder:
         self._closed = False
 
     def _qos_for(self, infos) -> QoSProfile:
-        best_effort = any(i.qos_profile.reliability == QoSReliabilityPolicy.BEST_EFFORT for i in infos)
-        transient = all(i.qos_profile.durability == QoSDurabilityPolicy.TRANSIENT_LOCAL for i in infos)
-        return QoSProfile(depth=100, history=QoSHistoryPolicy.KEEP_LAST,
-                          reliability=QoSReliabilityPolicy.BEST_EFFORT if best_effort else QoSReliabilityPolicy.RELIABLE,
-                          durability=QoSDurabilityPolicy.TRANSIENT_LOCAL if transient else QoSDurabilityPolicy.VOLATILE)
+        best_effort = any(
+            i.qos_profile.reliability == QoSReliabilityPolicy.BEST_EFFORT for i in infos
+        )
+        transient = all(
+            i.qos_profile.durability == QoSDurabilityPolicy.TRANSIENT_LOCAL for i in infos
+        )
+        return QoSProfile(
+            depth=100,
+            history=QoSHistoryPolicy.KEEP_LAST,
+            reliability=QoSReliabilityPolicy.BEST_EFFORT
+            if best_effort
+            else QoSReliabilityPolicy.RELIABLE,
+            durability=QoSDurabilityPolicy.TRANSIENT_LOCAL
+            if transient
+            else QoSDurabilityPolicy.VOLATILE,
+        )
 
     def discover(self) -> List[str]:
         """Subscribe to every requested topic that now has publishers; return those still missing."""
@@ -185,15 +230,24 @@ class BagRecorder:
             if not infos:
                 missing.append(topic)
                 continue
-            msgtype = infos[0].topic_type   # e.g. 'agechat_msgs/msg/Utterance'
+            msgtype = infos[0].topic_type  # e.g. 'agechat_msgs/msg/Utterance'
             qos = self._qos_for(infos)
-            offered = bag_qos(qos.reliability == QoSReliabilityPolicy.RELIABLE,
-                              qos.durability == QoSDurabilityPolicy.TRANSIENT_LOCAL, depth=10)
+            offered = bag_qos(
+                qos.reliability == QoSReliabilityPolicy.RELIABLE,
+                qos.durability == QoSDurabilityPolicy.TRANSIENT_LOCAL,
+                depth=10,
+            )
             with self._lock:
                 self._connections[topic] = self.writer.add_connection(
-                    topic, msgtype, typestore=self.typestore, offered_qos_profiles=[offered])
+                    topic, msgtype, typestore=self.typestore, offered_qos_profiles=[offered]
+                )
             self._subscriptions[topic] = self.node.create_subscription(
-                message_class(msgtype), topic, lambda data, t=topic: self._write(t, data), qos, raw=True)
+                message_class(msgtype),
+                topic,
+                lambda data, t=topic: self._write(t, data),
+                qos,
+                raw=True,
+            )
         return missing
 
     def _write(self, topic: str, data: bytes) -> None:
@@ -211,6 +265,7 @@ class BagRecorder:
 
 def _spin_in_background(node):
     from rclpy.executors import MultiThreadedExecutor
+
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     thread = threading.Thread(target=executor.spin, daemon=True)
@@ -227,9 +282,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     play.add_argument('bag', type=Path)
     play.add_argument('--rate', type=float, default=1.0)
     play.add_argument('--topics', nargs='*')
-    play.add_argument('--restamp', action='store_true', help='set header.stamp to the publish time')
-    play.add_argument('--wait-for-subscribers', action='store_true',
-                      help='start only when every played topic has a subscriber')
+    play.add_argument(
+        '--restamp', action='store_true', help='set header.stamp to the publish time'
+    )
+    play.add_argument(
+        '--wait-for-subscribers',
+        action='store_true',
+        help='start only when every played topic has a subscriber',
+    )
     record = sub.add_parser('record', help='record topics into an MCAP bag until Ctrl-C')
     record.add_argument('out', type=Path)
     record.add_argument('topics', nargs='+')
@@ -243,13 +303,19 @@ def main(argv: Optional[List[str]] = None) -> int:
             player = BagPlayer(node, args.bag, args.rate, args.topics, args.restamp)
             if args.wait_for_subscribers:
                 player.wait_for_subscribers(player.publishers)
-            print(f'playing {args.bag} ({player.duration_s:.1f} s, {len(player.publishers)} topics)', flush=True)
+            print(
+                f'playing {args.bag} ({player.duration_s:.1f} s, {len(player.publishers)} topics)',
+                flush=True,
+            )
             count = player.play()
             print(f'published {count} messages', flush=True)
             player.close()
         else:
             recorder = BagRecorder(node, args.out, args.topics)
-            print(f'recording {len(args.topics)} topic(s) into {args.out}; Ctrl-C to stop', flush=True)
+            print(
+                f'recording {len(args.topics)} topic(s) into {args.out}; Ctrl-C to stop',
+                flush=True,
+            )
             try:
                 while True:
                     recorder.discover()
@@ -259,7 +325,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             recorder.close()
             print(f'recorded: {recorder.counts}', flush=True)
     finally:
-        rclpy.try_shutdown()          # stops the spinning executor
+        rclpy.try_shutdown()  # stops the spinning executor
         spin_thread.join(5)
         executor.shutdown()
         node.destroy_node()

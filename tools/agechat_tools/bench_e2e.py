@@ -26,8 +26,12 @@ def main(argv=None) -> int:
     run = run_graph_on_bag(bag, args.work, show_progress=False)
     data = read_run(run.output_bag, script, run.replay_start_ns)
     summary = latency_summary(data.turns)
-    result = {'turns': summary['turns'], 'scripted_turns': len(script['turns']),
-              'e2e_ms_p50': summary.get('e2e_ms_p50'), 'e2e_ms_p95': summary.get('e2e_ms_p95')}
+    result = {
+        'turns': summary['turns'],
+        'scripted_turns': len(script['turns']),
+        'e2e_ms_p50': summary.get('e2e_ms_p50'),
+        'e2e_ms_p95': summary.get('e2e_ms_p95'),
+    }
     for key, value in summary.items():
         if key.endswith('_ms_p50') or key.endswith('_ms_p95'):
             stage, _, q = key.rpartition('_ms_')
@@ -39,7 +43,9 @@ def main(argv=None) -> int:
     pss = {name: info.get('peak_pss_mb') for name, info in run.launch_status.items()}
     result['peak_pss_mb'] = pss
     result['peak_pss_mb_total'] = sum(v for v in pss.values() if v)
-    result['node_restarts'] = sum(max(0, info.get('starts', 1) - 1) for info in run.launch_status.values())
+    result['node_restarts'] = sum(
+        max(0, info.get('starts', 1) - 1) for info in run.launch_status.values()
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

@@ -25,8 +25,12 @@ def log(text: str) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', type=Path, default=REPO / 'out' / 'demo')
-    parser.add_argument('--bag', type=Path, default=REPO / 'out' / 'cache' / 'demo_bag',
-                        help='input bag (the demo bag is generated here when missing)')
+    parser.add_argument(
+        '--bag',
+        type=Path,
+        default=REPO / 'out' / 'cache' / 'demo_bag',
+        help='input bag (the demo bag is generated here when missing)',
+    )
     parser.add_argument('--rate', type=float, default=1.0, help='replay speed factor')
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -34,14 +38,20 @@ def main(argv=None) -> int:
     script_path = bag / 'script.json'
     script = json.loads(script_path.read_text()) if script_path.exists() else None
     run = run_graph_on_bag(bag, args.out, rate=args.rate, log=log)
-    log(f'graph stopped; recorded {sum(run.recorded_counts.values())} messages. Writing the report ...')
+    log(
+        f'graph stopped; recorded {sum(run.recorded_counts.values())} messages. Writing the report ...'
+    )
     run_info = json.loads((args.out / 'run.json').read_text())
     summary = write_report(args.out, run.output_bag, run_info, script)
     died = {name: s for name, s in run.launch_status.items() if s.get('starts', 1) > 1}
-    log(f'{summary["turns"]} turns, age as scripted {summary["age_correct"]}/{summary["age_scripted"]}, '
+    log(
+        f'{summary["turns"]} turns, age as scripted {summary["age_correct"]}/{summary["age_scripted"]}, '
         f'e2e p50 {summary.get("e2e_ms_p50", float("nan")):.0f} ms / p95 {summary.get("e2e_ms_p95", float("nan")):.0f} ms'
-        + (f'; restarted nodes: {sorted(died)}' if died else ''))
-    log(f'report: {args.out / "report.html"} (and report.md, avatar.mp4) — {time.monotonic() - started:.0f} s in all')
+        + (f'; restarted nodes: {sorted(died)}' if died else '')
+    )
+    log(
+        f'report: {args.out / "report.html"} (and report.md, avatar.mp4) — {time.monotonic() - started:.0f} s in all'
+    )
     return 0 if summary['turns'] else 1
 
 

@@ -26,12 +26,12 @@ from rosbags.typesys import Stores, get_typestore
 from agechat_tools.bag import bag_qos, typestore_with_custom_types
 
 SAMPLE_RATE = 16000
-CHUNK_S = 0.02                 # 20 ms microphone chunks, a typical capture period
-FRAME_SIZE = (640, 480)        # camera width, height
+CHUNK_S = 0.02  # 20 ms microphone chunks, a typical capture period
+FRAME_SIZE = (640, 480)  # camera width, height
 CAMERA_TOPIC = '/camera/image_raw'
 AUDIO_TOPIC = '/audio/audio'
 AUDIO_INFO_TOPIC = '/audio/audio_info'
-START_NS = 1_700_000_000 * 10**9   # fixed bag start time: identical bags on every run
+START_NS = 1_700_000_000 * 10**9  # fixed bag start time: identical bags on every run
 
 
 @dataclass
@@ -56,11 +56,12 @@ DEFAULT_TURNS = [
 def face_image(name: str) -> np.ndarray:
     """A BGR face picture from scikit-image's bundled data ('astronaut' or 'lfw:<index>')."""
     from skimage import data
+
     if name == 'astronaut':
-        rgb = data.astronaut()[20:260, 120:330]          # head and shoulders
+        rgb = data.astronaut()[20:260, 120:330]  # head and shoulders
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     if name.startswith('lfw:'):
-        grey = data.lfw_subset()[int(name[4:])]           # 25x25 float face crop
+        grey = data.lfw_subset()[int(name[4:])]  # 25x25 float face crop
         grey = (np.clip(grey, 0, 1) * 255).astype(np.uint8)
         grey = cv2.resize(grey, (200, 200), interpolation=cv2.INTER_CUBIC)
         return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
@@ -81,7 +82,7 @@ def camera_frame(face: np.ndarray, t_s: float, rng: np.random.Generator) -> np.n
     cy = height // 2 + int(12 * np.sin(2 * np.pi * 0.21 * t_s))
     x0, y0 = max(0, cx - rw // 2), max(0, cy - rh // 2)
     x1, y1 = min(width, x0 + rw), min(height, y0 + rh)
-    frame[y0:y1, x0:x1] = resized[:y1 - y0, :x1 - x0]
+    frame[y0:y1, x0:x1] = resized[: y1 - y0, : x1 - x0]
     noise = rng.normal(0, 3, frame.shape).astype(np.int16)
     frame = np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
@@ -90,20 +91,31 @@ def camera_frame(face: np.ndarray, t_s: float, rng: np.random.Generator) -> np.n
 def build_audio(turns: List[Turn], lead_in_s: float, reply_gap_s: float, rng: np.random.Generator):
     """The microphone signal and each turn's (start_s, end_s) of speech."""
     from age_node.core.synth import synthesize_speech
+
     pieces, spans, t = [np.zeros(int(lead_in_s * SAMPLE_RATE), np.float32)], [], lead_in_s
     for turn in turns:
-        speech = synthesize_speech(turn.text, turn.age_group, turn.voice_seed, sample_rate=SAMPLE_RATE)
+        speech = synthesize_speech(
+            turn.text, turn.age_group, turn.voice_seed, sample_rate=SAMPLE_RATE
+        )
         speech = 0.5 * speech / max(1e-6, float(np.max(np.abs(speech))))
         spans.append((t, t + len(speech) / SAMPLE_RATE))
         pieces += [speech.astype(np.float32), np.zeros(int(reply_gap_s * SAMPLE_RATE), np.float32)]
         t += len(speech) / SAMPLE_RATE + reply_gap_s
     audio = np.concatenate(pieces)
-    audio += rng.normal(0, 0.002, audio.shape).astype(np.float32)    # room noise floor (about -54 dBFS)
+    audio += rng.normal(0, 0.002, audio.shape).astype(
+        np.float32
+    )  # room noise floor (about -54 dBFS)
     return np.clip(audio, -1, 1), spans
 
 
-def write_demo_bag(out: Path, turns: List[Turn] = DEFAULT_TURNS, fps: float = 15.0, lead_in_s: float = 2.0,
-                   reply_gap_s: float = 15.0, seed: int = 0) -> dict:
+def write_demo_bag(
+    out: Path,
+    turns: List[Turn] = DEFAULT_TURNS,
+    fps: float = 15.0,
+    lead_in_s: float = 2.0,
+    reply_gap_s: float = 15.0,
+    seed: int = 0,
+) -> dict:
     """Write the bag to `out` (replacing it) and return its script (turn times, topics) as a dict."""
     rng = np.random.default_rng(seed)
     audio, spans = build_audio(turns, lead_in_s, reply_gap_s, rng)
@@ -127,18 +139,43 @@ def write_demo_bag(out: Path, turns: List[Turn] = DEFAULT_TURNS, fps: float = 15
 
     with Writer(out, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
         # QoS as a camera driver (sensor data) and an audio_common capture node would offer them.
-        camera = writer.add_connection(CAMERA_TOPIC, 'sensor_msgs/msg/Image', typestore=store,
-                                       offered_qos_profiles=[bag_qos(reliable=False, depth=5)])
-        mic = writer.add_connection(AUDIO_TOPIC, 'audio_common_msgs/msg/AudioData', typestore=custom,
-                                    offered_qos_profiles=[bag_qos(reliable=True, depth=1000)])
-        info = writer.add_connection(AUDIO_INFO_TOPIC, 'audio_common_msgs/msg/AudioInfo', typestore=custom,
-                                     offered_qos_profiles=[bag_qos(reliable=True, transient_local=True, depth=1)])
-        writer.write(info, START_NS, custom.serialize_cdr(
-            AudioInfo(channels=1, sample_rate=SAMPLE_RATE, sample_format='S16LE', bitrate=SAMPLE_RATE * 16,
-                      coding_format='pcm'), 'audio_common_msgs/msg/AudioInfo'))
+        camera = writer.add_connection(
+            CAMERA_TOPIC,
+            'sensor_msgs/msg/Image',
+            typestore=store,
+            offered_qos_profiles=[bag_qos(reliable=False, depth=5)],
+        )
+        mic = writer.add_connection(
+            AUDIO_TOPIC,
+            'audio_common_msgs/msg/AudioData',
+            typestore=custom,
+            offered_qos_profiles=[bag_qos(reliable=True, depth=1000)],
+        )
+        info = writer.add_connection(
+            AUDIO_INFO_TOPIC,
+            'audio_common_msgs/msg/AudioInfo',
+            typestore=custom,
+            offered_qos_profiles=[bag_qos(reliable=True, transient_local=True, depth=1)],
+        )
+        writer.write(
+            info,
+            START_NS,
+            custom.serialize_cdr(
+                AudioInfo(
+                    channels=1,
+                    sample_rate=SAMPLE_RATE,
+                    sample_format='S16LE',
+                    bitrate=SAMPLE_RATE * 16,
+                    coding_format='pcm',
+                ),
+                'audio_common_msgs/msg/AudioInfo',
+            ),
+        )
         events = [(i / fps, 'frame') for i in range(int(duration_s * fps))]
         chunk = int(CHUNK_S * SAMPLE_RATE)
-        events += [((i + 1) * CHUNK_S, 'audio') for i in range(len(audio) // chunk)]   # stamped when complete
+        events += [
+            ((i + 1) * CHUNK_S, 'audio') for i in range(len(audio) // chunk)
+        ]  # stamped when complete
         events.sort(key=lambda e: (e[0], e[1]))
         frame_index = audio_index = 0
         for t_s, kind in events:
@@ -146,18 +183,40 @@ def write_demo_bag(out: Path, turns: List[Turn] = DEFAULT_TURNS, fps: float = 15
             if kind == 'frame':
                 rgb = camera_frame(faces[face_at(t_s)], t_s, rng)
                 stamp = Time(sec=t_ns // 10**9, nanosec=t_ns % 10**9)
-                msg = Image(header=Header(stamp=stamp, frame_id='camera'), height=FRAME_SIZE[1], width=FRAME_SIZE[0],
-                            encoding='rgb8', is_bigendian=0, step=FRAME_SIZE[0] * 3, data=rgb.reshape(-1))
+                msg = Image(
+                    header=Header(stamp=stamp, frame_id='camera'),
+                    height=FRAME_SIZE[1],
+                    width=FRAME_SIZE[0],
+                    encoding='rgb8',
+                    is_bigendian=0,
+                    step=FRAME_SIZE[0] * 3,
+                    data=rgb.reshape(-1),
+                )
                 writer.write(camera, t_ns, store.serialize_cdr(msg, 'sensor_msgs/msg/Image'))
                 frame_index += 1
             else:
-                pcm = np.clip(np.round(audio[audio_index:audio_index + chunk] * 32767), -32768, 32767).astype('<i2')
+                pcm = np.clip(
+                    np.round(audio[audio_index : audio_index + chunk] * 32767), -32768, 32767
+                ).astype('<i2')
                 audio_index += chunk
-                writer.write(mic, t_ns, custom.serialize_cdr(AudioData(data=pcm.view(np.uint8)),
-                                                              'audio_common_msgs/msg/AudioData'))
-    script = {'duration_s': duration_s, 'fps': fps, 'sample_rate': SAMPLE_RATE, 'frames': frame_index,
-              'topics': {'camera': CAMERA_TOPIC, 'audio': AUDIO_TOPIC, 'audio_info': AUDIO_INFO_TOPIC},
-              'turns': [dict(asdict(turn), speech_start_s=s, speech_end_s=e) for turn, (s, e) in zip(turns, spans)]}
+                writer.write(
+                    mic,
+                    t_ns,
+                    custom.serialize_cdr(
+                        AudioData(data=pcm.view(np.uint8)), 'audio_common_msgs/msg/AudioData'
+                    ),
+                )
+    script = {
+        'duration_s': duration_s,
+        'fps': fps,
+        'sample_rate': SAMPLE_RATE,
+        'frames': frame_index,
+        'topics': {'camera': CAMERA_TOPIC, 'audio': AUDIO_TOPIC, 'audio_info': AUDIO_INFO_TOPIC},
+        'turns': [
+            dict(asdict(turn), speech_start_s=s, speech_end_s=e)
+            for turn, (s, e) in zip(turns, spans)
+        ],
+    }
     (out / 'script.json').write_text(json.dumps(script, ensure_ascii=False, indent=2))
     return script
 
@@ -166,10 +225,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('out', type=Path)
     parser.add_argument('--fps', type=float, default=15.0)
-    parser.add_argument('--reply-gap', type=float, default=15.0, help='silence after each turn [s]')
+    parser.add_argument(
+        '--reply-gap', type=float, default=15.0, help='silence after each turn [s]'
+    )
     args = parser.parse_args(argv)
     script = write_demo_bag(args.out, fps=args.fps, reply_gap_s=args.reply_gap)
-    print(f"wrote {args.out}: {script['duration_s']:.1f} s, {script['frames']} frames, {len(script['turns'])} turns")
+    print(
+        f"wrote {args.out}: {script['duration_s']:.1f} s, {script['frames']} frames, {len(script['turns'])} turns"
+    )
     return 0
 
 

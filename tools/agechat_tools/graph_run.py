@@ -22,9 +22,17 @@ LAUNCH_FILE = REPO / 'launch' / 'agechat.launch.xml'
 
 #: What the graph publishes (recorded into the output bag).
 OUTPUT_TOPICS = [
-    '/agechat/utterance', '/agechat/age', '/agechat/face_emotion', '/agechat/reply', '/agechat/speech_state',
-    '/agechat/tts/audio', '/agechat/tts/audio_info', '/agechat/avatar/image', '/agechat/avatar/state',
-    '/audio/audio', '/audio/audio_info',   # the microphone as the graph heard it (for the report's soundtrack)
+    '/agechat/utterance',
+    '/agechat/age',
+    '/agechat/face_emotion',
+    '/agechat/reply',
+    '/agechat/speech_state',
+    '/agechat/tts/audio',
+    '/agechat/tts/audio_info',
+    '/agechat/avatar/image',
+    '/agechat/avatar/state',
+    '/audio/audio',
+    '/audio/audio_info',  # the microphone as the graph heard it (for the report's soundtrack)
 ]
 #: Inputs the graph must be subscribed to before the bag starts.
 INPUT_TOPICS = ['/camera/image_raw', '/audio/audio', '/audio/audio_info']
@@ -40,7 +48,7 @@ class GraphRun:
     recorded_counts: Dict[str, int]
     bag_duration_s: float
     wall_s: float
-    replay_start_ns: int = 0   # wall clock (ns) when the first bag message was published
+    replay_start_ns: int = 0  # wall clock (ns) when the first bag message was published
 
 
 def _sources_digest(paths: List[Path]) -> str:
@@ -54,6 +62,7 @@ def ensure_demo_bag(path: Path, log: Callable[[str], None] = print) -> Path:
     """Generate the demo bag at `path` unless an identical one (same generator inputs) is there."""
     from agechat_tools import demo_bag
     import age_node.core.synth as synth
+
     digest = _sources_digest([Path(demo_bag.__file__), Path(synth.__file__)])
     script = path / 'script.json'
     if script.is_file() and json.loads(script.read_text()).get('generator_digest') == digest:
@@ -63,13 +72,22 @@ def ensure_demo_bag(path: Path, log: Callable[[str], None] = print) -> Path:
     info = demo_bag.write_demo_bag(path)
     info['generator_digest'] = digest
     script.write_text(json.dumps(info, ensure_ascii=False, indent=2))
-    log(f'demo bag: {info["duration_s"]:.1f} s, {len(info["turns"])} turns ({time.monotonic() - started:.0f} s)')
+    log(
+        f'demo bag: {info["duration_s"]:.1f} s, {len(info["turns"])} turns ({time.monotonic() - started:.0f} s)'
+    )
     return path
 
 
-def run_graph_on_bag(bag: Path, out_dir: Path, launch_args: Optional[List[str]] = None, rate: float = 1.0,
-                     startup_timeout_s: float = 180.0, drain_timeout_s: float = 60.0,
-                     log: Callable[[str], None] = print, show_progress: bool = True) -> GraphRun:
+def run_graph_on_bag(
+    bag: Path,
+    out_dir: Path,
+    launch_args: Optional[List[str]] = None,
+    rate: float = 1.0,
+    startup_timeout_s: float = 180.0,
+    drain_timeout_s: float = 60.0,
+    log: Callable[[str], None] = print,
+    show_progress: bool = True,
+) -> GraphRun:
     """Launch the graph, replay `bag` into it, record OUTPUT_TOPICS to out_dir/output_bag, stop it."""
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
@@ -83,20 +101,40 @@ def run_graph_on_bag(bag: Path, out_dir: Path, launch_args: Optional[List[str]] 
     output_bag = out_dir / 'output_bag'
     if output_bag.exists():
         import shutil
+
         shutil.rmtree(output_bag)
     log_dir = out_dir / 'logs'
     status_file = out_dir / 'launch_status.json'
     domain_id = int(os.environ.get('ROS_DOMAIN_ID') or random.randint(1, 100))
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               PYTHONUNBUFFERED='1')
-    command = [sys.executable, '-m', 'agechat_tools.launch_xml', str(LAUNCH_FILE), *(launch_args or []),
-               '--log-dir', str(log_dir), '--status-file', str(status_file), '--quiet']
+    env = dict(
+        os.environ,
+        ROS_DOMAIN_ID=str(domain_id),
+        ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+        PYTHONUNBUFFERED='1',
+    )
+    command = [
+        sys.executable,
+        '-m',
+        'agechat_tools.launch_xml',
+        str(LAUNCH_FILE),
+        *(launch_args or []),
+        '--log-dir',
+        str(log_dir),
+        '--status-file',
+        str(status_file),
+        '--quiet',
+    ]
     started = time.monotonic()
-    launcher = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    launcher = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     launcher_output: List[str] = []
-    threading.Thread(target=lambda: launcher_output.extend(
-        line.decode(errors='replace') for line in iter(launcher.stdout.readline, b'')), daemon=True).start()
+    threading.Thread(
+        target=lambda: launcher_output.extend(
+            line.decode(errors='replace') for line in iter(launcher.stdout.readline, b'')
+        ),
+        daemon=True,
+    ).start()
 
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain_id)
@@ -120,21 +158,39 @@ def run_graph_on_bag(bag: Path, out_dir: Path, launch_args: Optional[List[str]] 
             if not missing and not unmatched:
                 break
             if launcher.poll() is not None:
-                raise RuntimeError('the launcher exited during start-up:\n' + ''.join(launcher_output[-50:]))
+                raise RuntimeError(
+                    'the launcher exited during start-up:\n' + ''.join(launcher_output[-50:])
+                )
             if time.monotonic() > deadline:
-                raise TimeoutError(f'graph not ready after {startup_timeout_s:.0f} s: no publisher on {missing}, '
-                                   f'no subscriber on {unmatched}; logs in {log_dir}')
+                raise TimeoutError(
+                    f'graph not ready after {startup_timeout_s:.0f} s: no publisher on {missing}, '
+                    f'no subscriber on {unmatched}; logs in {log_dir}'
+                )
             time.sleep(0.2)
-        log(f'graph ready after {time.monotonic() - started:.1f} s; replaying {bag.name} ({player.duration_s:.1f} s)')
+        log(
+            f'graph ready after {time.monotonic() - started:.1f} s; replaying {bag.name} ({player.duration_s:.1f} s)'
+        )
         replay_start_ns = time.time_ns()
         if show_progress:
             from tqdm import tqdm
-            bar = tqdm(total=round(player.duration_s, 1), unit='s', desc='replay', leave=True,
-                       bar_format='{l_bar}{bar}| {n:.1f}/{total:.1f} s {postfix}', mininterval=1.0)
+
+            bar = tqdm(
+                total=round(player.duration_s, 1),
+                unit='s',
+                desc='replay',
+                leave=True,
+                bar_format='{l_bar}{bar}| {n:.1f}/{total:.1f} s {postfix}',
+                mininterval=1.0,
+            )
+
             def progress(t_s: float) -> None:
                 bar.n = round(min(t_s, player.duration_s), 1)
-                bar.set_postfix_str(f'utterances {recorder.counts["/agechat/utterance"]}, '
-                                    f'replies {recorder.counts["/agechat/reply"]}', refresh=True)
+                bar.set_postfix_str(
+                    f'utterances {recorder.counts["/agechat/utterance"]}, '
+                    f'replies {recorder.counts["/agechat/reply"]}',
+                    refresh=True,
+                )
+
             player.play(progress)
             bar.n = bar.total
             bar.close()
@@ -148,10 +204,16 @@ def run_graph_on_bag(bag: Path, out_dir: Path, launch_args: Optional[List[str]] 
             if answered and quiet:
                 break
             time.sleep(0.2)
-        time.sleep(1.0)   # the last frames/state in flight
-        return_value = GraphRun(output_bag=output_bag, launch_status={}, log_dir=log_dir,
-                                recorded_counts=dict(recorder.counts), bag_duration_s=player.duration_s,
-                                wall_s=0.0, replay_start_ns=replay_start_ns)
+        time.sleep(1.0)  # the last frames/state in flight
+        return_value = GraphRun(
+            output_bag=output_bag,
+            launch_status={},
+            log_dir=log_dir,
+            recorded_counts=dict(recorder.counts),
+            bag_duration_s=player.duration_s,
+            wall_s=0.0,
+            replay_start_ns=replay_start_ns,
+        )
     finally:
         if recorder is not None:
             recorder.close()
@@ -162,11 +224,23 @@ def run_graph_on_bag(bag: Path, out_dir: Path, launch_args: Optional[List[str]] 
         spin.join(5)
         executor.shutdown()
         node.destroy_node()
-    return_value.launch_status = json.loads(status_file.read_text()) if status_file.exists() else {}
+    return_value.launch_status = (
+        json.loads(status_file.read_text()) if status_file.exists() else {}
+    )
     return_value.wall_s = time.monotonic() - started
     (out_dir / 'launcher.log').write_text(''.join(launcher_output))
-    (out_dir / 'run.json').write_text(json.dumps({
-        'input_bag': str(bag), 'output_bag': str(output_bag), 'replay_start_ns': return_value.replay_start_ns,
-        'bag_duration_s': return_value.bag_duration_s, 'wall_s': return_value.wall_s,
-        'recorded_counts': return_value.recorded_counts, 'launch_status': return_value.launch_status}, indent=2))
+    (out_dir / 'run.json').write_text(
+        json.dumps(
+            {
+                'input_bag': str(bag),
+                'output_bag': str(output_bag),
+                'replay_start_ns': return_value.replay_start_ns,
+                'bag_duration_s': return_value.bag_duration_s,
+                'wall_s': return_value.wall_s,
+                'recorded_counts': return_value.recorded_counts,
+                'launch_status': return_value.launch_status,
+            },
+            indent=2,
+        )
+    )
     return return_value

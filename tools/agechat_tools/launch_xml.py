@@ -41,7 +41,13 @@ SUPPORTED = {
     'param': {'from', 'name', 'value'},
     'remap': {'from', 'to'},
 }
-CHILDREN = {'launch': {'arg', 'node'}, 'node': {'param', 'remap'}, 'arg': set(), 'param': set(), 'remap': set()}
+CHILDREN = {
+    'launch': {'arg', 'node'},
+    'node': {'param', 'remap'},
+    'arg': set(),
+    'param': set(),
+    'remap': set(),
+}
 _SUBSTITUTION = re.compile(r'\$\(([^()]*)\)')
 
 
@@ -67,10 +73,18 @@ class NodeSpec:
 
     def command(self) -> List[str]:
         """The command line `ros2 launch` would build for this node."""
-        cmd = [str(find_executable(self.package, self.executable)), *self.args, '--ros-args', '-r',
-               f'__node:={self.name}']
+        cmd = [
+            str(find_executable(self.package, self.executable)),
+            *self.args,
+            '--ros-args',
+            '-r',
+            f'__node:={self.name}',
+        ]
         if self.namespace:
-            cmd += ['-r', f'__ns:={self.namespace if self.namespace.startswith("/") else "/" + self.namespace}']
+            cmd += [
+                '-r',
+                f'__ns:={self.namespace if self.namespace.startswith("/") else "/" + self.namespace}',
+            ]
         for path in self.params_files:
             cmd += ['--params-file', path]
         for name, value in self.params:
@@ -83,14 +97,20 @@ class NodeSpec:
 def _check_element(element: ET.Element, path: Path) -> None:
     tag = element.tag
     if tag not in SUPPORTED:
-        raise LaunchError(f"{path}: <{tag}> is not supported by this runner (supported: {sorted(SUPPORTED)})")
+        raise LaunchError(
+            f"{path}: <{tag}> is not supported by this runner (supported: {sorted(SUPPORTED)})"
+        )
     unknown = set(element.attrib) - SUPPORTED[tag]
     if unknown:
-        raise LaunchError(f'{path}: <{tag}> attribute(s) {sorted(unknown)} are not supported by this runner '
-                          f'(supported: {sorted(SUPPORTED[tag])})')
+        raise LaunchError(
+            f'{path}: <{tag}> attribute(s) {sorted(unknown)} are not supported by this runner '
+            f'(supported: {sorted(SUPPORTED[tag])})'
+        )
     for child in element:
         if child.tag not in CHILDREN[tag]:
-            raise LaunchError(f'{path}: <{child.tag}> inside <{tag}> is not supported by this runner')
+            raise LaunchError(
+                f'{path}: <{child.tag}> inside <{tag}> is not supported by this runner'
+            )
         _check_element(child, path)
 
 
@@ -113,11 +133,14 @@ class LaunchFile:
         """Human-readable list of the launch arguments (like `ros2 launch -s`)."""
         lines = []
         for a in self.root.iter('arg'):
-            lines.append(f"  {a.get('name')}:={a.get('default', '<required>')}\n      {a.get('description', '')}")
+            lines.append(
+                f"  {a.get('name')}:={a.get('default', '<required>')}\n      {a.get('description', '')}"
+            )
         return '\n'.join(lines)
 
     def substitute(self, text: str, values: Dict[str, str]) -> str:
         """Expand $(...) substitutions in `text` using the launch argument `values`."""
+
         def expand(match: re.Match) -> str:
             words = match.group(1).split()
             if not words:
@@ -125,7 +148,9 @@ class LaunchFile:
             kind, rest = words[0], words[1:]
             if kind == 'var' and len(rest) == 1:
                 if rest[0] not in values:
-                    raise LaunchError(f"{self.path}: $(var {rest[0]}) refers to an undeclared launch argument")
+                    raise LaunchError(
+                        f"{self.path}: $(var {rest[0]}) refers to an undeclared launch argument"
+                    )
                 return values[rest[0]]
             if kind == 'env' and len(rest) in (1, 2):
                 if rest[0] not in os.environ and len(rest) == 1:
@@ -135,7 +160,10 @@ class LaunchFile:
                 return str(self.path.parent)
             if kind == 'find-pkg-share' and len(rest) == 1:
                 return str(find_package_share(rest[0]))
-            raise LaunchError(f'{self.path}: substitution $({match.group(1)}) is not supported by this runner')
+            raise LaunchError(
+                f'{self.path}: substitution $({match.group(1)}) is not supported by this runner'
+            )
+
         return _SUBSTITUTION.sub(expand, text)
 
     def resolve(self, overrides: Dict[str, str]) -> Tuple[Dict[str, str], List[NodeSpec]]:
@@ -143,10 +171,12 @@ class LaunchFile:
         declared = self.arguments()
         unknown = set(overrides) - set(declared)
         if unknown:
-            raise LaunchError(f'unknown launch argument(s) {sorted(unknown)}; this file declares:\n'
-                              + self.describe_arguments())
+            raise LaunchError(
+                f'unknown launch argument(s) {sorted(unknown)}; this file declares:\n'
+                + self.describe_arguments()
+            )
         values: Dict[str, str] = {}
-        for name, default in declared.items():   # in order: a default may use earlier arguments
+        for name, default in declared.items():  # in order: a default may use earlier arguments
             if name in overrides:
                 values[name] = overrides[name]
             elif default is None:
@@ -155,24 +185,41 @@ class LaunchFile:
                 values[name] = self.substitute(default, values)
         nodes = []
         for element in self.root.iter('node'):
+
             def attr(key: str, default: str = '') -> str:
                 return self.substitute(element.get(key, default), values)
+
             respawn = attr('respawn', 'false').lower()
             if respawn not in ('true', 'false'):
-                raise LaunchError(f"{self.path}: respawn must be 'true' or 'false', not {respawn!r}")
-            spec = NodeSpec(package=attr('pkg'), executable=attr('exec'), name=attr('name') or attr('exec'),
-                            namespace=attr('namespace'), output=attr('output', 'log'), respawn=respawn == 'true',
-                            respawn_delay=float(attr('respawn_delay', '0')), args=shlex.split(attr('args')))
+                raise LaunchError(
+                    f"{self.path}: respawn must be 'true' or 'false', not {respawn!r}"
+                )
+            spec = NodeSpec(
+                package=attr('pkg'),
+                executable=attr('exec'),
+                name=attr('name') or attr('exec'),
+                namespace=attr('namespace'),
+                output=attr('output', 'log'),
+                respawn=respawn == 'true',
+                respawn_delay=float(attr('respawn_delay', '0')),
+                args=shlex.split(attr('args')),
+            )
             if not spec.package or not spec.executable:
                 raise LaunchError(f'{self.path}: <node> needs pkg and exec')
             for child in element:
                 if child.tag == 'remap':
-                    spec.remaps.append((self.substitute(child.get('from', ''), values),
-                                        self.substitute(child.get('to', ''), values)))
+                    spec.remaps.append(
+                        (
+                            self.substitute(child.get('from', ''), values),
+                            self.substitute(child.get('to', ''), values),
+                        )
+                    )
                 elif 'from' in child.attrib:
                     spec.params_files.append(self.substitute(child.get('from'), values))
                 else:
-                    spec.params.append((child.get('name'), self.substitute(child.get('value', ''), values)))
+                    spec.params.append(
+                        (child.get('name'), self.substitute(child.get('value', ''), values))
+                    )
             nodes.append(spec)
         return values, nodes
 
@@ -196,8 +243,13 @@ class _Supervised:
         log = open(self.log_path, 'ab')
         log.write(f'--- start #{self.starts}: {" ".join(self.spec.command())}\n'.encode())
         log.flush()
-        self.popen = subprocess.Popen(self.spec.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        self.popen = subprocess.Popen(
+            self.spec.command(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         threading.Thread(target=self._pump, args=(self.popen, log), daemon=True).start()
 
     def _pump(self, popen: subprocess.Popen, log) -> None:
@@ -233,19 +285,38 @@ class Launcher:
         for node in self.nodes:
             if sample and node.popen is not None and node.popen.poll() is None:
                 node.peak_pss_mb = max(node.peak_pss_mb, pss_mb(node.popen.pid) or 0.0)
-            if node.popen is not None and node.popen.poll() is not None and node.restart_at is None:
+            if (
+                node.popen is not None
+                and node.popen.poll() is not None
+                and node.restart_at is None
+            ):
                 node.exit_codes.append(node.popen.returncode)
-                print(f'[launch] {node.spec.name} exited with code {node.popen.returncode}'
-                      + (f'; respawning in {node.spec.respawn_delay:.1f} s' if node.spec.respawn else ''), flush=True)
-                node.restart_at = now + node.spec.respawn_delay if node.spec.respawn else float('inf')
-            if node.restart_at is not None and now >= node.restart_at and not self._stopping.is_set():
+                print(
+                    f'[launch] {node.spec.name} exited with code {node.popen.returncode}'
+                    + (
+                        f'; respawning in {node.spec.respawn_delay:.1f} s'
+                        if node.spec.respawn
+                        else ''
+                    ),
+                    flush=True,
+                )
+                node.restart_at = (
+                    now + node.spec.respawn_delay if node.spec.respawn else float('inf')
+                )
+            if (
+                node.restart_at is not None
+                and now >= node.restart_at
+                and not self._stopping.is_set()
+            ):
                 node.restart_at = None
                 node.start()
 
     def run(self, duration_s: Optional[float] = None) -> None:
         """Supervise until SIGINT/SIGTERM (or `duration_s`), then stop everything."""
+
         def request_stop(signum, frame):
             self._stopping.set()
+
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
         deadline = time.monotonic() + duration_s if duration_s else None
@@ -275,9 +346,16 @@ class Launcher:
 
     def status(self) -> dict:
         """Per node: how often it was started and its exit codes (the last one is the shutdown's)."""
-        return {n.spec.name: {'starts': n.starts, 'exit_codes': n.exit_codes, 'log': str(n.log_path),
-                              'peak_rss_mb': n.peak_rss_mb, 'peak_pss_mb': n.peak_pss_mb or None}
-                for n in self.nodes}
+        return {
+            n.spec.name: {
+                'starts': n.starts,
+                'exit_codes': n.exit_codes,
+                'log': str(n.log_path),
+                'peak_rss_mb': n.peak_rss_mb,
+                'peak_pss_mb': n.peak_pss_mb or None,
+            }
+            for n in self.nodes
+        }
 
 
 def peak_rss_mb(pid: int) -> Optional[float]:
@@ -316,13 +394,21 @@ def parse_overrides(items: List[str]) -> Dict[str, str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description='Run an agechat XML launch file (subset of `ros2 launch`).')
+    parser = argparse.ArgumentParser(
+        description='Run an agechat XML launch file (subset of `ros2 launch`).'
+    )
     parser.add_argument('launch_file', type=Path)
     parser.add_argument('arguments', nargs='*', help='launch arguments, name:=value')
-    parser.add_argument('--log-dir', type=Path, default=Path('log/launch'), help='per-node log files')
-    parser.add_argument('--status-file', type=Path, help='write node starts/exit codes as JSON at exit')
+    parser.add_argument(
+        '--log-dir', type=Path, default=Path('log/launch'), help='per-node log files'
+    )
+    parser.add_argument(
+        '--status-file', type=Path, help='write node starts/exit codes as JSON at exit'
+    )
     parser.add_argument('--duration', type=float, help='stop after this many seconds')
-    parser.add_argument('-s', '--show-args', action='store_true', help='list the launch arguments and exit')
+    parser.add_argument(
+        '-s', '--show-args', action='store_true', help='list the launch arguments and exit'
+    )
     parser.add_argument('--quiet', action='store_true', help="do not echo output='screen' nodes")
     args = parser.parse_args(argv)
     try:
@@ -332,13 +418,15 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 0
         _, nodes = launch_file.resolve(parse_overrides(args.arguments))
         for node in nodes:
-            node.command()   # fail now, with the fix, if an executable is missing
+            node.command()  # fail now, with the fix, if an executable is missing
     except (LaunchError, FileNotFoundError, ET.ParseError) as error:
         print(f'[launch] error: {error}', file=sys.stderr)
         return 2
     launcher = Launcher(nodes, args.log_dir, echo=not args.quiet)
-    print(f'[launch] starting {len(nodes)} node(s): {", ".join(n.name for n in nodes)} (logs in {args.log_dir})',
-          flush=True)
+    print(
+        f'[launch] starting {len(nodes)} node(s): {", ".join(n.name for n in nodes)} (logs in {args.log_dir})',
+        flush=True,
+    )
     launcher.run(args.duration)
     if args.status_file:
         args.status_file.write_text(json.dumps(launcher.status(), indent=2))

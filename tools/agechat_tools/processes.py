@@ -17,15 +17,23 @@ def find_executable(package: str, executable: str) -> Path:
             return candidate
     raise FileNotFoundError(
         f"executable '{executable}' of package '{package}' not found on AMENT_PREFIX_PATH; "
-        f'run `make setup` (colcon build) and source scripts/env.sh')
+        f'run `make setup` (colcon build) and source scripts/env.sh'
+    )
 
 
 def find_package_share(package: str) -> Path:
     """Return share/<package> of an installed package, as $(find-pkg-share) does."""
     for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
-        if prefix and Path(prefix, 'share', 'ament_index', 'resource_index', 'packages', package).exists():
+        if (
+            prefix
+            and Path(
+                prefix, 'share', 'ament_index', 'resource_index', 'packages', package
+            ).exists()
+        ):
             return Path(prefix, 'share', package)
-    raise FileNotFoundError(f"package '{package}' not found on AMENT_PREFIX_PATH; run `make setup`")
+    raise FileNotFoundError(
+        f"package '{package}' not found on AMENT_PREFIX_PATH; run `make setup`"
+    )
 
 
 def interrupt_then_kill(popen: subprocess.Popen, timeout_s: float) -> int:

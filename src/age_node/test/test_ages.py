@@ -6,11 +6,25 @@ import pytest
 from age_node.core import ages
 
 
-@pytest.mark.parametrize('age, group', [
-    (5, 'child'), (12, 'child'), (19, 'child'), (19.99, 'child'),
-    (20, 'adult'), (20.0, 'adult'), (45, 'adult'), (59, 'adult'), (59.9, 'adult'),
-    (60, 'senior'), (60.0, 'senior'), (75, 'senior'), (89, 'senior'), (95, 'senior'),
-])
+@pytest.mark.parametrize(
+    'age, group',
+    [
+        (5, 'child'),
+        (12, 'child'),
+        (19, 'child'),
+        (19.99, 'child'),
+        (20, 'adult'),
+        (20.0, 'adult'),
+        (45, 'adult'),
+        (59, 'adult'),
+        (59.9, 'adult'),
+        (60, 'senior'),
+        (60.0, 'senior'),
+        (75, 'senior'),
+        (89, 'senior'),
+        (95, 'senior'),
+    ],
+)
 def test_age_to_group_boundaries(age, group):
     assert ages.group_label(ages.age_to_group(age)) == group
 
@@ -28,7 +42,17 @@ def test_non_finite_age_is_refused():
 def test_bins_cover_5_to_89_in_five_year_steps():
     assert ages.NUM_BINS == 17
     assert ages.BIN_LOWER_YEARS[0] == 5 and ages.BIN_LOWER_YEARS[-1] == 85
-    assert [ages.age_to_bin(a) for a in (5, 9.9, 10, 19, 20, 59, 60, 85, 89)] == [0, 0, 1, 2, 3, 10, 11, 16, 16]
+    assert [ages.age_to_bin(a) for a in (5, 9.9, 10, 19, 20, 59, 60, 85, 89)] == [
+        0,
+        0,
+        1,
+        2,
+        3,
+        10,
+        11,
+        16,
+        16,
+    ]
     assert ages.age_to_bin(2) == 0 and ages.age_to_bin(120) == 16
 
 

@@ -22,13 +22,17 @@ def recognizer():
 
 def make_pipeline(estimator, recognizer, **config):
     vad = SileroVad()
-    return VoicePipeline(Segmenter(SegmenterConfig(**config), vad, vad.reset), recognizer, estimator)
+    return VoicePipeline(
+        Segmenter(SegmenterConfig(**config), vad, vad.reset), recognizer, estimator
+    )
 
 
 def stream(pipeline, audio, chunk=320, t0_ns=10**18):
     results = []
     for start in range(0, audio.size, chunk):
-        results += pipeline.push(audio[start:start + chunk], t0_ns + int((start + chunk) / 16000 * 1e9))
+        results += pipeline.push(
+            audio[start : start + chunk], t0_ns + int((start + chunk) / 16000 * 1e9)
+        )
     return results
 
 
@@ -41,7 +45,12 @@ def test_three_utterances_text_and_age_on_the_right_ids(estimator, recognizer, s
     # always the last one, and a result landing on the wrong id would show the other word there
     assert [r.transcript.text.split()[-1] for r in results] == [t for t, _, _ in texts]
     for result, (begin, end) in zip(results, spans):
-        assert result.speech_start_ns < result.speech_end_ns <= result.vad_closed_ns <= result.stt_done_ns
+        assert (
+            result.speech_start_ns
+            < result.speech_end_ns
+            <= result.vad_closed_ns
+            <= result.stt_done_ns
+        )
         assert result.duration_s == pytest.approx((end - begin) / 16000, abs=0.4)
         assert result.age.group_probabilities.sum() == pytest.approx(1.0, abs=1e-5)
         assert not result.truncated
@@ -49,7 +58,9 @@ def test_three_utterances_text_and_age_on_the_right_ids(estimator, recognizer, s
 
 
 def test_endless_speech_is_cut_at_max_length(estimator, recognizer):
-    speech = np.concatenate([synthesize_speech(s, 'adult', 4) for s in DEMO_SENTENCES['adult'] * 2])
+    speech = np.concatenate(
+        [synthesize_speech(s, 'adult', 4) for s in DEMO_SENTENCES['adult'] * 2]
+    )
     pipeline = make_pipeline(estimator, recognizer, max_utterance_s=2.0, end_silence_s=1.5)
     results = stream(pipeline, speech)
     assert results and results[0].truncated
@@ -62,10 +73,10 @@ def test_silence_nan_and_reset(estimator, recognizer):
     speech = synthesize_speech('안녕하세요', 'child', 5)
     half = speech.size // 2
     assert stream(pipeline, speech[:half]) == [] and pipeline.in_utterance
-    pipeline.reset()                      # e.g. the agent started speaking
+    pipeline.reset()  # e.g. the agent started speaking
     assert not pipeline.in_utterance and pipeline.cancelled
     assert stream(pipeline, np.zeros(16000, np.float32)) == []
-    loud = np.clip(speech * 20, -1, 1)    # clipped input still works
+    loud = np.clip(speech * 20, -1, 1)  # clipped input still works
     results = stream(pipeline, np.concatenate([loud, np.zeros(16000, np.float32)]))
     assert len(results) == 1
 

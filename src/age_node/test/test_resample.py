@@ -15,7 +15,7 @@ def test_chunked_equals_one_shot_and_keeps_a_tone(rate):
     sizes = np.random.default_rng(1).integers(1, 2000, size=400)
     pieces, start = [], 0
     for size in sizes:
-        pieces.append(chunked_resampler.process(tone[start:start + size]))
+        pieces.append(chunked_resampler.process(tone[start : start + size]))
         start += size
     pieces.append(chunked_resampler.process(tone[start:]))
     chunked = np.concatenate(pieces)

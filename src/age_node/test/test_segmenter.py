@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from age_node.core.segmenter import FRAME, Audio, Cancel, Close, Open, Segmenter, SegmenterConfig, SileroVad
+from age_node.core.segmenter import (
+    FRAME,
+    Audio,
+    Cancel,
+    Close,
+    Open,
+    Segmenter,
+    SegmenterConfig,
+    SileroVad,
+)
 
 FRAME_S = FRAME / 16000
 
@@ -27,29 +36,42 @@ def run(probabilities, config, chunk=300):
     audio = np.zeros(len(probabilities) * FRAME, dtype=np.float32)
     events = []
     for start in range(0, audio.size, chunk):
-        events += segmenter.push(audio[start:start + chunk], arrival_ns=int((start + chunk) / 16000 * 1e9))
+        events += segmenter.push(
+            audio[start : start + chunk], arrival_ns=int((start + chunk) / 16000 * 1e9)
+        )
     return events
 
 
 def test_hysteresis_pre_roll_and_end_silence():
-    config = SegmenterConfig(start_threshold=0.6, end_threshold=0.3, min_speech_s=0.1, end_silence_s=0.32,
-                             pre_roll_s=3 * FRAME_S)
+    config = SegmenterConfig(
+        start_threshold=0.6,
+        end_threshold=0.3,
+        min_speech_s=0.1,
+        end_silence_s=0.32,
+        pre_roll_s=3 * FRAME_S,
+    )
     probs = [0.1] * 10 + [0.4, 0.7] + [0.5] * 20 + [0.2] * 10 + [0.1] * 5
     events = run(probs, config)
     kinds = [type(e).__name__ for e in events]
     assert kinds.count('Open') == 1 and kinds.count('Close') == 1
     opened = events[0]
-    assert isinstance(opened, Open) and opened.samples.size == 4 * FRAME   # 3 pre-roll frames + opening frame
+    assert (
+        isinstance(opened, Open) and opened.samples.size == 4 * FRAME
+    )  # 3 pre-roll frames + opening frame
     close = next(e for e in events if isinstance(e, Close))
     assert not close.truncated
     # speech frames: the opening one + 20 frames above end_threshold; 10 silence frames close it
     assert close.speech_samples == 4 * FRAME + 20 * FRAME
     assert sum(isinstance(e, Audio) for e in events) == 20 + 10
-    assert close.speech_end_ns - close.speech_start_ns == pytest.approx(21 * FRAME_S * 1e9, abs=1e6)
+    assert close.speech_end_ns - close.speech_start_ns == pytest.approx(
+        21 * FRAME_S * 1e9, abs=1e6
+    )
 
 
 def test_short_blip_is_cancelled_and_max_length_truncates():
-    config = SegmenterConfig(min_speech_s=0.3, end_silence_s=0.2, max_utterance_s=1.0, pre_roll_s=0.0)
+    config = SegmenterConfig(
+        min_speech_s=0.3, end_silence_s=0.2, max_utterance_s=1.0, pre_roll_s=0.0
+    )
     events = run([0.9] * 3 + [0.0] * 20, config)
     assert [type(e) for e in events if not isinstance(e, Audio)] == [Open, Cancel]
     endless = run([0.9] * 100, config)
@@ -76,15 +98,15 @@ def test_silero_finds_each_espeak_utterance(speech_with_pauses):
     vad = SileroVad()
     segmenter = Segmenter(SegmenterConfig(), vad, vad.reset)
     closes, opens = [], []
-    for start in range(0, audio.size, 320):   # 20 ms chunks, as a microphone driver sends them
-        for event in segmenter.push(audio[start:start + 320], int(start / 16 * 1e6)):
+    for start in range(0, audio.size, 320):  # 20 ms chunks, as a microphone driver sends them
+        for event in segmenter.push(audio[start : start + 320], int(start / 16 * 1e6)):
             if isinstance(event, Close):
                 closes.append(event)
             elif isinstance(event, Open):
                 opens.append(start)
     assert len(closes) == len(spans) == 3
     for (begin, end), close, opened in zip(spans, closes, opens):
-        assert abs(close.speech_start_ns / 1e9 - begin / 16000) < 0.35   # silero needs a few frames
+        assert abs(close.speech_start_ns / 1e9 - begin / 16000) < 0.35  # silero needs a few frames
         assert abs(close.speech_end_ns / 1e9 - end / 16000) < 0.3
 
 
@@ -92,8 +114,10 @@ def test_silence_and_noise_only_open_nothing():
     vad = SileroVad()
     segmenter = Segmenter(SegmenterConfig(), vad, vad.reset)
     rng = np.random.default_rng(3)
-    audio = np.concatenate([np.zeros(16000, np.float32), rng.normal(0, 0.01, 32000).astype(np.float32)])
+    audio = np.concatenate(
+        [np.zeros(16000, np.float32), rng.normal(0, 0.01, 32000).astype(np.float32)]
+    )
     events = []
     for start in range(0, audio.size, 512):
-        events += segmenter.push(audio[start:start + 512], start)
+        events += segmenter.push(audio[start : start + 512], start)
     assert events == []

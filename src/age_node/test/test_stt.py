@@ -32,7 +32,7 @@ def test_vosk_recognises_the_spoken_word_fed_in_20ms_chunks(vosk_grammar, group,
         audio = synthesize_speech(word, group, seed)
         vosk_grammar.begin()
         for start in range(0, audio.size, 320):
-            vosk_grammar.accept(audio[start:start + 320])
+            vosk_grammar.accept(audio[start : start + 320])
         assert vosk_grammar.fed_samples == audio.size
         transcript = vosk_grammar.end()
         assert transcript.text == word
@@ -44,7 +44,7 @@ def test_free_dictation_runs_and_engine_registry(vosk_grammar):
     assert recognizer.name.startswith('vosk:') and recognizer.language == 'ko'
     recognizer.begin()
     recognizer.accept(np.zeros(16000, np.float32))
-    assert recognizer.end().text == ''            # silence -> no words
+    assert recognizer.end().text == ''  # silence -> no words
     assert isinstance(create_recognizer('none'), NoRecognizer)
     with pytest.raises(ValueError):
         create_recognizer('whisper-not-installed')

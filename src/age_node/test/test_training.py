@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from age_node.core import ages
-from age_node.core.data import Augment, read_manifest, soft_bin_targets, speaker_split, write_manifest
+from age_node.core.data import (
+    Augment,
+    read_manifest,
+    soft_bin_targets,
+    speaker_split,
+    write_manifest,
+)
 from age_node.core.make_synthetic import generate
 from age_node.core.model import AgeEstimator, load_metadata
 from age_node.core.train import evaluate, train
@@ -15,7 +21,9 @@ from age_node.core.train import evaluate, train
 @pytest.fixture(scope='module')
 def tiny_set(tmp_path_factory):
     out = tmp_path_factory.mktemp('tiny')
-    manifest = generate(out, speakers=30, per_speaker=2, seed=5, first_speaker=50_000, progress=False)
+    manifest = generate(
+        out, speakers=30, per_speaker=2, seed=5, first_speaker=50_000, progress=False
+    )
     return manifest
 
 
@@ -33,8 +41,12 @@ def test_generated_manifest_is_speaker_disjoint_and_balanced(tiny_set):
 
 def test_train_evaluate_export(tiny_set, tmp_path):
     model_path = tmp_path / 'tiny.safetensors'
-    report = train(tiny_set, model_path, tmp_path / 'report', epochs=2, batch_size=8, progress=False)
-    assert model_path.is_file() and (tmp_path / 'report' / 'confusion_test.png').stat().st_size > 1000
+    report = train(
+        tiny_set, model_path, tmp_path / 'report', epochs=2, batch_size=8, progress=False
+    )
+    assert (
+        model_path.is_file() and (tmp_path / 'report' / 'confusion_test.png').stat().st_size > 1000
+    )
     saved = json.loads((tmp_path / 'report' / 'report.json').read_text())
     for key in ('accuracy', 'recall', 'confusion', 'age_mae_years', 'ece'):
         assert key in saved['test']
@@ -44,9 +56,13 @@ def test_train_evaluate_export(tiny_set, tmp_path):
     assert metadata['temperature'] == pytest.approx(report['temperature'])
     estimator = AgeEstimator(model_path)
     result = estimator.predict(np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32))
-    assert result.bin_probabilities.shape == (17,) and result.group_probabilities.sum() == pytest.approx(1, abs=1e-5)
+    assert result.bin_probabilities.shape == (
+        17,
+    ) and result.group_probabilities.sum() == pytest.approx(1, abs=1e-5)
     again = evaluate(model_path, tiny_set, 'test', tmp_path / 'eval')
-    assert again['n'] == report['test_clips'] and (tmp_path / 'eval' / 'confusion_test.png').is_file()
+    assert (
+        again['n'] == report['test_clips'] and (tmp_path / 'eval' / 'confusion_test.png').is_file()
+    )
 
 
 def test_manifest_errors_name_the_row(tmp_path):
@@ -57,8 +73,13 @@ def test_manifest_errors_name_the_row(tmp_path):
     write_manifest(bad, [{'path': 'a.wav', 'age': 3, 'speaker_id': 's1'}])
     with pytest.raises(ValueError, match='outside'):
         read_manifest(bad)
-    write_manifest(bad, [{'path': 'a.wav', 'age': 30, 'speaker_id': 's1', 'split': 'train'},
-                         {'path': 'b.wav', 'age': 30, 'speaker_id': 's1', 'split': 'test'}])
+    write_manifest(
+        bad,
+        [
+            {'path': 'a.wav', 'age': 30, 'speaker_id': 's1', 'split': 'train'},
+            {'path': 'b.wav', 'age': 30, 'speaker_id': 's1', 'split': 'test'},
+        ],
+    )
     with pytest.raises(ValueError, match='two splits'):
         read_manifest(bad)
 
@@ -73,7 +94,9 @@ def test_split_is_a_function_of_the_speaker_only():
 def test_soft_targets_peak_at_the_true_bin():
     for age in (5, 19, 20, 59, 60, 89):
         target = soft_bin_targets(age)
-        assert target.sum() == pytest.approx(1.0) and int(np.argmax(target)) == ages.age_to_bin(age)
+        assert target.sum() == pytest.approx(1.0) and int(np.argmax(target)) == ages.age_to_bin(
+            age
+        )
 
 
 def test_augment_keeps_audio_bounded_and_cropped():

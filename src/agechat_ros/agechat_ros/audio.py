@@ -30,7 +30,8 @@ def pcm_s16le_to_float(data, channels: int = 1) -> np.ndarray:
     if len(data) % frame_bytes:
         raise ConversionError(
             f'audio chunk of {len(data)} bytes is not a whole number of {channels}-channel S16LE frames '
-            f'({frame_bytes} bytes each)')
+            f'({frame_bytes} bytes each)'
+        )
     samples = np.frombuffer(data, dtype='<i2').astype(np.float32) / 32768.0
     if channels > 1:
         samples = samples.reshape(-1, channels).mean(axis=1)
@@ -58,17 +59,26 @@ def float_to_audio_data(samples: np.ndarray) -> AudioData:
 
 def audio_info(sample_rate: int, channels: int = 1) -> AudioInfo:
     """Return the AudioInfo that describes agechat's S16LE PCM stream."""
-    return AudioInfo(channels=channels, sample_rate=sample_rate, sample_format=SAMPLE_FORMAT_S16LE,
-                     bitrate=sample_rate * channels * 16, coding_format=CODING_FORMAT_PCM)
+    return AudioInfo(
+        channels=channels,
+        sample_rate=sample_rate,
+        sample_format=SAMPLE_FORMAT_S16LE,
+        bitrate=sample_rate * channels * 16,
+        coding_format=CODING_FORMAT_PCM,
+    )
 
 
 def check_audio_info(msg: AudioInfo) -> None:
     """Raise ConversionError unless the AudioInfo describes raw S16LE PCM agechat can read."""
     if msg.sample_format.upper() != SAMPLE_FORMAT_S16LE:
-        raise ConversionError(f"sample_format '{msg.sample_format}' is not supported; publish S16LE PCM")
+        raise ConversionError(
+            f"sample_format '{msg.sample_format}' is not supported; publish S16LE PCM"
+        )
     if msg.coding_format and msg.coding_format.lower() not in ('pcm', 'raw', 'wave', 'wav'):
-        raise ConversionError(f"coding_format '{msg.coding_format}' is not supported; publish raw PCM")
+        raise ConversionError(
+            f"coding_format '{msg.coding_format}' is not supported; publish raw PCM"
+        )
     if msg.channels < 1 or msg.sample_rate < 1000:
-        raise ConversionError(f'AudioInfo has channels={msg.channels}, sample_rate={msg.sample_rate}')
-
-
+        raise ConversionError(
+            f'AudioInfo has channels={msg.channels}, sample_rate={msg.sample_rate}'
+        )

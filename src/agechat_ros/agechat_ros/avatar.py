@@ -26,9 +26,9 @@ class ReplyInput:
 
     utterance_id: str
     text: str
-    age_group: str          # one of AGE_GROUPS ('adult' when the reply's was empty or unknown)
-    emotion: str            # a FaceEmotion label ('neutral' when empty or unknown)
-    age_group_known: bool   # False when the reply carried an unknown age_group text
+    age_group: str  # one of AGE_GROUPS ('adult' when the reply's was empty or unknown)
+    emotion: str  # a FaceEmotion label ('neutral' when empty or unknown)
+    age_group_known: bool  # False when the reply carried an unknown age_group text
     emotion_known: bool
 
 
@@ -36,13 +36,19 @@ def reply_input(msg: DialogueReply) -> ReplyInput:
     """Read a DialogueReply; raises ConversionError when there is nothing to say (empty/blank reply_text)."""
     text = msg.reply_text or ''
     if not text.strip():
-        raise ConversionError(f"reply '{msg.utterance_id}' has an empty reply_text; nothing to say")
+        raise ConversionError(
+            f"reply '{msg.utterance_id}' has an empty reply_text; nothing to say"
+        )
     age = (msg.age_group or DialogueReply.AGE_ADULT).strip().lower()
     emotion = (msg.emotion or FaceEmotion.LABEL_NEUTRAL).strip().lower()
-    return ReplyInput(utterance_id=msg.utterance_id, text=text,
-                      age_group=age if age in AGE_GROUPS else DialogueReply.AGE_ADULT,
-                      emotion=emotion if emotion in FER_LABELS else FaceEmotion.LABEL_NEUTRAL,
-                      age_group_known=age in AGE_GROUPS, emotion_known=emotion in FER_LABELS)
+    return ReplyInput(
+        utterance_id=msg.utterance_id,
+        text=text,
+        age_group=age if age in AGE_GROUPS else DialogueReply.AGE_ADULT,
+        emotion=emotion if emotion in FER_LABELS else FaceEmotion.LABEL_NEUTRAL,
+        age_group_known=age in AGE_GROUPS,
+        emotion_known=emotion in FER_LABELS,
+    )
 
 
 def face_emotion_probabilities(msg: FaceEmotion) -> Tuple[np.ndarray, bool, str]:
@@ -53,9 +59,13 @@ def face_emotion_probabilities(msg: FaceEmotion) -> Tuple[np.ndarray, bool, str]
     """
     label = (msg.emotion_label or '').strip().lower()
     if label not in FER_LABELS:
-        raise ConversionError(f"unknown emotion label '{msg.emotion_label}'; expected one of {', '.join(FER_LABELS)}")
+        raise ConversionError(
+            f"unknown emotion label '{msg.emotion_label}'; expected one of {', '.join(FER_LABELS)}"
+        )
     if msg.emotion >= len(FER_LABELS):
-        raise ConversionError(f'emotion index {msg.emotion} is out of range 0..{len(FER_LABELS) - 1}')
+        raise ConversionError(
+            f'emotion index {msg.emotion} is out of range 0..{len(FER_LABELS) - 1}'
+        )
     probabilities = np.asarray(msg.probabilities, dtype=np.float64)
     if probabilities.shape != (len(FER_LABELS),) or not np.all(np.isfinite(probabilities)):
         raise ConversionError(f'probabilities must be 7 finite numbers, got {list(probabilities)}')
@@ -84,10 +94,22 @@ def weights_dict(items: Iterable[ExpressionWeight]) -> Dict[str, float]:
     return {item.name: float(item.weight) for item in items}
 
 
-def avatar_state(stamp, frame_id: str, user_emotion: str, user_face_found: bool, user_weights: Mapping[str, float],
-                 agent_emotion: str, agent_weights: Mapping[str, float], speaking: bool, mouth_open: float,
-                 visemes: Mapping[str, float], utterance_id: str, caption: str,
-                 expression_names: Iterable[str], viseme_names: Iterable[str]) -> AvatarState:
+def avatar_state(
+    stamp,
+    frame_id: str,
+    user_emotion: str,
+    user_face_found: bool,
+    user_weights: Mapping[str, float],
+    agent_emotion: str,
+    agent_weights: Mapping[str, float],
+    speaking: bool,
+    mouth_open: float,
+    visemes: Mapping[str, float],
+    utterance_id: str,
+    caption: str,
+    expression_names: Iterable[str],
+    viseme_names: Iterable[str],
+) -> AvatarState:
     """Build an AvatarState message."""
     msg = AvatarState()
     msg.header.stamp = stamp
@@ -106,8 +128,14 @@ def avatar_state(stamp, frame_id: str, user_emotion: str, user_face_found: bool,
     return msg
 
 
-def speech_state(stamp, speaking: bool, utterance_id: str, reply_received_time, first_audio_time,
-                 audio_duration_s: float) -> SpeechState:
+def speech_state(
+    stamp,
+    speaking: bool,
+    utterance_id: str,
+    reply_received_time,
+    first_audio_time,
+    audio_duration_s: float,
+) -> SpeechState:
     """Build a SpeechState message."""
     msg = SpeechState()
     msg.header.stamp = stamp

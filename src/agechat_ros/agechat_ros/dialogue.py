@@ -15,8 +15,8 @@ from agechat_ros import ConversionError
 from agechat_ros.labels import AGE_GROUPS, EMOTIONS
 from agechat_ros.time import ns_to_time, time_to_ns
 
-AGE_LABELS = AGE_GROUPS        # indexed by AgeEstimate.GROUP_*
-EMOTION_LABELS = EMOTIONS      # indexed by FaceEmotion.ANGRY..NEUTRAL
+AGE_LABELS = AGE_GROUPS  # indexed by AgeEstimate.GROUP_*
+EMOTION_LABELS = EMOTIONS  # indexed by FaceEmotion.ANGRY..NEUTRAL
 
 
 @dataclass
@@ -70,8 +70,13 @@ class ReplyOut:
 
 def utterance_from_msg(msg: Utterance) -> UtteranceIn:
     """Values of an Utterance (text may be empty: the recogniser heard no words)."""
-    return UtteranceIn(utterance_id=msg.utterance_id, text=msg.text, speech_end_ns=time_to_ns(msg.speech_end),
-                       vad_closed_ns=time_to_ns(msg.vad_closed_time), stt_done_ns=time_to_ns(msg.stt_done_time))
+    return UtteranceIn(
+        utterance_id=msg.utterance_id,
+        text=msg.text,
+        speech_end_ns=time_to_ns(msg.speech_end),
+        vad_closed_ns=time_to_ns(msg.vad_closed_time),
+        stt_done_ns=time_to_ns(msg.stt_done_time),
+    )
 
 
 def age_from_msg(msg: AgeEstimate) -> AgeIn:
@@ -79,14 +84,20 @@ def age_from_msg(msg: AgeEstimate) -> AgeIn:
     label = msg.group_label.strip().lower()
     if label:
         if label not in AGE_LABELS:
-            raise ConversionError(f"AgeEstimate group_label '{msg.group_label}' is not one of {', '.join(AGE_LABELS)}")
+            raise ConversionError(
+                f"AgeEstimate group_label '{msg.group_label}' is not one of {', '.join(AGE_LABELS)}"
+            )
         if msg.group < len(AGE_LABELS) and AGE_LABELS[msg.group] != label:
-            raise ConversionError(f"AgeEstimate group {msg.group} ({AGE_LABELS[msg.group]}) contradicts "
-                                  f"group_label '{msg.group_label}'")
+            raise ConversionError(
+                f"AgeEstimate group {msg.group} ({AGE_LABELS[msg.group]}) contradicts "
+                f"group_label '{msg.group_label}'"
+            )
     elif msg.group < len(AGE_LABELS):
         label = AGE_LABELS[msg.group]
     else:
-        raise ConversionError(f'AgeEstimate group {msg.group} is not 0 (child), 1 (adult) or 2 (senior)')
+        raise ConversionError(
+            f'AgeEstimate group {msg.group} is not 0 (child), 1 (adult) or 2 (senior)'
+        )
     confidence = float(msg.confidence)
     if not 0.0 <= confidence <= 1.0:
         raise ConversionError(f'AgeEstimate confidence {confidence} is outside [0, 1]')
@@ -99,8 +110,12 @@ def emotion_from_msg(msg: FaceEmotion) -> EmotionIn:
     if not label and msg.emotion < len(EMOTION_LABELS):
         label = EMOTION_LABELS[msg.emotion]
     if label not in EMOTION_LABELS:
-        raise ConversionError(f"FaceEmotion emotion_label '{msg.emotion_label}' is not one of {', '.join(EMOTION_LABELS)}")
-    return EmotionIn(label, float(msg.confidence), time_to_ns(msg.header.stamp), bool(msg.face_found))
+        raise ConversionError(
+            f"FaceEmotion emotion_label '{msg.emotion_label}' is not one of {', '.join(EMOTION_LABELS)}"
+        )
+    return EmotionIn(
+        label, float(msg.confidence), time_to_ns(msg.header.stamp), bool(msg.face_found)
+    )
 
 
 def reply_to_msg(reply: ReplyOut, stamp_ns: int) -> DialogueReply:
@@ -119,8 +134,14 @@ def reply_to_msg(reply: ReplyOut, stamp_ns: int) -> DialogueReply:
     msg.model = reply.model
     msg.new_tokens = int(reply.new_tokens)
     msg.hit_token_cap = bool(reply.hit_token_cap)
-    for name in ('speech_end', 'vad_closed_time', 'stt_done_time', 'utterance_received_time',
-                 'generation_start_time', 'generation_end_time'):
+    for name in (
+        'speech_end',
+        'vad_closed_time',
+        'stt_done_time',
+        'utterance_received_time',
+        'generation_start_time',
+        'generation_end_time',
+    ):
         value: Optional[int] = reply.times_ns.get(name)
         if value:
             setattr(msg, name, ns_to_time(value))

@@ -15,8 +15,15 @@ from sensor_msgs.msg import RegionOfInterest
 from agechat_ros import ConversionError
 
 #: Class labels in FaceEmotion constant order.
-LABELS = (FaceEmotion.LABEL_ANGRY, FaceEmotion.LABEL_DISGUST, FaceEmotion.LABEL_FEAR, FaceEmotion.LABEL_HAPPY,
-          FaceEmotion.LABEL_SAD, FaceEmotion.LABEL_SURPRISE, FaceEmotion.LABEL_NEUTRAL)
+LABELS = (
+    FaceEmotion.LABEL_ANGRY,
+    FaceEmotion.LABEL_DISGUST,
+    FaceEmotion.LABEL_FEAR,
+    FaceEmotion.LABEL_HAPPY,
+    FaceEmotion.LABEL_SAD,
+    FaceEmotion.LABEL_SURPRISE,
+    FaceEmotion.LABEL_NEUTRAL,
+)
 
 
 def _probability_array(values: Sequence[float], name: str) -> np.ndarray:
@@ -26,9 +33,17 @@ def _probability_array(values: Sequence[float], name: str) -> np.ndarray:
     return array
 
 
-def face_emotion_msg(header, face_found: bool, face_count: int, probabilities: Sequence[float],
-                     raw_probabilities: Sequence[float], box=(0, 0, 0, 0), processed_time=None,
-                     processing_ms: float = 0.0, emotion: int = None) -> FaceEmotion:
+def face_emotion_msg(
+    header,
+    face_found: bool,
+    face_count: int,
+    probabilities: Sequence[float],
+    raw_probabilities: Sequence[float],
+    box=(0, 0, 0, 0),
+    processed_time=None,
+    processing_ms: float = 0.0,
+    emotion: int = None,
+) -> FaceEmotion:
     """Return a FaceEmotion for one frame.
 
     `header` is the source image's header (stamp and frame kept). `emotion` defaults to the argmax of
@@ -51,7 +66,9 @@ def face_emotion_msg(header, face_found: bool, face_count: int, probabilities: S
     msg.raw_probabilities = raw if face_found else np.zeros(len(LABELS), np.float32)
     if face_found:
         x, y, w, h = (max(0, int(v)) for v in box)
-        msg.face_region = RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h, do_rectify=False)
+        msg.face_region = RegionOfInterest(
+            x_offset=x, y_offset=y, width=w, height=h, do_rectify=False
+        )
     if processed_time is not None:
         msg.processed_time = processed_time
     msg.processing_ms = float(processing_ms)

@@ -52,7 +52,8 @@ class NodeHealth:
                 self._last_log[reason] = now
         if should_log:
             self._node.get_logger().warning(
-                f'dropped input ({reason}): {detail} [{total} dropped for this reason so far]')
+                f'dropped input ({reason}): {detail} [{total} dropped for this reason so far]'
+            )
 
     def warn_throttled(self, key: str, text: str) -> None:
         """Log a warning at most once per log period for `key` (without counting a drop)."""
@@ -67,13 +68,20 @@ class NodeHealth:
         """The node's DiagnosticStatus: WARN while drops are counted, else OK."""
         with self._lock:
             items = [KeyValue(key=k, value=str(v)) for k, v in sorted(self.counts.items())]
-            items += [KeyValue(key=f'dropped_{k}', value=str(v)) for k, v in sorted(self.drops.items())]
+            items += [
+                KeyValue(key=f'dropped_{k}', value=str(v)) for k, v in sorted(self.drops.items())
+            ]
             items += [KeyValue(key=k, value=v) for k, v in sorted(self.values.items())]
             dropped = sum(self.drops.values())
         level = DiagnosticStatus.WARN if dropped else DiagnosticStatus.OK
         message = f'{dropped} input(s) dropped' if dropped else 'ok'
-        return DiagnosticStatus(level=level, name=self._node.get_fully_qualified_name(), message=message,
-                                hardware_id='agechat', values=items)
+        return DiagnosticStatus(
+            level=level,
+            name=self._node.get_fully_qualified_name(),
+            message=message,
+            hardware_id='agechat',
+            values=items,
+        )
 
     def publish(self) -> None:
         """Publish the current status on /diagnostics."""

@@ -15,8 +15,11 @@ from agechat_ros import ConversionError
 
 try:  # pragma: no cover - depends on the machine
     from cv_bridge import CvBridge as _CvBridge
+
     _BRIDGE = _CvBridge()
-    _BRIDGE.cv2_to_imgmsg(np.zeros((2, 2, 3), np.uint8), encoding='bgr8')  # fails on a broken build
+    _BRIDGE.cv2_to_imgmsg(
+        np.zeros((2, 2, 3), np.uint8), encoding='bgr8'
+    )  # fails on a broken build
 except Exception:  # noqa: BLE001 - any failure means: use the numpy path
     _BRIDGE = None
 
@@ -53,14 +56,17 @@ def image_to_bgr(msg: Image) -> np.ndarray:
     encoding = msg.encoding.lower()
     if encoding not in _ENCODINGS:
         raise ConversionError(
-            f"unsupported image encoding '{msg.encoding}'; publish one of {', '.join(SUPPORTED_ENCODINGS)}")
+            f"unsupported image encoding '{msg.encoding}'; publish one of {', '.join(SUPPORTED_ENCODINGS)}"
+        )
     channels, order = _ENCODINGS[encoding]
     row_bytes = width * channels
     if step < row_bytes:
         raise ConversionError(f'step {step} is smaller than width*channels = {row_bytes}')
     data = msg.data
     if len(data) < height * step:
-        raise ConversionError(f'image data has {len(data)} bytes, expected height*step = {height * step}')
+        raise ConversionError(
+            f'image data has {len(data)} bytes, expected height*step = {height * step}'
+        )
     if _BRIDGE is not None:  # pragma: no cover - robot path
         return _BRIDGE.imgmsg_to_cv2(msg, desired_encoding='bgr8')
     buffer = np.frombuffer(data, dtype=np.uint8, count=height * step)
@@ -100,13 +106,19 @@ def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
         raise ConversionError('compressed image is empty')
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None:
-        raise ConversionError(f"could not decode compressed image (format '{msg.format}', {data.size} bytes)")
+        raise ConversionError(
+            f"could not decode compressed image (format '{msg.format}', {data.size} bytes)"
+        )
     if bgr.shape[0] * bgr.shape[1] > MAX_PIXELS:
-        raise ConversionError(f'image {bgr.shape[1]}x{bgr.shape[0]} exceeds the limit of {MAX_PIXELS} pixels')
+        raise ConversionError(
+            f'image {bgr.shape[1]}x{bgr.shape[0]} exceeds the limit of {MAX_PIXELS} pixels'
+        )
     return bgr
 
 
-def bgr_to_compressed(bgr: np.ndarray, stamp=None, frame_id: str = '', fmt: str = 'jpeg') -> CompressedImage:
+def bgr_to_compressed(
+    bgr: np.ndarray, stamp=None, frame_id: str = '', fmt: str = 'jpeg'
+) -> CompressedImage:
     """Encode an (H, W, 3) uint8 BGR array as a jpeg or png CompressedImage."""
     import cv2
 

@@ -73,26 +73,37 @@ def declare_and_read(node, specs: Iterable[Param]) -> SimpleNamespace:
         values[spec.name] = value
     if problems:
         raise ParameterError(
-            f'{node.get_name()}: invalid parameter(s):\n' + '\n'.join(problems)
-            + '\nSet them in the parameter YAML (config/agechat.yaml) or with --ros-args -p name:=value.')
+            f'{node.get_name()}: invalid parameter(s):\n'
+            + '\n'.join(problems)
+            + '\nSet them in the parameter YAML (config/agechat.yaml) or with --ros-args -p name:=value.'
+        )
     return SimpleNamespace(**values)
 
 
-def run_node(node_factory: Callable[[], Any], args: Optional[list] = None, executor_threads: int = 1) -> int:
+def run_node(
+    node_factory: Callable[[], Any], args: Optional[list] = None, executor_threads: int = 1
+) -> int:
     """Standard main(): init rclpy, build the node, spin until Ctrl-C/SIGINT, shut down cleanly.
 
     Start-up errors (ParameterError, missing model files as FileNotFoundError) are printed as one
     clear message and give exit status 2.
     """
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.executors import (
+        ExternalShutdownException,
+        MultiThreadedExecutor,
+        SingleThreadedExecutor,
+    )
 
     rclpy.init(args=args)
     node = executor = None
     try:
         node = node_factory()
-        executor = (MultiThreadedExecutor(num_threads=executor_threads) if executor_threads > 1
-                    else SingleThreadedExecutor())
+        executor = (
+            MultiThreadedExecutor(num_threads=executor_threads)
+            if executor_threads > 1
+            else SingleThreadedExecutor()
+        )
         executor.add_node(node)
         executor.spin()
     except (ParameterError, FileNotFoundError) as error:
@@ -102,7 +113,7 @@ def run_node(node_factory: Callable[[], Any], args: Optional[list] = None, execu
         pass
     finally:
         if executor is not None:
-            executor.shutdown()   # no callback may run while the node is torn down
+            executor.shutdown()  # no callback may run while the node is torn down
         if node is not None:
             close = getattr(node, 'close', None)
             if close is not None:

@@ -17,9 +17,20 @@ from agechat_ros.time import ns_to_time
 GROUP_LABELS = (AgeEstimate.LABEL_CHILD, AgeEstimate.LABEL_ADULT, AgeEstimate.LABEL_SENIOR)
 
 
-def make_utterance(utterance_id: str, text: str, confidence: float, language: str, recognizer: str,
-                   speech_start_ns: int, speech_end_ns: int, duration_s: float, truncated: bool,
-                   vad_closed_ns: int, stt_done_ns: int, frame_id: str = '') -> Utterance:
+def make_utterance(
+    utterance_id: str,
+    text: str,
+    confidence: float,
+    language: str,
+    recognizer: str,
+    speech_start_ns: int,
+    speech_end_ns: int,
+    duration_s: float,
+    truncated: bool,
+    vad_closed_ns: int,
+    stt_done_ns: int,
+    frame_id: str = '',
+) -> Utterance:
     """Build an Utterance; header.stamp = speech end (as the message definition says)."""
     if not utterance_id:
         raise ConversionError('utterance_id must not be empty')
@@ -40,14 +51,24 @@ def make_utterance(utterance_id: str, text: str, confidence: float, language: st
     return msg
 
 
-def make_age_estimate(utterance_id: str, group_probabilities: Sequence[float], estimated_age_years: float,
-                      bin_probabilities: Sequence[float], bin_lower_years: Sequence[float], model: str,
-                      speech_end_ns: int, inference_done_ns: int, inference_ms: float,
-                      frame_id: str = '') -> AgeEstimate:
+def make_age_estimate(
+    utterance_id: str,
+    group_probabilities: Sequence[float],
+    estimated_age_years: float,
+    bin_probabilities: Sequence[float],
+    bin_lower_years: Sequence[float],
+    model: str,
+    speech_end_ns: int,
+    inference_done_ns: int,
+    inference_ms: float,
+    frame_id: str = '',
+) -> AgeEstimate:
     """Build an AgeEstimate; the group is the argmax of the (calibrated) group probabilities."""
     groups = np.asarray(group_probabilities, dtype=np.float64)
     if groups.shape != (3,) or not np.all(np.isfinite(groups)) or groups.sum() <= 0:
-        raise ConversionError(f'group_probabilities must be 3 finite non-negative numbers, got {groups!r}')
+        raise ConversionError(
+            f'group_probabilities must be 3 finite non-negative numbers, got {groups!r}'
+        )
     bins = np.asarray(bin_probabilities, dtype=np.float32)
     if len(bins) != len(bin_lower_years):
         raise ConversionError(f'{len(bins)} bin probabilities for {len(bin_lower_years)} bins')

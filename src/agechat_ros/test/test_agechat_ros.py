@@ -22,16 +22,24 @@ def _raw(pixels: np.ndarray, encoding: str, pad: int = 0) -> Image:
     height, width = pixels.shape[:2]
     rows = pixels.reshape(height, -1)
     rows = np.hstack([rows, np.zeros((height, pad), np.uint8)])
-    return Image(height=height, width=width, encoding=encoding, step=rows.shape[1],
-                 data=array.array('B', rows.tobytes()))
+    return Image(
+        height=height,
+        width=width,
+        encoding=encoding,
+        step=rows.shape[1],
+        data=array.array('B', rows.tobytes()),
+    )
 
 
-@pytest.mark.parametrize('encoding,pixels', [
-    ('bgr8', BGR),
-    ('rgb8', BGR[:, :, ::-1]),
-    ('bgra8', np.dstack([BGR, np.full(BGR.shape[:2], 9, np.uint8)])),
-    ('rgba8', np.dstack([BGR[:, :, ::-1], np.full(BGR.shape[:2], 9, np.uint8)])),
-])
+@pytest.mark.parametrize(
+    'encoding,pixels',
+    [
+        ('bgr8', BGR),
+        ('rgb8', BGR[:, :, ::-1]),
+        ('bgra8', np.dstack([BGR, np.full(BGR.shape[:2], 9, np.uint8)])),
+        ('rgba8', np.dstack([BGR[:, :, ::-1], np.full(BGR.shape[:2], 9, np.uint8)])),
+    ],
+)
 def test_colour_encodings_decode_to_bgr(encoding, pixels):
     assert np.array_equal(image_to_bgr(_raw(pixels, encoding)), BGR)
 
@@ -46,13 +54,19 @@ def test_mono8_becomes_grey_bgr():
     assert out.shape == (5, 7, 3) and all(np.array_equal(out[:, :, c], grey) for c in range(3))
 
 
-@pytest.mark.parametrize('mutate,needle', [
-    (lambda m: setattr(m, 'encoding', 'yuv422'), "unsupported image encoding 'yuv422'"),
-    (lambda m: setattr(m, 'width', 0), 'zero size'),
-    (lambda m: setattr(m, 'data', m.data[:-1]), 'expected height*step'),
-    (lambda m: setattr(m, 'step', 3), 'step 3 is smaller'),
-    (lambda m: (setattr(m, 'width', 100000), setattr(m, 'height', 100000)), 'exceeds the limit'),
-])
+@pytest.mark.parametrize(
+    'mutate,needle',
+    [
+        (lambda m: setattr(m, 'encoding', 'yuv422'), "unsupported image encoding 'yuv422'"),
+        (lambda m: setattr(m, 'width', 0), 'zero size'),
+        (lambda m: setattr(m, 'data', m.data[:-1]), 'expected height*step'),
+        (lambda m: setattr(m, 'step', 3), 'step 3 is smaller'),
+        (
+            lambda m: (setattr(m, 'width', 100000), setattr(m, 'height', 100000)),
+            'exceeds the limit',
+        ),
+    ],
+)
 def test_bad_images_are_refused_with_a_reason(mutate, needle):
     msg = _raw(BGR, 'bgr8')
     mutate(msg)
@@ -78,13 +92,18 @@ def test_pcm_round_trip_and_stereo_mixdown():
     decoded = pcm_s16le_to_float(float_to_pcm_s16le(samples))
     assert np.allclose(decoded, samples, atol=1 / 32767)
     stereo = np.array([[0.5, -0.5], [0.25, 0.25]], np.float32).reshape(-1)
-    assert np.allclose(pcm_s16le_to_float(float_to_pcm_s16le(stereo), channels=2), [0.0, 0.25], atol=1e-4)
+    assert np.allclose(
+        pcm_s16le_to_float(float_to_pcm_s16le(stereo), channels=2), [0.0, 0.25], atol=1e-4
+    )
 
 
 def test_pcm_odd_byte_count_and_nan_are_handled():
     with pytest.raises(ConversionError, match='not a whole number'):
         pcm_s16le_to_float(b'\x00\x01\x02')
-    assert float_to_pcm_s16le(np.array([np.nan, 2.0, -2.0])) == np.array([0, 32767, -32768], '<i2').tobytes()
+    assert (
+        float_to_pcm_s16le(np.array([np.nan, 2.0, -2.0]))
+        == np.array([0, 32767, -32768], '<i2').tobytes()
+    )
 
 
 def test_audio_info_describes_s16le_and_check_refuses_others():
@@ -105,10 +124,18 @@ def test_time_conversions():
 def test_parameter_validation_lists_every_problem():
     rclpy.init()
     try:
-        node = rclpy.create_node('param_test', parameter_overrides=[
-            rclpy.parameter.Parameter('rate', value=-1.0), rclpy.parameter.Parameter('mode', value='fast')])
-        specs = [Param('rate', 10.0, 'frames per second', low=0.1), Param('mode', 'auto', 'mode', choices=['auto']),
-                 Param('ok', 3, 'fine')]
+        node = rclpy.create_node(
+            'param_test',
+            parameter_overrides=[
+                rclpy.parameter.Parameter('rate', value=-1.0),
+                rclpy.parameter.Parameter('mode', value='fast'),
+            ],
+        )
+        specs = [
+            Param('rate', 10.0, 'frames per second', low=0.1),
+            Param('mode', 'auto', 'mode', choices=['auto']),
+            Param('ok', 3, 'fine'),
+        ]
         with pytest.raises(ParameterError) as error:
             declare_and_read(node, specs)
         assert 'rate = -1.0 must be >= 0.1' in str(error.value)

@@ -6,10 +6,17 @@ from agechat_ros import labels
 
 
 def test_age_groups_match_the_age_estimate_and_reply_constants():
-    by_index = {AgeEstimate.GROUP_CHILD: AgeEstimate.LABEL_CHILD, AgeEstimate.GROUP_ADULT: AgeEstimate.LABEL_ADULT,
-                AgeEstimate.GROUP_SENIOR: AgeEstimate.LABEL_SENIOR}
+    by_index = {
+        AgeEstimate.GROUP_CHILD: AgeEstimate.LABEL_CHILD,
+        AgeEstimate.GROUP_ADULT: AgeEstimate.LABEL_ADULT,
+        AgeEstimate.GROUP_SENIOR: AgeEstimate.LABEL_SENIOR,
+    }
     assert labels.AGE_GROUPS == tuple(by_index[i] for i in range(3))
-    assert labels.AGE_GROUPS == (DialogueReply.AGE_CHILD, DialogueReply.AGE_ADULT, DialogueReply.AGE_SENIOR)
+    assert labels.AGE_GROUPS == (
+        DialogueReply.AGE_CHILD,
+        DialogueReply.AGE_ADULT,
+        DialogueReply.AGE_SENIOR,
+    )
     assert set(labels.AGE_GROUP_YEARS) == set(labels.AGE_GROUPS)
     assert labels.DEFAULT_AGE_GROUP in labels.AGE_GROUPS
 

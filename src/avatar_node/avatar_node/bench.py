@@ -26,20 +26,25 @@ from pathlib import Path
 import numpy as np
 
 SENTENCE = '안녕하세요, 만나서 정말 반가워요.'
-LONG_TEXT = ('안녕하세요, 만나서 정말 반가워요. 오늘은 날씨가 맑고 따뜻해서 산책하기 좋은 날이에요. '
-             '점심은 맛있게 드셨어요? 저는 여러분과 이야기를 나누는 시간이 정말 즐거워요. '
-             '궁금한 것이 있으면 언제든지 물어보세요. 천천히, 또박또박 대답해 드릴게요.') * 2
+LONG_TEXT = (
+    '안녕하세요, 만나서 정말 반가워요. 오늘은 날씨가 맑고 따뜻해서 산책하기 좋은 날이에요. '
+    '점심은 맛있게 드셨어요? 저는 여러분과 이야기를 나누는 시간이 정말 즐거워요. '
+    '궁금한 것이 있으면 언제든지 물어보세요. 천천히, 또박또박 대답해 드릴게요.'
+) * 2
 
 
 def _percentiles(values, name):
     values = np.asarray(values, dtype=np.float64)
-    return {f'{name}_p50': round(float(np.percentile(values, 50)), 3),
-            f'{name}_p95': round(float(np.percentile(values, 95)), 3)}
+    return {
+        f'{name}_p50': round(float(np.percentile(values, 50)), 3),
+        f'{name}_p95': round(float(np.percentile(values, 95)), 3),
+    }
 
 
 def bench_pyttsx3(runs: int) -> dict:
     """pyttsx3 save_to_file + runAndWait for one sentence (the call returns when the WAV is written)."""
     from avatar_node.core.tts import DEFAULT_PROSODY, Pyttsx3FileSynth
+
     synth = Pyttsx3FileSynth('ko+f3')
     times = []
     for _ in range(runs):
@@ -52,6 +57,7 @@ def bench_pyttsx3(runs: int) -> dict:
 def bench_tts(runs: int) -> dict:
     """Streaming espeak: first buffer of one sentence, and full synthesis time per character."""
     from avatar_node.core.tts import DEFAULT_PROSODY, EspeakStreamSynth
+
     synth = EspeakStreamSynth('ko+f3')
     firsts = []
     for _ in range(runs):
@@ -62,20 +68,26 @@ def bench_tts(runs: int) -> dict:
             if not seen:
                 seen.append(time.perf_counter())
             return True
+
         synth.synthesize(SENTENCE, DEFAULT_PROSODY['adult'], on_audio)
         firsts.append((seen[0] - start) * 1e3)
     per_char, audio_s = [], 0.0
     for _ in range(5):
         start = time.perf_counter()
-        samples = sum(synth.synthesize(s, DEFAULT_PROSODY['adult'], lambda pcm, marks: True)
-                      for s in LONG_TEXT.split('. '))
+        samples = sum(
+            synth.synthesize(s, DEFAULT_PROSODY['adult'], lambda pcm, marks: True)
+            for s in LONG_TEXT.split('. ')
+        )
         elapsed = time.perf_counter() - start
         per_char.append(elapsed * 1e3 / len(LONG_TEXT))
         audio_s = samples / synth.sample_rate
     result = _percentiles(firsts, 'tts_first_buffer_ms')
-    result.update(tts_ms_per_char=round(float(np.median(per_char)), 4), tts_chars=len(LONG_TEXT),
-                  tts_audio_s=round(audio_s, 2),
-                  tts_real_time_factor=round(float(np.median(per_char)) * len(LONG_TEXT) / 1e3 / audio_s, 5))
+    result.update(
+        tts_ms_per_char=round(float(np.median(per_char)), 4),
+        tts_chars=len(LONG_TEXT),
+        tts_audio_s=round(audio_s, 2),
+        tts_real_time_factor=round(float(np.median(per_char)) * len(LONG_TEXT) / 1e3 / audio_s, 5),
+    )
     return result
 
 
@@ -83,6 +95,7 @@ def bench_render(frames: int) -> dict:
     """Render time per frame: a speaking scene with a caption, moving mouth and changing emotions."""
     from avatar_node.core import expressions as ex
     from avatar_node.core.render import AvatarRenderer, FacePose, Scene, blink_at, find_font
+
     result = {}
     for width, height in ((960, 540), (640, 360)):
         renderer = AvatarRenderer(width, height, find_font())
@@ -92,12 +105,23 @@ def bench_render(frames: int) -> dict:
             label = ex.FER_LABELS[(i // 20) % 7]
             p = ex.one_hot(label)
             mouth = 0.5 + 0.5 * np.sin(i * 0.7)
-            scene = Scene(t=t, user=FacePose(weights=ex.vrm_from_probabilities(p), blink=blink_at(t, 0.3)),
-                          user_face_found=True, user_probabilities=p, user_label=label,
-                          agent=FacePose(weights=ex.vrm_for_agent('happy'), mouth_open=mouth,
-                                         visemes={'aa': mouth}, blink=blink_at(t, 0.7)),
-                          agent_speaking=True, agent_level=mouth, caption=LONG_TEXT[:120],
-                          progress=(i % 100) / 100)
+            scene = Scene(
+                t=t,
+                user=FacePose(weights=ex.vrm_from_probabilities(p), blink=blink_at(t, 0.3)),
+                user_face_found=True,
+                user_probabilities=p,
+                user_label=label,
+                agent=FacePose(
+                    weights=ex.vrm_for_agent('happy'),
+                    mouth_open=mouth,
+                    visemes={'aa': mouth},
+                    blink=blink_at(t, 0.7),
+                ),
+                agent_speaking=True,
+                agent_level=mouth,
+                caption=LONG_TEXT[:120],
+                progress=(i % 100) / 100,
+            )
             start = time.perf_counter()
             renderer.render(scene)
             times.append((time.perf_counter() - start) * 1e3)
@@ -117,8 +141,12 @@ def bench_graph(replies: int, fps: float, domain_id: int) -> dict:
     from agechat_ros.time import time_to_ns
 
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
-    node = subprocess.Popen([sys.executable, '-m', 'avatar_node.node', '--ros-args', '-p', f'fps:={fps}'],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    node = subprocess.Popen(
+        [sys.executable, '-m', 'avatar_node.node', '--ros-args', '-p', f'fps:={fps}'],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain_id)
     probe = rclpy.create_node('avatar_bench_probe', context=context)
@@ -126,42 +154,59 @@ def bench_graph(replies: int, fps: float, domain_id: int) -> dict:
     executor.add_node(probe)
     lock = threading.Lock()
     speech, chunk_times, state_stamps = [], [], []
-    probe.create_subscription(SpeechState, 'agechat/speech_state', lambda m: speech.append(m), qos.LATCHED)
-    probe.create_subscription(AudioData, 'agechat/tts/audio', lambda m: chunk_times.append(time.time_ns()),
-                              qos.AUDIO_STREAM)
-    probe.create_subscription(AvatarState, 'agechat/avatar/state',
-                              lambda m: state_stamps.append((time_to_ns(m.header.stamp), m.agent_speaking)),
-                              qos.EVENTS)
+    probe.create_subscription(
+        SpeechState, 'agechat/speech_state', lambda m: speech.append(m), qos.LATCHED
+    )
+    probe.create_subscription(
+        AudioData,
+        'agechat/tts/audio',
+        lambda m: chunk_times.append(time.time_ns()),
+        qos.AUDIO_STREAM,
+    )
+    probe.create_subscription(
+        AvatarState,
+        'agechat/avatar/state',
+        lambda m: state_stamps.append((time_to_ns(m.header.stamp), m.agent_speaking)),
+        qos.EVENTS,
+    )
     publisher = probe.create_publisher(DialogueReply, 'agechat/reply', qos.EVENTS)
+
     def spin():
         while context.ok():
             try:
                 executor.spin_once(timeout_sec=0.05)
             except Exception:  # noqa: BLE001 - the context was shut down between the check and the spin
                 return
+
     spinning = threading.Thread(target=spin, daemon=True)
     spinning.start()
     try:
         deadline = time.monotonic() + 60
         while publisher.get_subscription_count() < 1 or not state_stamps:
             if node.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f'avatar_node did not come up: {node.stderr.read().decode(errors="replace")}')
+                raise RuntimeError(
+                    f'avatar_node did not come up: {node.stderr.read().decode(errors="replace")}'
+                )
             time.sleep(0.05)
-        time.sleep(3.0)   # idle frames
+        time.sleep(3.0)  # idle frames
         node_ms, probe_ms = [], []
         for index in range(replies):
             uid = f'bench-{index}'
             with lock:
                 chunk_times.clear()
             sent = time.time_ns()
-            publisher.publish(DialogueReply(utterance_id=uid, reply_text=SENTENCE, age_group='adult'))
+            publisher.publish(
+                DialogueReply(utterance_id=uid, reply_text=SENTENCE, age_group='adult')
+            )
             deadline = time.monotonic() + 30
             while not any(m.utterance_id == uid and not m.speaking for m in list(speech)):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f'no end of speech for {uid}')
                 time.sleep(0.01)
             start = [m for m in speech if m.utterance_id == uid and m.speaking][0]
-            node_ms.append((time_to_ns(start.first_audio_time) - time_to_ns(start.reply_received_time)) / 1e6)
+            node_ms.append(
+                (time_to_ns(start.first_audio_time) - time_to_ns(start.reply_received_time)) / 1e6
+            )
             probe_ms.append((chunk_times[0] - sent) / 1e6)
         stamps = list(state_stamps)
     finally:
@@ -177,8 +222,9 @@ def bench_graph(replies: int, fps: float, domain_id: int) -> dict:
     def rate(flag):
         times = np.array([t for t, speaking in stamps if speaking == flag], dtype=np.float64) / 1e9
         gaps = np.diff(times)
-        gaps = gaps[gaps < 1.0]            # leave out the jumps between separate speaking spans
+        gaps = gaps[gaps < 1.0]  # leave out the jumps between separate speaking spans
         return round(float(1.0 / np.mean(gaps)), 2) if len(gaps) else float('nan')
+
     result = _percentiles(node_ms, 'first_audio_ms')
     result.update(_percentiles(probe_ms, 'first_audio_sender_ms'))
     result.update(fps_target=fps, fps_idle=rate(False), fps_speaking=rate(True), replies=replies)
@@ -188,7 +234,9 @@ def bench_graph(replies: int, fps: float, domain_id: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', default='out/bench/avatar.json')
-    parser.add_argument('--replies', type=int, default=20, help='one-sentence replies sent over DDS')
+    parser.add_argument(
+        '--replies', type=int, default=20, help='one-sentence replies sent over DDS'
+    )
     parser.add_argument('--fps', type=float, default=20.0)
     parser.add_argument('--domain', type=int, default=int(os.environ.get('ROS_DOMAIN_ID') or 44))
     parser.add_argument('--pyttsx3-only', action='store_true', help=argparse.SUPPRESS)
@@ -196,11 +244,17 @@ def main(argv=None) -> int:
     if args.pyttsx3_only:
         print(json.dumps(bench_pyttsx3(20)))
         return 0
-    results = {'machine': f'{platform.node()} {platform.processor() or platform.machine()}, '
-                          f'{os.cpu_count()} CPUs (shared)'}
+    results = {
+        'machine': f'{platform.node()} {platform.processor() or platform.machine()}, '
+        f'{os.cpu_count()} CPUs (shared)'
+    }
     results.update(bench_graph(args.replies, args.fps, args.domain))
-    child = subprocess.run([sys.executable, '-m', 'avatar_node.bench', '--pyttsx3-only'], capture_output=True,
-                           text=True, timeout=300)
+    child = subprocess.run(
+        [sys.executable, '-m', 'avatar_node.bench', '--pyttsx3-only'],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if child.returncode == 0:
         results.update(json.loads(child.stdout.strip().splitlines()[-1]))
     else:

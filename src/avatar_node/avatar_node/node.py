@@ -25,8 +25,14 @@ from agechat_ros.health import NodeHealth
 from agechat_ros.image import bgr_to_image
 from agechat_ros.params import Param, declare_and_read, run_node
 from agechat_ros.time import ns_to_time
-from avatar_node.core.expressions import (VRM_EXPRESSIONS, EmotionSmoother, WeightSmoother, agent_emotion_for_reply,
-                                          vrm_for_agent, vrm_from_probabilities)
+from avatar_node.core.expressions import (
+    VRM_EXPRESSIONS,
+    EmotionSmoother,
+    WeightSmoother,
+    agent_emotion_for_reply,
+    vrm_for_agent,
+    vrm_from_probabilities,
+)
 from avatar_node.core.playback import LocalPlayer, player_command
 from avatar_node.core.render import AvatarRenderer, FacePose, Scene, blink_at, find_font, FONT_HINT
 from avatar_node.core.speech import Speaker, SpeechRequest
@@ -36,17 +42,35 @@ from avatar_node.core.tts import AGE_GROUPS, DEFAULT_PROSODY, Prosody, create_sy
 
 def _per_group(name: str, low: int, high: int, description: str) -> Param:
     default = [getattr(DEFAULT_PROSODY[g], name) for g in AGE_GROUPS]
-    return Param(name, default, f'{description}, per listener age group [child, adult, senior]',
-                 check=lambda v: len(v) == 3 and all(low <= int(x) <= high for x in v),
-                 requirement=f'must be 3 integers [child, adult, senior], each in {low}..{high}')
+    return Param(
+        name,
+        default,
+        f'{description}, per listener age group [child, adult, senior]',
+        check=lambda v: len(v) == 3 and all(low <= int(x) <= high for x in v),
+        requirement=f'must be 3 integers [child, adult, senior], each in {low}..{high}',
+    )
 
 
 PARAMS = [
-    Param('tts_backend', 'espeak', "'espeak': libespeak-ng streamed through pyttsx3's bindings (word timing, "
-          "first chunk at once); 'pyttsx3': pyttsx3 save_to_file per sentence", choices=['espeak', 'pyttsx3']),
-    Param('voice', 'ko+f3', "espeak-ng voice: language[+variant], e.g. 'ko' or 'ko+f3'",
-          check=lambda v: bool(v.strip()), requirement='must name a voice, e.g. ko or ko+f3'),
-    Param('espeak_data_path', '', 'espeak-ng-data folder; empty = $ESPEAK_DATA_PATH or the system default'),
+    Param(
+        'tts_backend',
+        'espeak',
+        "'espeak': libespeak-ng streamed through pyttsx3's bindings (word timing, "
+        "first chunk at once); 'pyttsx3': pyttsx3 save_to_file per sentence",
+        choices=['espeak', 'pyttsx3'],
+    ),
+    Param(
+        'voice',
+        'ko+f3',
+        "espeak-ng voice: language[+variant], e.g. 'ko' or 'ko+f3'",
+        check=lambda v: bool(v.strip()),
+        requirement='must name a voice, e.g. ko or ko+f3',
+    ),
+    Param(
+        'espeak_data_path',
+        '',
+        'espeak-ng-data folder; empty = $ESPEAK_DATA_PATH or the system default',
+    ),
     _per_group('rate_wpm', 80, 400, 'speaking rate in words per minute'),
     _per_group('pitch', 0, 100, 'base pitch (50 = espeak default)'),
     _per_group('pitch_range', 0, 100, 'intonation range (0 = monotone)'),
@@ -54,29 +78,88 @@ PARAMS = [
     _per_group('volume', 10, 200, 'loudness (100 = espeak default)'),
     _per_group('sentence_pause_ms', 0, 2000, 'silence after each sentence in ms'),
     Param('chunk_ms', 20, 'length of one published audio chunk in ms', low=5, high=500),
-    Param('audio_lead_ms', 60, 'chunks are published this far ahead of their play time', low=0, high=2000),
-    Param('speaking_tail_ms', 300, 'speaking stays true this long after the last sample', low=0, high=10000),
-    Param('max_reply_chars', 300, 'longer replies are cut (at a sentence end where possible)', low=20, high=10000),
-    Param('max_sentence_chars', 120, 'longer sentences are split at commas/spaces before synthesis', low=20,
-          high=1000),
-    Param('max_pending_replies', 2, 'replies queued while speaking; more are dropped', low=1, high=20),
+    Param(
+        'audio_lead_ms',
+        60,
+        'chunks are published this far ahead of their play time',
+        low=0,
+        high=2000,
+    ),
+    Param(
+        'speaking_tail_ms',
+        300,
+        'speaking stays true this long after the last sample',
+        low=0,
+        high=10000,
+    ),
+    Param(
+        'max_reply_chars',
+        300,
+        'longer replies are cut (at a sentence end where possible)',
+        low=20,
+        high=10000,
+    ),
+    Param(
+        'max_sentence_chars',
+        120,
+        'longer sentences are split at commas/spaces before synthesis',
+        low=20,
+        high=1000,
+    ),
+    Param(
+        'max_pending_replies', 2, 'replies queued while speaking; more are dropped', low=1, high=20
+    ),
     Param('playback', False, 'also play the speech on this machine (needs aplay/paplay/play)'),
-    Param('playback_command', '', 'player command reading raw S16LE mono PCM on stdin; {rate} = sample rate; '
-          'empty = aplay, paplay or sox play'),
+    Param(
+        'playback_command',
+        '',
+        'player command reading raw S16LE mono PCM on stdin; {rate} = sample rate; '
+        'empty = aplay, paplay or sox play',
+    ),
     Param('fps', 20.0, 'avatar image/state publishing rate in Hz', low=1.0, high=60.0),
     Param('width', 960, 'avatar image width in pixels', low=320, high=3840),
     Param('height', 540, 'avatar image height in pixels', low=180, high=2160),
-    Param('font_path', '', 'TrueType font with Hangul for captions; empty = first installed Korean font '
-          '(fonts-nanum); none found = ASCII fallback'),
-    Param('idle_animation', True, 'blinking and a gentle head bob (off gives identical frames for identical '
-          'states, e.g. for pixel comparisons)'),
+    Param(
+        'font_path',
+        '',
+        'TrueType font with Hangul for captions; empty = first installed Korean font '
+        '(fonts-nanum); none found = ASCII fallback',
+    ),
+    Param(
+        'idle_animation',
+        True,
+        'blinking and a gentle head bob (off gives identical frames for identical '
+        'states, e.g. for pixel comparisons)',
+    ),
     Param('frame_id', 'avatar', 'header.frame_id of the avatar image and state'),
-    Param('user_smoothing_s', 0.35, 'time constant of the user avatar following the emotion', low=0.0, high=10.0),
-    Param('agent_smoothing_s', 0.25, 'time constant of the agent expression changes', low=0.0, high=10.0),
-    Param('face_timeout_s', 2.0, 'without a face this long, the user avatar relaxes to neutral', low=0.1,
-          high=60.0),
-    Param('agent_hold_s', 2.0, 'the agent keeps the reply expression this long after speaking', low=0.0,
-          high=60.0),
+    Param(
+        'user_smoothing_s',
+        0.35,
+        'time constant of the user avatar following the emotion',
+        low=0.0,
+        high=10.0,
+    ),
+    Param(
+        'agent_smoothing_s',
+        0.25,
+        'time constant of the agent expression changes',
+        low=0.0,
+        high=10.0,
+    ),
+    Param(
+        'face_timeout_s',
+        2.0,
+        'without a face this long, the user avatar relaxes to neutral',
+        low=0.1,
+        high=60.0,
+    ),
+    Param(
+        'agent_hold_s',
+        2.0,
+        'the agent keeps the reply expression this long after speaking',
+        low=0.0,
+        high=60.0,
+    ),
 ]
 
 
@@ -88,17 +171,32 @@ class AvatarNode(Node):
         self.p = declare_and_read(self, PARAMS)
         p = self.p
         self.health = NodeHealth(self)
-        self.prosody = {group: Prosody(rate_wpm=int(p.rate_wpm[i]), pitch=int(p.pitch[i]),
-                                       pitch_range=int(p.pitch_range[i]), word_gap_10ms=int(p.word_gap_10ms[i]),
-                                       volume=int(p.volume[i]), sentence_pause_ms=int(p.sentence_pause_ms[i]))
-                        for i, group in enumerate(AGE_GROUPS)}
-        font = find_font(p.font_path)   # FileNotFoundError for a configured but missing font
+        self.prosody = {
+            group: Prosody(
+                rate_wpm=int(p.rate_wpm[i]),
+                pitch=int(p.pitch[i]),
+                pitch_range=int(p.pitch_range[i]),
+                word_gap_10ms=int(p.word_gap_10ms[i]),
+                volume=int(p.volume[i]),
+                sentence_pause_ms=int(p.sentence_pause_ms[i]),
+            )
+            for i, group in enumerate(AGE_GROUPS)
+        }
+        font = find_font(p.font_path)  # FileNotFoundError for a configured but missing font
         if font is None:
-            self.get_logger().warning(f'no Korean font found: captions fall back to ASCII; {FONT_HINT}')
+            self.get_logger().warning(
+                f'no Korean font found: captions fall back to ASCII; {FONT_HINT}'
+            )
         self.renderer = AvatarRenderer(p.width, p.height, font, idle_motion=p.idle_animation)
-        synth = create_synth(p.tts_backend, p.voice, p.espeak_data_path)  # VoiceUnavailable (FileNotFoundError)
+        synth = create_synth(
+            p.tts_backend, p.voice, p.espeak_data_path
+        )  # VoiceUnavailable (FileNotFoundError)
         self.sample_rate = synth.sample_rate
-        self.player = LocalPlayer(player_command(p.playback_command, self.sample_rate)) if p.playback else None
+        self.player = (
+            LocalPlayer(player_command(p.playback_command, self.sample_rate))
+            if p.playback
+            else None
+        )
 
         self._lock = threading.Lock()
         self.user = EmotionSmoother(p.user_smoothing_s, p.face_timeout_s)
@@ -120,17 +218,30 @@ class AvatarNode(Node):
         now = self.get_clock().now().to_msg()
         self.pub_speech.publish(speech_state(now, False, '', ns_to_time(0), ns_to_time(0), 0.0))
 
-        self.speaker = Speaker(synth, chunk_ms=p.chunk_ms, lead_ms=p.audio_lead_ms, tail_ms=p.speaking_tail_ms,
-                               max_pending=p.max_pending_replies, on_chunk=self._on_chunk, on_end=self._on_end,
-                               on_error=self._on_tts_error)
+        self.speaker = Speaker(
+            synth,
+            chunk_ms=p.chunk_ms,
+            lead_ms=p.audio_lead_ms,
+            tail_ms=p.speaking_tail_ms,
+            max_pending=p.max_pending_replies,
+            on_chunk=self._on_chunk,
+            on_end=self._on_end,
+            on_error=self._on_tts_error,
+        )
         inputs = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(DialogueReply, 'agechat/reply', self._on_reply, qos.EVENTS, callback_group=inputs)
-        self.create_subscription(FaceEmotion, 'agechat/face_emotion', self._on_face, qos.EVENTS,
-                                 callback_group=inputs)
-        self.create_timer(1.0 / p.fps, self._render, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_subscription(
+            DialogueReply, 'agechat/reply', self._on_reply, qos.EVENTS, callback_group=inputs
+        )
+        self.create_subscription(
+            FaceEmotion, 'agechat/face_emotion', self._on_face, qos.EVENTS, callback_group=inputs
+        )
+        self.create_timer(
+            1.0 / p.fps, self._render, callback_group=MutuallyExclusiveCallbackGroup()
+        )
         self.get_logger().info(
             f'avatar_node ready: TTS {synth.name}, voice {p.voice} at {self.sample_rate} Hz, '
-            f'{p.width}x{p.height} at {p.fps:g} fps, caption font {font or "(none: ASCII fallback)"}')
+            f'{p.width}x{p.height} at {p.fps:g} fps, caption font {font or "(none: ASCII fallback)"}'
+        )
 
     # -- inputs ---------------------------------------------------------------------------------------
     def _on_reply(self, msg: DialogueReply) -> None:
@@ -141,8 +252,11 @@ class AvatarNode(Node):
             self.health.drop('empty_reply', str(error))
             return
         if not reply.age_group_known:
-            self.health.warn_throttled('age_group', f"reply '{msg.utterance_id}': unknown age_group "
-                                                    f"'{msg.age_group}', speaking with the adult voice")
+            self.health.warn_throttled(
+                'age_group',
+                f"reply '{msg.utterance_id}': unknown age_group "
+                f"'{msg.age_group}', speaking with the adult voice",
+            )
             self.health.count('unknown_age_group')
         text = clean_text(reply.text)
         if not text:
@@ -151,16 +265,27 @@ class AvatarNode(Node):
         text, truncated = truncate(text, self.p.max_reply_chars)
         if truncated:
             self.health.count('replies_truncated')
-            self.health.warn_throttled('truncated', f"reply '{msg.utterance_id}' is longer than max_reply_chars="
-                                                    f'{self.p.max_reply_chars}: spoken up to "{text[-20:]}"')
-        request = SpeechRequest(utterance_id=msg.utterance_id, text=text,
-                                sentences=split_sentences(text, self.p.max_sentence_chars),
-                                prosody=self.prosody[reply.age_group], age_group=reply.age_group,
-                                agent_emotion=agent_emotion_for_reply(text, reply.emotion),
-                                received_ns=received_ns, truncated=truncated)
+            self.health.warn_throttled(
+                'truncated',
+                f"reply '{msg.utterance_id}' is longer than max_reply_chars="
+                f'{self.p.max_reply_chars}: spoken up to "{text[-20:]}"',
+            )
+        request = SpeechRequest(
+            utterance_id=msg.utterance_id,
+            text=text,
+            sentences=split_sentences(text, self.p.max_sentence_chars),
+            prosody=self.prosody[reply.age_group],
+            age_group=reply.age_group,
+            agent_emotion=agent_emotion_for_reply(text, reply.emotion),
+            received_ns=received_ns,
+            truncated=truncated,
+        )
         if not self.speaker.say(request):
-            self.health.drop('queue_full', f"reply '{msg.utterance_id}' dropped: {self.p.max_pending_replies} "
-                                           'replies already wait to be spoken')
+            self.health.drop(
+                'queue_full',
+                f"reply '{msg.utterance_id}' dropped: {self.p.max_pending_replies} "
+                'replies already wait to be spoken',
+            )
             return
         self.health.count('replies_received')
 
@@ -188,17 +313,32 @@ class AvatarNode(Node):
             self._first_audio[id(reply)] = now.to_msg()
             latency_ms = (now.nanoseconds - request.received_ns) / 1e6
             self.health.set('first_audio_ms', f'{latency_ms:.1f}')
-            self.pub_speech.publish(speech_state(
-                now.to_msg(), True, request.utterance_id, ns_to_time(request.received_ns), now.to_msg(),
-                reply.duration_s if reply.done else 0.0))
+            self.pub_speech.publish(
+                speech_state(
+                    now.to_msg(),
+                    True,
+                    request.utterance_id,
+                    ns_to_time(request.received_ns),
+                    now.to_msg(),
+                    reply.duration_s if reply.done else 0.0,
+                )
+            )
             with self._lock:
                 self._caption, self._caption_age = request.text, request.age_group
 
     def _on_end(self, reply) -> None:
         request = reply.request
         first = self._first_audio.pop(id(reply), ns_to_time(0))
-        self.pub_speech.publish(speech_state(self.get_clock().now().to_msg(), False, request.utterance_id,
-                                             ns_to_time(request.received_ns), first, reply.duration_s))
+        self.pub_speech.publish(
+            speech_state(
+                self.get_clock().now().to_msg(),
+                False,
+                request.utterance_id,
+                ns_to_time(request.received_ns),
+                first,
+                reply.duration_s,
+            )
+        )
         with self._lock:
             self._agent_label = request.agent_emotion
             self._agent_until = time.monotonic() + self.p.agent_hold_s
@@ -215,28 +355,61 @@ class AvatarNode(Node):
         with self._lock:
             probabilities = self.user.step(now).copy()
             face_found, user_label = self.user.face_found, self.user.label
-            agent_label = (mouth.agent_emotion if mouth.speaking else
-                           (self._agent_label if now < self._agent_until else 'neutral'))
+            agent_label = (
+                mouth.agent_emotion
+                if mouth.speaking
+                else (self._agent_label if now < self._agent_until else 'neutral')
+            )
             caption, age_group = self._caption, self._caption_age
         user_weights = vrm_from_probabilities(probabilities)
         agent_weights = self.agent.step(vrm_for_agent(agent_label), now)
         t = now - self._t0
-        blink_user, blink_agent = (blink_at(t, 0.31), blink_at(t, 0.77)) if self.p.idle_animation else (0.0, 0.0)
-        scene = Scene(t=t, user=FacePose(weights=user_weights, blink=blink_user),
-                      user_face_found=face_found, user_probabilities=probabilities, user_label=user_label,
-                      agent=FacePose(weights=agent_weights, mouth_open=mouth.mouth_open, visemes=mouth.visemes,
-                                     blink=blink_agent),
-                      agent_speaking=mouth.speaking, agent_level=mouth.level, age_group=age_group,
-                      caption=mouth.caption or caption, progress=mouth.progress if mouth.speaking else 1.0)
+        blink_user, blink_agent = (
+            (blink_at(t, 0.31), blink_at(t, 0.77)) if self.p.idle_animation else (0.0, 0.0)
+        )
+        scene = Scene(
+            t=t,
+            user=FacePose(weights=user_weights, blink=blink_user),
+            user_face_found=face_found,
+            user_probabilities=probabilities,
+            user_label=user_label,
+            agent=FacePose(
+                weights=agent_weights,
+                mouth_open=mouth.mouth_open,
+                visemes=mouth.visemes,
+                blink=blink_agent,
+            ),
+            agent_speaking=mouth.speaking,
+            agent_level=mouth.level,
+            age_group=age_group,
+            caption=mouth.caption or caption,
+            progress=mouth.progress if mouth.speaking else 1.0,
+        )
         frame = self.renderer.render(scene)
         stamp = self.get_clock().now().to_msg()
         self.pub_image.publish(bgr_to_image(frame, stamp, self.p.frame_id))
-        self.pub_state.publish(avatar_state(
-            stamp, self.p.frame_id, user_label, face_found, user_weights, agent_label, agent_weights,
-            mouth.speaking, mouth.mouth_open, mouth.visemes, mouth.utterance_id, mouth.caption,
-            VRM_EXPRESSIONS, VISEMES))
+        self.pub_state.publish(
+            avatar_state(
+                stamp,
+                self.p.frame_id,
+                user_label,
+                face_found,
+                user_weights,
+                agent_label,
+                agent_weights,
+                mouth.speaking,
+                mouth.mouth_open,
+                mouth.visemes,
+                mouth.utterance_id,
+                mouth.caption,
+                VRM_EXPRESSIONS,
+                VISEMES,
+            )
+        )
         elapsed_ms = (time.perf_counter() - started) * 1e3
-        self._render_ms_ema = elapsed_ms if not self._render_ms_ema else 0.9 * self._render_ms_ema + 0.1 * elapsed_ms
+        self._render_ms_ema = (
+            elapsed_ms if not self._render_ms_ema else 0.9 * self._render_ms_ema + 0.1 * elapsed_ms
+        )
         self.health.count('frames')
         self.health.set('frame_ms', f'{self._render_ms_ema:.1f}')
 

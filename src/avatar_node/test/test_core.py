@@ -15,15 +15,32 @@ import pytest
 from avatar_node.core import expressions as ex
 from avatar_node.core.render import AvatarRenderer, FacePose, Scene, find_font
 from avatar_node.core.speech import Speaker, SpeechRequest
-from avatar_node.core.text import clean_text, split_sentences, syllable_visemes, truncate, viseme_of
-from avatar_node.core.tts import DEFAULT_PROSODY, EspeakStreamSynth, VoiceUnavailable, check_voice, find_data_dir
+from avatar_node.core.text import (
+    clean_text,
+    split_sentences,
+    syllable_visemes,
+    truncate,
+    viseme_of,
+)
+from avatar_node.core.tts import (
+    DEFAULT_PROSODY,
+    EspeakStreamSynth,
+    VoiceUnavailable,
+    check_voice,
+    find_data_dir,
+)
 
 SENTENCE = '안녕하세요, 오늘 기분은 어떠세요?'
 
 
 # -- text ---------------------------------------------------------------------------------------------------
 def test_sentences_are_split_at_ends_and_long_ones_at_clauses():
-    assert split_sentences('안녕하세요! 반가워요. 잘 지내셨어요?\n네') == ['안녕하세요!', '반가워요.', '잘 지내셨어요?', '네']
+    assert split_sentences('안녕하세요! 반가워요. 잘 지내셨어요?\n네') == [
+        '안녕하세요!',
+        '반가워요.',
+        '잘 지내셨어요?',
+        '네',
+    ]
     long_sentence = '오늘은, ' + '아주 ' * 60 + '좋아요.'
     parts = split_sentences(long_sentence, max_chars=50)
     assert all(len(p) <= 50 for p in parts) and parts[0] == '오늘은,'
@@ -59,6 +76,7 @@ def _say(synth, text, prosody):
         chunks.append(pcm)
         marks.extend(new_marks)
         return True
+
     total = synth.synthesize(text, prosody, on_audio)
     pcm = np.concatenate(chunks).astype(np.float32) / 32768.0
     assert total == len(pcm)
@@ -69,10 +87,10 @@ def test_espeak_streams_korean_speech_in_small_buffers_with_word_marks(synth):
     assert synth.sample_rate == 22050
     pcm, marks, chunks = _say(synth, SENTENCE, DEFAULT_PROSODY['adult'])
     assert 1.0 < len(pcm) / 22050 < 6.0
-    assert np.sqrt(np.mean(pcm ** 2)) > 0.03
+    assert np.sqrt(np.mean(pcm**2)) > 0.03
     # streamed in small buffers (libespeak-ng hands out ~50 ms), the sentence pause comes last
     assert len(chunks) > 20 and max(len(c) for c in chunks[:-1]) <= 22050 * 0.06
-    assert [m.char_start for m in marks] == [0, 7, 10, 14]                       # 안녕하세요, 오늘 기분은 어떠세요?
+    assert [m.char_start for m in marks] == [0, 7, 10, 14]  # 안녕하세요, 오늘 기분은 어떠세요?
     assert all(a.sample < b.sample for a, b in zip(marks, marks[1:]))
 
 
@@ -83,7 +101,7 @@ def test_duration_grows_with_text_and_age_groups_change_the_voice(synth):
     child, _, _ = _say(synth, SENTENCE, DEFAULT_PROSODY['child'])
     senior, _, _ = _say(synth, SENTENCE, DEFAULT_PROSODY['senior'])
     assert len(senior) > 1.2 * len(child)
-    assert np.sqrt(np.mean(senior ** 2)) > np.sqrt(np.mean(child ** 2))   # louder for seniors
+    assert np.sqrt(np.mean(senior**2)) > np.sqrt(np.mean(child**2))  # louder for seniors
 
 
 def test_cancel_stops_synthesis_early(synth):
@@ -92,6 +110,7 @@ def test_cancel_stops_synthesis_early(synth):
     def stop_after_three(pcm, marks):
         count.append(len(pcm))
         return len(count) < 3
+
     synth.synthesize(SENTENCE * 3, DEFAULT_PROSODY['adult'], stop_after_three)
     assert len(count) == 3
 
@@ -109,14 +128,18 @@ def test_missing_data_or_voice_is_reported_clearly(tmp_path):
 
 def test_pyttsx3_save_to_file_backend_speaks_too():
     """pyttsx3's public API path (run in a child: libespeak-ng is initialised once per process)."""
-    code = ('import json, numpy as np\n'
-            'from avatar_node.core.tts import Pyttsx3FileSynth, DEFAULT_PROSODY\n'
-            's = Pyttsx3FileSynth("ko")\n'
-            'out = []\n'
-            'n = s.synthesize("안녕하세요, 반가워요.", DEFAULT_PROSODY["adult"], lambda p, m: out.append(p) or True)\n'
-            'pcm = np.concatenate(out) / 32768.0\n'
-            'print(json.dumps({"n": int(n), "rms": float(np.sqrt(np.mean(pcm ** 2))), "rate": s.sample_rate}))\n')
-    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    code = (
+        'import json, numpy as np\n'
+        'from avatar_node.core.tts import Pyttsx3FileSynth, DEFAULT_PROSODY\n'
+        's = Pyttsx3FileSynth("ko")\n'
+        'out = []\n'
+        'n = s.synthesize("안녕하세요, 반가워요.", DEFAULT_PROSODY["adult"], lambda p, m: out.append(p) or True)\n'
+        'pcm = np.concatenate(out) / 32768.0\n'
+        'print(json.dumps({"n": int(n), "rms": float(np.sqrt(np.mean(pcm ** 2))), "rate": s.sample_rate}))\n'
+    )
+    result = subprocess.run(
+        [sys.executable, '-c', code], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout.strip().splitlines()[-1])
     assert values['rate'] == 22050 and values['n'] > 22050 * 0.8 and values['rms'] > 0.03
@@ -136,12 +159,22 @@ def test_speaker_paces_chunks_in_real_time_and_moves_the_mouth(synth):
         ends.append((time.monotonic(), reply.duration_s))
         done.set()
 
-    speaker = Speaker(synth, chunk_ms=20, lead_ms=40, tail_ms=100, max_pending=1, on_chunk=on_chunk, on_end=on_end)
+    speaker = Speaker(
+        synth,
+        chunk_ms=20,
+        lead_ms=40,
+        tail_ms=100,
+        max_pending=1,
+        on_chunk=on_chunk,
+        on_end=on_end,
+    )
     try:
-        request = SpeechRequest('u1', SENTENCE, split_sentences(SENTENCE), DEFAULT_PROSODY['adult'])
+        request = SpeechRequest(
+            'u1', SENTENCE, split_sentences(SENTENCE), DEFAULT_PROSODY['adult']
+        )
         requested = time.monotonic()
         assert speaker.say(request)
-        assert not speaker.say(request)            # max_pending=1: refused while busy
+        assert not speaker.say(request)  # max_pending=1: refused while busy
         openings = []
         while not done.wait(0.02):
             state = speaker.mouth()
@@ -149,11 +182,11 @@ def test_speaker_paces_chunks_in_real_time_and_moves_the_mouth(synth):
                 openings.append(state.mouth_open)
                 assert state.caption == SENTENCE and state.utterance_id == 'u1'
         assert firsts == ['u1']
-        assert all(n == 882 for _, n in chunks[:-1])            # 20 ms of S16LE at 22.05 kHz
+        assert all(n == 882 for _, n in chunks[:-1])  # 20 ms of S16LE at 22.05 kHz
         total_s = sum(n for _, n in chunks) / 2 / 22050
         assert ends[0][1] == pytest.approx(total_s)
         played_for = chunks[-1][0] - chunks[0][0]
-        assert played_for > total_s - 0.3                        # paced, not burst
+        assert played_for > total_s - 0.3  # paced, not burst
         assert ends[0][0] - chunks[0][0] >= total_s + 0.1 - 0.01  # end = audio length + tail
         assert chunks[0][0] - requested < 1.0
         openings = np.array(openings)
@@ -171,26 +204,28 @@ def test_fer_to_vrm_table_covers_every_class_with_vrm_names():
     assert ex.vrm_from_probabilities(ex.one_hot('happy'))['happy'] == 1.0
     blend = ex.vrm_from_probabilities([0, 0, 0, 0.5, 0.5, 0, 0])
     assert blend['happy'] == pytest.approx(0.5) and blend['sad'] == pytest.approx(0.5)
-    assert ex.vrm_for_agent('angry')['angry'] == 0.0     # the agent stays calm
+    assert ex.vrm_for_agent('angry')['angry'] == 0.0  # the agent stays calm
 
 
 def test_smoother_follows_the_user_and_relaxes_without_a_face():
     smoother = ex.EmotionSmoother(tau_s=0.2, face_timeout_s=1.0)
     smoother.step(0.0)
     smoother.observe(ex.one_hot('sad'), True, 0.0)
-    assert smoother.step(0.05)[4] < 0.5          # not at once
+    assert smoother.step(0.05)[4] < 0.5  # not at once
     smoother.observe(ex.one_hot('sad'), True, 0.5)
     smoother.observe(ex.one_hot('sad'), True, 0.9)
     assert smoother.step(1.0)[4] > 0.95 and smoother.label == 'sad'
     smoother.observe(ex.one_hot('neutral'), False, 1.2)
-    assert smoother.label == 'sad'               # a short miss keeps the expression
+    assert smoother.label == 'sad'  # a short miss keeps the expression
     smoother.step(2.5)
     assert smoother.step(4.0)[6] > 0.95 and not smoother.face_found
 
 
 def test_agent_expression_fits_the_reply():
     assert ex.agent_emotion_for_reply('생일 축하해요!', 'neutral') == 'happy'
-    assert ex.agent_emotion_for_reply('그런 일이 있었군요, 정말 속상하셨겠어요.', 'neutral') == 'sad'
+    assert (
+        ex.agent_emotion_for_reply('그런 일이 있었군요, 정말 속상하셨겠어요.', 'neutral') == 'sad'
+    )
     assert ex.agent_emotion_for_reply('우와, 정말요?', 'neutral') == 'surprise'
     assert ex.agent_emotion_for_reply('그렇군요.', 'happy') == 'happy'
     assert ex.agent_emotion_for_reply('그렇군요.', 'angry') == 'neutral'
@@ -199,10 +234,19 @@ def test_agent_expression_fits_the_reply():
 # -- renderer -----------------------------------------------------------------------------------------------
 def _scene(label='neutral', mouth=0.0, viseme='aa', caption='', speaking=False):
     p = ex.one_hot(label)
-    return Scene(t=0.0, user=FacePose(weights=ex.vrm_from_probabilities(p)), user_face_found=True,
-                 user_probabilities=p, user_label=label,
-                 agent=FacePose(weights=ex.vrm_for_agent('neutral'), mouth_open=mouth, visemes={viseme: mouth}),
-                 agent_speaking=speaking, caption=caption, progress=0.5)
+    return Scene(
+        t=0.0,
+        user=FacePose(weights=ex.vrm_from_probabilities(p)),
+        user_face_found=True,
+        user_probabilities=p,
+        user_label=label,
+        agent=FacePose(
+            weights=ex.vrm_for_agent('neutral'), mouth_open=mouth, visemes={viseme: mouth}
+        ),
+        agent_speaking=speaking,
+        caption=caption,
+        progress=0.5,
+    )
 
 
 def test_renderer_draws_each_emotion_differently_and_the_mouth_opens():
@@ -215,7 +259,10 @@ def test_renderer_draws_each_emotion_differently_and_the_mouth_opens():
                 assert np.abs(frames[a][left] - frames[b][left]).mean() > 0.3, (a, b)
     assert np.array_equal(renderer.render(_scene('sad')), frames['sad'].astype(np.uint8))
     closed = renderer.render(_scene(mouth=0.0)).astype(np.int16)
-    shapes = {v: renderer.render(_scene(mouth=0.8, viseme=v)).astype(np.int16) for v in ('aa', 'ou', 'ee')}
+    shapes = {
+        v: renderer.render(_scene(mouth=0.8, viseme=v)).astype(np.int16)
+        for v in ('aa', 'ou', 'ee')
+    }
     right = np.s_[50:220, 320:]
     for v, frame in shapes.items():
         assert np.abs(frame[right] - closed[right]).mean() > 0.2, v
@@ -226,7 +273,9 @@ def test_caption_is_drawn_in_korean_and_without_a_font_the_avatars_still_render(
     with_font = AvatarRenderer(640, 360, find_font(), idle_motion=False)
     assert with_font.text.has_hangul, 'no Korean font installed (fonts-nanum)'
     empty = with_font.render(_scene()).astype(np.int16)
-    captioned = with_font.render(_scene(caption='안녕하세요, 반가워요!', speaking=True)).astype(np.int16)
+    captioned = with_font.render(_scene(caption='안녕하세요, 반가워요!', speaking=True)).astype(
+        np.int16
+    )
     box = np.s_[290:350, 20:620]
     assert np.abs(captioned[box] - empty[box]).mean() > 2.0
     fallback = AvatarRenderer(640, 360, None, idle_motion=False)

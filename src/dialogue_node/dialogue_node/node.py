@@ -18,7 +18,13 @@ from rclpy.node import Node
 from agechat_msgs.msg import AgeEstimate, DialogueReply, FaceEmotion, Utterance
 from agechat_msgs.srv import Chat
 from agechat_ros import ConversionError, qos
-from agechat_ros.dialogue import ReplyOut, age_from_msg, emotion_from_msg, reply_to_msg, utterance_from_msg
+from agechat_ros.dialogue import (
+    ReplyOut,
+    age_from_msg,
+    emotion_from_msg,
+    reply_to_msg,
+    utterance_from_msg,
+)
 from agechat_ros.health import NodeHealth
 from agechat_ros.params import Param, declare_and_read, run_node
 from dialogue_node.core.engine import KIND_MODEL, DialogueEngine, EngineReply, InputError
@@ -34,31 +40,61 @@ def default_model_path() -> str:
     """The installed embedded model (share/dialogue_node/models/embedded)."""
     try:
         from ament_index_python.packages import get_package_share_directory
+
         return str(Path(get_package_share_directory('dialogue_node')) / 'models' / 'embedded')
     except Exception:  # noqa: BLE001 - not installed: the source tree's copy
         return str(Path(__file__).resolve().parents[1] / 'models' / 'embedded')
 
 
 PARAMS = [
-    Param('model_path', '', 'GPT-2 checkpoint directory in KoGPT2 format; empty = the embedded model'),
-    Param('model_dtype', 'float32', 'weights dtype for inference', choices=['float32', 'bfloat16']),
+    Param(
+        'model_path', '', 'GPT-2 checkpoint directory in KoGPT2 format; empty = the embedded model'
+    ),
+    Param(
+        'model_dtype', 'float32', 'weights dtype for inference', choices=['float32', 'bfloat16']
+    ),
     Param('threads', 1, 'torch CPU threads', low=1, high=64),
     Param('max_new_tokens', 40, 'hard cap on generated tokens per reply', low=1, high=256),
     Param('do_sample', True, 'sample (top-p/temperature) instead of greedy decoding'),
     Param('temperature', 0.7, 'sampling temperature', low=0.05, high=2.0),
     Param('top_p', 0.9, 'nucleus sampling probability mass', low=0.05, high=1.0),
     Param('repetition_penalty', 1.1, 'penalty on repeating tokens (1 = none)', low=1.0, high=3.0),
-    Param('seed', 0, 'sampling seed for reproducible replies; -1 = random', low=-1, high=2**31 - 1),
+    Param(
+        'seed', 0, 'sampling seed for reproducible replies; -1 = random', low=-1, high=2**31 - 1
+    ),
     Param('max_history_turns', 2, 'past turns given to the model as context', low=0, high=8),
     Param('history_timeout_s', 120.0, 'history older than this is forgotten', low=0.0),
     Param('max_input_chars', 200, 'longer user text is truncated', low=10, high=4000),
-    Param('age_wait_s', 0.5, 'how long an utterance waits for its AgeEstimate', low=0.0, high=10.0),
-    Param('emotion_window_s', 2.0, 'max time between speech end and the matched face emotion', low=0.0, high=60.0),
-    Param('emotion_time', 'auto', "instant of a FaceEmotion: its image 'stamp', its 'received' time, or 'auto' "
-          '(stamp unless it is more than 10 s off the node clock)', choices=['auto', 'stamp', 'received']),
+    Param(
+        'age_wait_s', 0.5, 'how long an utterance waits for its AgeEstimate', low=0.0, high=10.0
+    ),
+    Param(
+        'emotion_window_s',
+        2.0,
+        'max time between speech end and the matched face emotion',
+        low=0.0,
+        high=60.0,
+    ),
+    Param(
+        'emotion_time',
+        'auto',
+        "instant of a FaceEmotion: its image 'stamp', its 'received' time, or 'auto' "
+        '(stamp unless it is more than 10 s off the node clock)',
+        choices=['auto', 'stamp', 'received'],
+    ),
     Param('voice_history', True, 'keep multi-turn history for spoken utterances'),
-    Param('publish_chat_replies', True, 'also publish typed-chat replies on agechat/reply (id chat-<n>)'),
-    Param('register_attempts', 2, 'generations tried before the register-safe fallback reply', low=1, high=5),
+    Param(
+        'publish_chat_replies',
+        True,
+        'also publish typed-chat replies on agechat/reply (id chat-<n>)',
+    ),
+    Param(
+        'register_attempts',
+        2,
+        'generations tried before the register-safe fallback reply',
+        low=1,
+        high=5,
+    ),
 ]
 
 
@@ -70,29 +106,54 @@ class DialogueNode(Node):
         self.p = declare_and_read(self, PARAMS)
         model_path = self.p.model_path or default_model_path()
         check_checkpoint(model_path)
-        settings = GenerationSettings(max_new_tokens=self.p.max_new_tokens, do_sample=self.p.do_sample,
-                                      temperature=self.p.temperature, top_p=self.p.top_p,
-                                      repetition_penalty=self.p.repetition_penalty)
-        self.generator = Generator.from_checkpoint(model_path, settings, self.p.model_dtype, self.p.threads)
-        self.engine = DialogueEngine(self.generator, self.p.max_history_turns, self.p.max_input_chars,
-                                     self.p.history_timeout_s, attempts=self.p.register_attempts, seed=self.p.seed)
+        settings = GenerationSettings(
+            max_new_tokens=self.p.max_new_tokens,
+            do_sample=self.p.do_sample,
+            temperature=self.p.temperature,
+            top_p=self.p.top_p,
+            repetition_penalty=self.p.repetition_penalty,
+        )
+        self.generator = Generator.from_checkpoint(
+            model_path, settings, self.p.model_dtype, self.p.threads
+        )
+        self.engine = DialogueEngine(
+            self.generator,
+            self.p.max_history_turns,
+            self.p.max_input_chars,
+            self.p.history_timeout_s,
+            attempts=self.p.register_attempts,
+            seed=self.p.seed,
+        )
         self.pairer = Pairer(self.p.age_wait_s, self.p.emotion_window_s)
         self.health = NodeHealth(self)
         self.health.set('model', self.generator.name)
         topics = MutuallyExclusiveCallbackGroup()
         self.reply_pub = self.create_publisher(DialogueReply, 'agechat/reply', qos.EVENTS)
-        self.create_subscription(Utterance, 'agechat/utterance', self._on_utterance, qos.EVENTS, callback_group=topics)
-        self.create_subscription(AgeEstimate, 'agechat/age', self._on_age, qos.EVENTS, callback_group=topics)
-        self.create_subscription(FaceEmotion, 'agechat/face_emotion', self._on_emotion, qos.EVENTS,
-                                 callback_group=topics)
+        self.create_subscription(
+            Utterance, 'agechat/utterance', self._on_utterance, qos.EVENTS, callback_group=topics
+        )
+        self.create_subscription(
+            AgeEstimate, 'agechat/age', self._on_age, qos.EVENTS, callback_group=topics
+        )
+        self.create_subscription(
+            FaceEmotion,
+            'agechat/face_emotion',
+            self._on_emotion,
+            qos.EVENTS,
+            callback_group=topics,
+        )
         self.create_timer(0.02, self._dispatch_due, callback_group=topics)
-        self.create_service(Chat, 'agechat/chat', self._on_chat, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_service(
+            Chat, 'agechat/chat', self._on_chat, callback_group=MutuallyExclusiveCallbackGroup()
+        )
         self._chat_count = 0
         self._jobs: 'queue.Queue' = queue.Queue()
         self._worker = threading.Thread(target=self._work, name='dialogue-generation', daemon=True)
         self._worker.start()
-        self.get_logger().info(f'dialogue model {self.generator.name} from {model_path} '
-                               f'(max {self.p.max_new_tokens} new tokens, seed {self.p.seed})')
+        self.get_logger().info(
+            f'dialogue model {self.generator.name} from {model_path} '
+            f'(max {self.p.max_new_tokens} new tokens, seed {self.p.seed})'
+        )
 
     # -- inputs -------------------------------------------------------------------------------
     def _now_ns(self) -> int:
@@ -101,7 +162,9 @@ class DialogueNode(Node):
     def _on_utterance(self, msg: Utterance) -> None:
         utterance = utterance_from_msg(msg)
         self.health.count('utterances')
-        self.pairer.add_utterance(utterance.utterance_id, (utterance, self._now_ns()), self._now_ns())
+        self.pairer.add_utterance(
+            utterance.utterance_id, (utterance, self._now_ns()), self._now_ns()
+        )
         self._dispatch_due()
 
     def _on_age(self, msg: AgeEstimate) -> None:
@@ -121,8 +184,9 @@ class DialogueNode(Node):
             return
         now = self._now_ns()
         at = emotion.stamp_ns
-        if self.p.emotion_time == 'received' or (self.p.emotion_time == 'auto'
-                                                 and abs(at - now) > _MAX_CLOCK_SKEW_NS):
+        if self.p.emotion_time == 'received' or (
+            self.p.emotion_time == 'auto' and abs(at - now) > _MAX_CLOCK_SKEW_NS
+        ):
             at = now
         self.pairer.add_emotion(emotion.label, emotion.confidence, at, emotion.face_found)
 
@@ -139,19 +203,38 @@ class DialogueNode(Node):
             try:
                 self._reply_to_utterance(*job)
             except Exception as error:  # noqa: BLE001 - one bad utterance must not stop the worker
-                self.get_logger().error(f'reply to utterance failed: {error!r}; sending the clarification reply')
+                self.get_logger().error(
+                    f'reply to utterance failed: {error!r}; sending the clarification reply'
+                )
                 self.health.count('reply_errors')
                 self._publish_error_reply(*job)
 
     def _publish_error_reply(self, utterance, received_ns: int, age) -> None:
         """Every utterance gets a reply: after an internal error, the clarification in its register."""
         try:
-            result = EngineReply(utterance.text, DialogueEngine.fallback_text('error', age.label), age.label,
-                                 'neutral', 'fallback:error')
+            result = EngineReply(
+                utterance.text,
+                DialogueEngine.fallback_text('error', age.label),
+                age.label,
+                'neutral',
+                'fallback:error',
+            )
             now = self._now_ns()
-            self._publish(self._reply_out(utterance.utterance_id, result, age.confidence, age.source, 0.0,
-                                          'default', {'utterance_received_time': received_ns,
-                                                      'generation_start_time': now, 'generation_end_time': now}))
+            self._publish(
+                self._reply_out(
+                    utterance.utterance_id,
+                    result,
+                    age.confidence,
+                    age.source,
+                    0.0,
+                    'default',
+                    {
+                        'utterance_received_time': received_ns,
+                        'generation_start_time': now,
+                        'generation_end_time': now,
+                    },
+                )
+            )
         except Exception as error:  # noqa: BLE001
             self.get_logger().error(f'could not publish the error reply either: {error!r}')
 
@@ -163,49 +246,105 @@ class DialogueNode(Node):
         end_ns = self._now_ns()
         if result.kind != KIND_MODEL:
             self.health.count('fallback_replies')
-            self.health.warn_throttled(f'fallback_{result.kind}', f"utterance '{utterance.utterance_id}': {result.kind} "
-                                       f"reply ({'; '.join(result.notes)[:200]})")
+            self.health.warn_throttled(
+                f'fallback_{result.kind}',
+                f"utterance '{utterance.utterance_id}': {result.kind} "
+                f"reply ({'; '.join(result.notes)[:200]})",
+            )
         if age.source != 'estimate':
-            self.health.warn_throttled('age_' + age.source, f"utterance '{utterance.utterance_id}': no AgeEstimate "
-                                       f'within {self.p.age_wait_s} s, using the {age.source} age ({age.label})')
-        times = {'speech_end': utterance.speech_end_ns, 'vad_closed_time': utterance.vad_closed_ns,
-                 'stt_done_time': utterance.stt_done_ns, 'utterance_received_time': received_ns,
-                 'generation_start_time': start_ns, 'generation_end_time': end_ns}
-        self._publish(self._reply_out(utterance.utterance_id, result, age.confidence, age.source,
-                                      emotion.confidence, emotion.source, times))
+            self.health.warn_throttled(
+                'age_' + age.source,
+                f"utterance '{utterance.utterance_id}': no AgeEstimate "
+                f'within {self.p.age_wait_s} s, using the {age.source} age ({age.label})',
+            )
+        times = {
+            'speech_end': utterance.speech_end_ns,
+            'vad_closed_time': utterance.vad_closed_ns,
+            'stt_done_time': utterance.stt_done_ns,
+            'utterance_received_time': received_ns,
+            'generation_start_time': start_ns,
+            'generation_end_time': end_ns,
+        }
+        self._publish(
+            self._reply_out(
+                utterance.utterance_id,
+                result,
+                age.confidence,
+                age.source,
+                emotion.confidence,
+                emotion.source,
+                times,
+            )
+        )
 
-    def _reply_out(self, utterance_id: str, result: EngineReply, age_confidence: float, age_source: str,
-                   emotion_confidence: float, emotion_source: str, times: dict) -> ReplyOut:
+    def _reply_out(
+        self,
+        utterance_id: str,
+        result: EngineReply,
+        age_confidence: float,
+        age_source: str,
+        emotion_confidence: float,
+        emotion_source: str,
+        times: dict,
+    ) -> ReplyOut:
         model = self.generator.name if result.kind == KIND_MODEL else f'rule ({result.kind})'
-        return ReplyOut(utterance_id=utterance_id, user_text=result.user_text, reply_text=result.reply_text,
-                        age_group=result.age, age_confidence=age_confidence, age_source=age_source,
-                        emotion=result.emotion, emotion_confidence=emotion_confidence, emotion_source=emotion_source,
-                        model=model, new_tokens=result.new_tokens, hit_token_cap=result.hit_cap, times_ns=times)
+        return ReplyOut(
+            utterance_id=utterance_id,
+            user_text=result.user_text,
+            reply_text=result.reply_text,
+            age_group=result.age,
+            age_confidence=age_confidence,
+            age_source=age_source,
+            emotion=result.emotion,
+            emotion_confidence=emotion_confidence,
+            emotion_source=emotion_source,
+            model=model,
+            new_tokens=result.new_tokens,
+            hit_token_cap=result.hit_cap,
+            times_ns=times,
+        )
 
     def _publish(self, reply: ReplyOut) -> None:
         self.reply_pub.publish(reply_to_msg(reply, self._now_ns()))
         self.health.count('replies')
         times = reply.times_ns
-        self.health.set('last_generation_ms',
-                        round((times['generation_end_time'] - times['generation_start_time']) / 1e6, 1))
+        self.health.set(
+            'last_generation_ms',
+            round((times['generation_end_time'] - times['generation_start_time']) / 1e6, 1),
+        )
 
     # -- typed chat ---------------------------------------------------------------------------------
     def _on_chat(self, request: Chat.Request, response: Chat.Response) -> Chat.Response:
         received_ns = self._now_ns()
         self.health.count('chat_requests')
         try:
-            result = self.engine.reply(request.text, request.age_group, request.emotion, request.conversation_id,
-                                       strict=True)
+            result = self.engine.reply(
+                request.text,
+                request.age_group,
+                request.emotion,
+                request.conversation_id,
+                strict=True,
+            )
         except (InputError, LabelError) as error:
             response.success = False
             response.error = str(error)
             return response
         end_ns = self._now_ns()
-        times = {'utterance_received_time': received_ns, 'generation_start_time': received_ns,
-                 'generation_end_time': end_ns}
+        times = {
+            'utterance_received_time': received_ns,
+            'generation_start_time': received_ns,
+            'generation_end_time': end_ns,
+        }
         self._chat_count += 1
-        reply = self._reply_out(f'chat-{self._chat_count}', result, 1.0, DialogueReply.SOURCE_REQUEST, 1.0, DialogueReply.SOURCE_REQUEST,
-                                times)
+        reply = self._reply_out(
+            f'chat-{self._chat_count}',
+            result,
+            1.0,
+            DialogueReply.SOURCE_REQUEST,
+            1.0,
+            DialogueReply.SOURCE_REQUEST,
+            times,
+        )
         response.success = True
         response.reply = reply_to_msg(reply, end_ns)
         if self.p.publish_chat_replies:

@@ -10,7 +10,6 @@ from dialogue_node.core.corpus import build_corpus
 from dialogue_node.core.tokenizer import ensure_special_tokens, train_tokenizer
 
 
-
 @pytest.fixture(scope='session')
 def corpus():
     return build_corpus()
@@ -29,4 +28,6 @@ def tiny_model(tokenizer):
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    return build_scratch_model(tokenizer.get_vocab_size(), layers=1, width=32, heads=2, positions=128).eval()
+    return build_scratch_model(
+        tokenizer.get_vocab_size(), layers=1, width=32, heads=2, positions=128
+    ).eval()

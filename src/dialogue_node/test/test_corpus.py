@@ -4,7 +4,13 @@ questions worded differently from every training question, several answers per a
 import json
 import random
 
-from dialogue_node.core.corpus import build_corpus, heldout_cases, load_corpus, main, sample_example
+from dialogue_node.core.corpus import (
+    build_corpus,
+    heldout_cases,
+    load_corpus,
+    main,
+    sample_example,
+)
 from dialogue_node.core.labels import AGE_GROUPS, EMOTIONS
 
 

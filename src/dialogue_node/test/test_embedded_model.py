@@ -16,7 +16,9 @@ EMBEDDED = Path(__file__).resolve().parents[1] / 'models' / 'embedded'
 @pytest.fixture(scope='module')
 def engine():
     if not (EMBEDDED / 'model.safetensors').is_file():
-        pytest.fail(f'embedded model missing in {EMBEDDED}: run python -m dialogue_node.core.train --out {EMBEDDED}')
+        pytest.fail(
+            f'embedded model missing in {EMBEDDED}: run python -m dialogue_node.core.train --out {EMBEDDED}'
+        )
     return DialogueEngine(Generator.from_checkpoint(EMBEDDED, threads=1))
 
 
@@ -28,7 +30,7 @@ def test_metadata_describes_the_training(engine):
 
 
 def test_heldout_questions_are_answered_in_the_register_of_each_age(engine, corpus):
-    cases = heldout_cases(corpus)[::16]   # a spread of intents
+    cases = heldout_cases(corpus)[::16]  # a spread of intents
     for index, (_, question) in enumerate(cases):
         for age in ('child', 'adult', 'senior'):
             reply = engine.reply(question, age, ('neutral', 'sad', 'happy')[index % 3])

@@ -2,7 +2,13 @@
 
 import pytest
 
-from dialogue_node.core.engine import (KIND_EMPTY, KIND_NOT_KOREAN, KIND_REGISTER, DialogueEngine, InputError)
+from dialogue_node.core.engine import (
+    KIND_EMPTY,
+    KIND_NOT_KOREAN,
+    KIND_REGISTER,
+    DialogueEngine,
+    InputError,
+)
 from dialogue_node.core.labels import LabelError
 from dialogue_node.core.model import GenerationSettings, Generator
 from dialogue_node.core.pairing import SOURCE_DEFAULT, SOURCE_ESTIMATE, SOURCE_LATEST, Pairer
@@ -11,8 +17,12 @@ from dialogue_node.core.register import matches_age
 
 @pytest.fixture
 def engine(tiny_model, tokenizer):
-    return DialogueEngine(Generator(tiny_model, tokenizer, GenerationSettings(max_new_tokens=8)),
-                          max_history_turns=2, max_input_chars=50, attempts=2)
+    return DialogueEngine(
+        Generator(tiny_model, tokenizer, GenerationSettings(max_new_tokens=8)),
+        max_history_turns=2,
+        max_input_chars=50,
+        attempts=2,
+    )
 
 
 @pytest.mark.parametrize('age', ['child', 'adult', 'senior'])
@@ -58,18 +68,21 @@ def test_history_times_out(engine):
     engine.history_timeout_s = 10.0
     engine.reply('안녕', 'child', conversation_id='t')
     import time
+
     assert engine.history('t', now_s=time.monotonic() + 11) == []
 
 
 def test_age_paired_by_utterance_id_in_either_order():
     pairer = Pairer(age_wait_s=0.5)
-    pairer.add_age('u1', 'senior', 0.9)   # age first
+    pairer.add_age('u1', 'senior', 0.9)  # age first
     pairer.add_utterance('u1', 'p1', now_ns=0)
     pairer.add_utterance('u2', 'p2', now_ns=0)
     ready = pairer.due(now_ns=1)
     assert [(p, a.label, a.source) for p, a in ready] == [('p1', 'senior', SOURCE_ESTIMATE)]
-    pairer.add_age('u2', 'child', 0.7)   # age after, within the wait
-    assert [(p, a.label, a.source) for p, a in pairer.due(now_ns=2)] == [('p2', 'child', SOURCE_ESTIMATE)]
+    pairer.add_age('u2', 'child', 0.7)  # age after, within the wait
+    assert [(p, a.label, a.source) for p, a in pairer.due(now_ns=2)] == [
+        ('p2', 'child', SOURCE_ESTIMATE)
+    ]
     assert pairer.pending_count() == 0
 
 
@@ -77,11 +90,11 @@ def test_age_falls_back_to_latest_then_default():
     pairer = Pairer(age_wait_s=0.5)
     pairer.add_utterance('x', 'p', now_ns=0)
     assert pairer.due(now_ns=int(0.4e9)) == []
-    (payload, age), = pairer.due(now_ns=int(0.5e9))
+    ((payload, age),) = pairer.due(now_ns=int(0.5e9))
     assert (age.label, age.source, age.confidence) == ('adult', SOURCE_DEFAULT, 0.0)
     pairer.add_age('other', 'senior', 0.8)
     pairer.add_utterance('y', 'q', now_ns=0)
-    (payload, age), = pairer.due(now_ns=int(1e9))
+    ((payload, age),) = pairer.due(now_ns=int(1e9))
     assert (age.label, age.source) == ('senior', SOURCE_LATEST)
 
 
@@ -90,7 +103,7 @@ def test_emotion_nearest_in_time_within_window():
     assert pairer.emotion_at(0).source == SOURCE_DEFAULT
     pairer.add_emotion('happy', 0.8, int(10.0e9))
     pairer.add_emotion('sad', 0.6, int(10.6e9))
-    pairer.add_emotion('angry', 0.9, int(10.5e9), face_found=False)   # no face: ignored
+    pairer.add_emotion('angry', 0.9, int(10.5e9), face_found=False)  # no face: ignored
     assert pairer.emotion_at(int(10.4e9)).label == 'sad'
     assert pairer.emotion_at(int(10.2e9)).label == 'happy'
     far = pairer.emotion_at(int(20e9))

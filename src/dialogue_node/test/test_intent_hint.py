@@ -39,7 +39,7 @@ def test_prompt_carries_the_hint_before_the_labels(tokenizer, matcher, corpus):
     ids = hinted.prompt_ids(question, 'adult', 'neutral')
     assert ids == base[:-4] + hint + base[-4:]
     ids, labels = hinted.training_example(question, '네, 그렇습니다.', 'adult', 'neutral')
-    assert labels[:len(base) + len(hint)] == [-100] * (len(base) + len(hint))
+    assert labels[: len(base) + len(hint)] == [-100] * (len(base) + len(hint))
     assert len(hinted.prompt_ids(question * 20, 'adult', 'neutral', max_tokens=40)) == 40
 
 

@@ -40,7 +40,7 @@ def face_frames(count: int, with_face: bool = True):
         if with_face:
             dx = int(100 + 60 * np.sin(i / 15.0))
             dy = int(40 + 30 * np.cos(i / 20.0))
-            frame[dy:dy + 360, dx:dx + 360] = face
+            frame[dy : dy + 360, dx : dx + 360] = face
         frames.append(frame)
     return frames
 
@@ -66,14 +66,22 @@ def bench_classifier(weights, reference, repeats: int = 300) -> dict:
 
     from emotion_node.core.classifier import EmotionClassifier, TFLiteReference
 
-    faces = np.stack([cv2.resize((f * 255).astype(np.uint8), (64, 64)) for f in data.lfw_subset()[:100]])
+    faces = np.stack(
+        [cv2.resize((f * 255).astype(np.uint8), (64, 64)) for f in data.lfw_subset()[:100]]
+    )
     litert = EmotionClassifier.from_file(weights, backend='litert', threads=1)
     torch_eager = EmotionClassifier.from_file(weights, backend='torch', threads=1)
     quantised = TFLiteReference(reference, threads=1)
-    out = _interleaved_ms({'classifier_ms_per_face': lambda i: litert.probabilities(faces[i % 100:i % 100 + 1]),
-                           'tflite_ms_per_face': lambda i: quantised.probabilities(faces[i % 100:i % 100 + 1]),
-                           'torch_eager_ms_per_face': lambda i: torch_eager.probabilities(faces[i % 100:i % 100 + 1])},
-                          rounds=repeats // 20)
+    out = _interleaved_ms(
+        {
+            'classifier_ms_per_face': lambda i: litert.probabilities(faces[i % 100 : i % 100 + 1]),
+            'tflite_ms_per_face': lambda i: quantised.probabilities(faces[i % 100 : i % 100 + 1]),
+            'torch_eager_ms_per_face': lambda i: torch_eager.probabilities(
+                faces[i % 100 : i % 100 + 1]
+            ),
+        },
+        rounds=repeats // 20,
+    )
     a, b = litert.probabilities(faces), torch_eager.probabilities(faces)
     q = quantised.probabilities(faces)
     out['litert_vs_torch_max_abs_diff'] = float(np.abs(a - b).max())
@@ -113,7 +121,9 @@ def _find_node() -> str:
         candidate = Path(prefix, 'lib', 'emotion_node', 'emotion_node')
         if prefix and candidate.is_file():
             return str(candidate)
-    raise FileNotFoundError('emotion_node executable not found on AMENT_PREFIX_PATH: build it and source scripts/env.sh')
+    raise FileNotFoundError(
+        'emotion_node executable not found on AMENT_PREFIX_PATH: build it and source scripts/env.sh'
+    )
 
 
 def large_frames_profile() -> str:
@@ -121,7 +131,9 @@ def large_frames_profile() -> str:
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        path = Path(get_package_share_directory('emotion_node'), 'config', 'fastdds_large_frames.xml')
+        path = Path(
+            get_package_share_directory('emotion_node'), 'config', 'fastdds_large_frames.xml'
+        )
     except Exception:  # noqa: BLE001 - running from the source tree
         path = Path(__file__).resolve().parents[1] / 'config' / 'fastdds_large_frames.xml'
     return str(path)
@@ -156,7 +168,9 @@ def bench_node(frames, seconds: float, rate_hz: float, core: int) -> dict:
 
     def on_result(msg):
         with lock:
-            received.append((time_to_ns(msg.header.stamp), time_to_ns(msg.processed_time), msg.face_found))
+            received.append(
+                (time_to_ns(msg.header.stamp), time_to_ns(msg.processed_time), msg.face_found)
+            )
 
     probe.create_subscription(FaceEmotion, 'agechat/face_emotion', on_result, qos.EVENTS)
     publisher = probe.create_publisher(Image, 'image', qos.SENSOR_DATA)
@@ -174,13 +188,18 @@ def bench_node(frames, seconds: float, rate_hz: float, core: int) -> dict:
     spinner.start()
     try:
         deadline = time.monotonic() + 60
-        while publisher.get_subscription_count() < 1 or probe.count_publishers('agechat/face_emotion') < 1:
+        while (
+            publisher.get_subscription_count() < 1
+            or probe.count_publishers('agechat/face_emotion') < 1
+        ):
             if time.monotonic() > deadline or node_process.poll() is not None:
                 raise RuntimeError(f'node did not come up; log: {log.name}')
             time.sleep(0.05)
         messages = [bgr_to_image(f[:, :, ::-1].copy(), encoding='bgr8') for f in frames]
         for msg in messages:
-            msg.encoding = 'rgb8'   # same bytes, a typical camera encoding (channel swap in the node)
+            msg.encoding = (
+                'rgb8'  # same bytes, a typical camera encoding (channel swap in the node)
+            )
 
         def publish_for(duration: float) -> int:
             period = 1.0 / rate_hz if rate_hz > 0 else 0.0
@@ -196,7 +215,7 @@ def bench_node(frames, seconds: float, rate_hz: float, core: int) -> dict:
                     time.sleep(max(0.0, next_time - time.monotonic()))
             return sent
 
-        publish_for(2.0)   # warm-up (interpreter, tracker, DDS)
+        publish_for(2.0)  # warm-up (interpreter, tracker, DDS)
         time.sleep(0.3)
         with lock:
             received.clear()
@@ -217,10 +236,14 @@ def bench_node(frames, seconds: float, rate_hz: float, core: int) -> dict:
         probe.destroy_node()
         rclpy.shutdown(context=context)
     latencies = np.array([(p - s) / 1e6 for s, p, _ in got])
-    return {'sent_fps': sent / elapsed, 'processed_fps': len(got) / elapsed,
-            'latency_ms_p50': float(np.percentile(latencies, 50)) if len(got) else float('nan'),
-            'latency_ms_p95': float(np.percentile(latencies, 95)) if len(got) else float('nan'),
-            'face_found_rate': float(np.mean([f for _, _, f in got])) if got else 0.0, **memory}
+    return {
+        'sent_fps': sent / elapsed,
+        'processed_fps': len(got) / elapsed,
+        'latency_ms_p50': float(np.percentile(latencies, 50)) if len(got) else float('nan'),
+        'latency_ms_p95': float(np.percentile(latencies, 95)) if len(got) else float('nan'),
+        'face_found_rate': float(np.mean([f for _, _, f in got])) if got else 0.0,
+        **memory,
+    }
 
 
 def node_memory_mb(pid: int) -> dict:
@@ -240,16 +263,31 @@ def node_memory_mb(pid: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description='emotion_node benchmark')
     parser.add_argument('--out', type=Path, default=Path('out/bench/emotion.json'))
-    parser.add_argument('--seconds', type=float, default=10.0, help='duration of each node measurement')
-    parser.add_argument('--node-core', type=int, default=(os.cpu_count() or 1) - 1,
-                        help='CPU core the node process is pinned to')
-    parser.add_argument('--skip-node', action='store_true', help='only the in-process measurements')
-    parser.add_argument('--default-transport', action='store_true',
-                        help="keep Fast DDS' built-in transports (by default the large-frame profile is used)")
-    parser.add_argument('--node-only', action='store_true', help='only the node measurement at 30 FPS')
+    parser.add_argument(
+        '--seconds', type=float, default=10.0, help='duration of each node measurement'
+    )
+    parser.add_argument(
+        '--node-core',
+        type=int,
+        default=(os.cpu_count() or 1) - 1,
+        help='CPU core the node process is pinned to',
+    )
+    parser.add_argument(
+        '--skip-node', action='store_true', help='only the in-process measurements'
+    )
+    parser.add_argument(
+        '--default-transport',
+        action='store_true',
+        help="keep Fast DDS' built-in transports (by default the large-frame profile is used)",
+    )
+    parser.add_argument(
+        '--node-only', action='store_true', help='only the node measurement at 30 FPS'
+    )
     args = parser.parse_args(argv)
     if not args.default_transport and 'FASTDDS_DEFAULT_PROFILES_FILE' not in os.environ:
-        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = large_frames_profile()   # before rclpy creates participants
+        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = (
+            large_frames_profile()
+        )  # before rclpy creates participants
     import cv2
     import torch
 
@@ -262,10 +300,13 @@ def main(argv=None) -> int:
         if not path.is_file():
             print(f'bench: {path} missing; run `make setup`', file=sys.stderr)
             return 2
-    result = {'machine': f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores', 'threads': 1,
-              'frame': f'{FRAME_W}x{FRAME_H} rgb8',
-              'fastdds_profile': os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', 'built-in transports'),
-              'load_average_1min': os.getloadavg()[0] if hasattr(os, 'getloadavg') else None}
+    result = {
+        'machine': f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores',
+        'threads': 1,
+        'frame': f'{FRAME_W}x{FRAME_H} rgb8',
+        'fastdds_profile': os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', 'built-in transports'),
+        'load_average_1min': os.getloadavg()[0] if hasattr(os, 'getloadavg') else None,
+    }
     frames = face_frames(120)
     if args.node_only:
         result.update(bench_node(frames, args.seconds, 30.0, args.node_core))
@@ -280,21 +321,50 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             env = {k: v for k, v in os.environ.items() if k != 'FASTDDS_DEFAULT_PROFILES_FILE'}
             out = Path(tmp, 'default.json')
-            subprocess.run([sys.executable, '-m', 'emotion_node.bench', '--default-transport', '--node-only',
-                            '--seconds', str(args.seconds / 2), '--node-core', str(args.node_core), '--out', str(out)],
-                           env=env, check=False, timeout=300, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    sys.executable,
+                    '-m',
+                    'emotion_node.bench',
+                    '--default-transport',
+                    '--node-only',
+                    '--seconds',
+                    str(args.seconds / 2),
+                    '--node-core',
+                    str(args.node_core),
+                    '--out',
+                    str(out),
+                ],
+                env=env,
+                check=False,
+                timeout=300,
+                stdout=subprocess.DEVNULL,
+            )
             if out.is_file():
-                result['node_fps_640x480_builtin_transports'] = json.loads(out.read_text())['processed_fps']
+                result['node_fps_640x480_builtin_transports'] = json.loads(out.read_text())[
+                    'processed_fps'
+                ]
     if not args.skip_node:
         at30 = bench_node(frames, args.seconds, 30.0, args.node_core)
-        result.update({'node_fps_640x480': at30['processed_fps'], 'node_input_fps': at30['sent_fps'],
-                       'latency_ms_p50': at30['latency_ms_p50'], 'latency_ms_p95': at30['latency_ms_p95'],
-                       'node_face_found_rate': at30['face_found_rate'],
-                       'node_peak_rss_mb': at30.get('node_peak_rss_mb'),
-                       'node_rss_mb': at30.get('node_rss_mb')})
+        result.update(
+            {
+                'node_fps_640x480': at30['processed_fps'],
+                'node_input_fps': at30['sent_fps'],
+                'latency_ms_p50': at30['latency_ms_p50'],
+                'latency_ms_p95': at30['latency_ms_p95'],
+                'node_face_found_rate': at30['face_found_rate'],
+                'node_peak_rss_mb': at30.get('node_peak_rss_mb'),
+                'node_rss_mb': at30.get('node_rss_mb'),
+            }
+        )
         fast = bench_node(frames, args.seconds / 2, 60.0, args.node_core)
-        result.update({'node_fps_640x480_at_60fps_input': fast['processed_fps'], 'node_fast_input_fps': fast['sent_fps'],
-                       'latency_ms_p50_at_60fps_input': fast['latency_ms_p50']})
+        result.update(
+            {
+                'node_fps_640x480_at_60fps_input': fast['processed_fps'],
+                'node_fast_input_fps': fast['sent_fps'],
+                'latency_ms_p50_at_60fps_input': fast['latency_ms_p50'],
+            }
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

@@ -23,11 +23,21 @@ def _default_weights() -> str:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--data', required=True, type=Path,
-                        help='FER2013-format CSV (emotion,pixels,Usage) or a folder with one sub-folder per class')
-    parser.add_argument('--usage', nargs='*', default=None,
-                        help='CSV only: keep rows with these Usage values (e.g. Training)')
-    parser.add_argument('--limit', type=int, default=0, help='CSV only: read at most this many rows')
+    parser.add_argument(
+        '--data',
+        required=True,
+        type=Path,
+        help='FER2013-format CSV (emotion,pixels,Usage) or a folder with one sub-folder per class',
+    )
+    parser.add_argument(
+        '--usage',
+        nargs='*',
+        default=None,
+        help='CSV only: keep rows with these Usage values (e.g. Training)',
+    )
+    parser.add_argument(
+        '--limit', type=int, default=0, help='CSV only: read at most this many rows'
+    )
     parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
     parser.add_argument('--quiet', action='store_true', help='no progress bars')
 
@@ -42,33 +52,56 @@ def train_main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(prog='emotion_train', description=train_main.__doc__)
     _common(parser)
-    parser.add_argument('--weights', default=_default_weights(), help='starting weights (safetensors)')
+    parser.add_argument(
+        '--weights', default=_default_weights(), help='starting weights (safetensors)'
+    )
     parser.add_argument('--from-scratch', action='store_true', help='start from random weights')
-    parser.add_argument('--val-usage', nargs='*', default=None, help='CSV only: Usage values of a validation split')
-    parser.add_argument('--out', required=True, type=Path, help='where to write the fine-tuned safetensors')
+    parser.add_argument(
+        '--val-usage', nargs='*', default=None, help='CSV only: Usage values of a validation split'
+    )
+    parser.add_argument(
+        '--out', required=True, type=Path, help='where to write the fine-tuned safetensors'
+    )
     parser.add_argument('--epochs', type=int, default=10)
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--lr', type=float, default=1e-4)
     parser.add_argument('--no-augment', action='store_true')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--history', type=Path, default=None, help='write the per-epoch losses as JSON here')
+    parser.add_argument(
+        '--history', type=Path, default=None, help='write the per-epoch losses as JSON here'
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
         faces, labels = load_dataset(args.data, usage=args.usage, limit=args.limit)
-        val = load_dataset(args.data, usage=args.val_usage, limit=args.limit) if args.val_usage else (None, None)
+        val = (
+            load_dataset(args.data, usage=args.val_usage, limit=args.limit)
+            if args.val_usage
+            else (None, None)
+        )
         model = MiniXception() if args.from_scratch else load_weights(args.weights)
     except (DataError, FileNotFoundError, ValueError, OSError) as error:
         print(f'emotion_train: {error}', file=sys.stderr)
         return 2
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                         augment=not args.no_augment, seed=args.seed)
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        augment=not args.no_augment,
+        seed=args.seed,
+    )
     print(f'emotion_train: {len(faces)} faces, {config.epochs} epochs, lr {config.learning_rate}')
-    history = train(model, faces, labels, config, val_faces=val[0], val_labels=val[1], progress=not args.quiet)
-    save_weights(model, args.out, metadata={'trained_on': str(args.data), 'epochs': str(config.epochs)})
+    history = train(
+        model, faces, labels, config, val_faces=val[0], val_labels=val[1], progress=not args.quiet
+    )
+    save_weights(
+        model, args.out, metadata={'trained_on': str(args.data), 'epochs': str(config.epochs)}
+    )
     if args.history:
         args.history.parent.mkdir(parents=True, exist_ok=True)
-        args.history.write_text(json.dumps({'loss': history.loss, 'val_accuracy': history.val_accuracy}, indent=2))
+        args.history.write_text(
+            json.dumps({'loss': history.loss, 'val_accuracy': history.val_accuracy}, indent=2)
+        )
     print(f'emotion_train: loss {history.loss[0]:.4f} -> {history.loss[-1]:.4f}; wrote {args.out}')
     return 0
 
@@ -83,8 +116,12 @@ def evaluate_main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(prog='emotion_evaluate', description=evaluate_main.__doc__)
     _common(parser)
-    parser.add_argument('--weights', default=_default_weights(), help='weights to evaluate (safetensors)')
-    parser.add_argument('--out-dir', required=True, type=Path, help='writes metrics.json and confusion.png here')
+    parser.add_argument(
+        '--weights', default=_default_weights(), help='weights to evaluate (safetensors)'
+    )
+    parser.add_argument(
+        '--out-dir', required=True, type=Path, help='writes metrics.json and confusion.png here'
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
@@ -98,9 +135,15 @@ def evaluate_main(argv=None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / 'metrics.json').write_text(json.dumps(result, indent=2))
     save_confusion_png(result['confusion_matrix'], args.out_dir / 'confusion.png')
-    recall = ', '.join(f'{k} {v:.3f}' for k, v in result['per_class_recall'].items() if v is not None)
-    print(f'emotion_evaluate: accuracy {result["accuracy"]:.4f} on {result["count"]} faces; recall: {recall}')
-    print(f'emotion_evaluate: wrote {args.out_dir / "metrics.json"} and {args.out_dir / "confusion.png"}')
+    recall = ', '.join(
+        f'{k} {v:.3f}' for k, v in result['per_class_recall'].items() if v is not None
+    )
+    print(
+        f'emotion_evaluate: accuracy {result["accuracy"]:.4f} on {result["count"]} faces; recall: {recall}'
+    )
+    print(
+        f'emotion_evaluate: wrote {args.out_dir / "metrics.json"} and {args.out_dir / "confusion.png"}'
+    )
     return 0
 
 

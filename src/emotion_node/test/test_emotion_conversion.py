@@ -19,14 +19,22 @@ def test_message_from_a_face_result():
     header = Header(frame_id='cam')
     header.stamp.sec = 12
     probabilities = np.array([0.05, 0, 0.05, 0.7, 0.1, 0.05, 0.05], np.float32)
-    msg = face_emotion_msg(header, True, 2, probabilities, probabilities, box=(10, 20, 30, 40), processing_ms=3.5)
+    msg = face_emotion_msg(
+        header, True, 2, probabilities, probabilities, box=(10, 20, 30, 40), processing_ms=3.5
+    )
     assert msg.header.stamp.sec == 12 and msg.header.frame_id == 'cam'
     assert msg.emotion == FaceEmotion.HAPPY and msg.emotion_label == 'happy'
     assert msg.confidence == pytest.approx(0.7) and msg.face_count == 2
-    assert (msg.face_region.x_offset, msg.face_region.y_offset, msg.face_region.width, msg.face_region.height) == \
-        (10, 20, 30, 40)
+    assert (
+        msg.face_region.x_offset,
+        msg.face_region.y_offset,
+        msg.face_region.width,
+        msg.face_region.height,
+    ) == (10, 20, 30, 40)
     summary = face_emotion_to_dict(msg)
-    assert summary['emotion'] == 'happy' and summary['probabilities']['happy'] == pytest.approx(0.7)
+    assert summary['emotion'] == 'happy' and summary['probabilities']['happy'] == pytest.approx(
+        0.7
+    )
 
 
 def test_no_face_is_neutral_with_zero_raw_probabilities():

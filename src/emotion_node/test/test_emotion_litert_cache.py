@@ -20,8 +20,13 @@ import torch
 
 from emotion_node.core import litert_model
 from emotion_node.core.classifier import EmotionClassifier
-from emotion_node.core.litert_model import (find_current, is_current, resolve_litert_model, tflite_name,
-                                            weights_sha256)
+from emotion_node.core.litert_model import (
+    find_current,
+    is_current,
+    resolve_litert_model,
+    tflite_name,
+    weights_sha256,
+)
 from emotion_node.core.model import MiniXception, load_weights, save_weights
 
 torch.set_num_threads(1)
@@ -47,8 +52,12 @@ PROBE = textwrap.dedent('''
 
 def probe(weights: Path, cache_dir: Path) -> dict:
     """Classify the astronaut in a fresh process with EmotionClassifier.from_file(weights)."""
-    done = subprocess.run([sys.executable, '-c', PROBE, str(weights), str(cache_dir)], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, '-c', PROBE, str(weights), str(cache_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -66,12 +75,14 @@ def fine_tuned(weights_path, tmp_path) -> Path:
 
 def test_shipped_weights_classify_without_importing_torch(weights_path, tmp_path):
     if find_current(weights_path, cache_dir=tmp_path) is None:
-        pytest.fail(f'no float32 TFLite export beside {weights_path}: run scripts/setup.d/20-emotion-weights.sh')
+        pytest.fail(
+            f'no float32 TFLite export beside {weights_path}: run scripts/setup.d/20-emotion-weights.sh'
+        )
     result = probe(weights_path, tmp_path / 'cache')
     assert result['source'].startswith('cached export'), result['source']
     assert result['torch_imported'] is False
-    assert np.argmax(result['probabilities']) == 3 and result['probabilities'][3] > 0.9   # happy
-    assert not (tmp_path / 'cache').exists()   # nothing was exported
+    assert np.argmax(result['probabilities']) == 3 and result['probabilities'][3] > 0.9  # happy
+    assert not (tmp_path / 'cache').exists()  # nothing was exported
 
 
 def test_new_weights_are_exported_once_then_run_torch_free(fine_tuned, tmp_path):
@@ -79,7 +90,7 @@ def test_new_weights_are_exported_once_then_run_torch_free(fine_tuned, tmp_path)
     sha = weights_sha256(fine_tuned)
     written = fine_tuned.parent / tflite_name(fine_tuned, sha)
     assert first['source'] == f'new export {written}'
-    assert first['torch_imported'] is True        # exporting needs torch
+    assert first['torch_imported'] is True  # exporting needs torch
     assert is_current(written, sha)
 
     second = probe(fine_tuned, tmp_path / 'cache')

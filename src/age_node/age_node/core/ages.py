@@ -25,8 +25,10 @@ BIN_WIDTH = 5
 BIN_LOWER_YEARS = tuple(range(MIN_AGE, MAX_AGE, BIN_WIDTH))  # 5, 10, ..., 85 -> 17 bins
 NUM_BINS = len(BIN_LOWER_YEARS)
 #: Representative age of each bin (its middle), used for the expected age.
-BIN_CENTER_YEARS = np.array([lo + (min(lo + BIN_WIDTH, MAX_AGE + 1) - lo) / 2.0 for lo in BIN_LOWER_YEARS],
-                            dtype=np.float32)
+BIN_CENTER_YEARS = np.array(
+    [lo + (min(lo + BIN_WIDTH, MAX_AGE + 1) - lo) / 2.0 for lo in BIN_LOWER_YEARS],
+    dtype=np.float32,
+)
 
 
 def age_to_group(age_years: float) -> int:

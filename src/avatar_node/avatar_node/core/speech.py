@@ -59,8 +59,8 @@ class MouthState:
     utterance_id: str = ''
     caption: str = ''
     agent_emotion: str = 'neutral'
-    progress: float = 0.0           # fraction of the reply's audio played, 0..1
-    level: float = 0.0              # instantaneous loudness 0..1 (unsmoothed), for a level meter
+    progress: float = 0.0  # fraction of the reply's audio played, 0..1
+    level: float = 0.0  # instantaneous loudness 0..1 (unsmoothed), for a level meter
 
 
 class ReplyAudio:
@@ -70,11 +70,11 @@ class ReplyAudio:
         self.request = request
         self.sample_rate = sample_rate
         self._window = max(1, int(round(sample_rate * ENVELOPE_WINDOW_S)))
-        self._pcm = np.zeros(sample_rate * 4, np.int16)   # grows by doubling
+        self._pcm = np.zeros(sample_rate * 4, np.int16)  # grows by doubling
         self._count = 0
         self._envelope_db: List[float] = []
         self._partial = np.zeros(0, np.float32)
-        self.syllables: List[Tuple[int, int, str]] = []   # (start sample, end sample, viseme)
+        self.syllables: List[Tuple[int, int, str]] = []  # (start sample, end sample, viseme)
         self.done = False
         self.error: Optional[BaseException] = None
         self.changed = threading.Condition()
@@ -95,9 +95,9 @@ class ReplyAudio:
             needed = self._count + len(pcm)
             if needed > len(self._pcm):
                 grown = np.zeros(max(needed, 2 * len(self._pcm)), np.int16)
-                grown[:self._count] = self._pcm[:self._count]
+                grown[: self._count] = self._pcm[: self._count]
                 self._pcm = grown
-            self._pcm[self._count:needed] = pcm
+            self._pcm[self._count : needed] = pcm
             self._count = needed
             if whole:
                 self._envelope_db.extend(db.tolist())
@@ -113,7 +113,9 @@ class ReplyAudio:
         words = sorted(marks, key=lambda m: m.sample) if marks else [WordMark(0, len(sentence), 0)]
         placed = []
         for index, word in enumerate(words):
-            visemes = syllable_visemes(sentence[word.char_start:word.char_start + word.char_length])
+            visemes = syllable_visemes(
+                sentence[word.char_start : word.char_start + word.char_length]
+            )
             if not visemes:
                 continue
             word_start = start + word.sample
@@ -121,7 +123,9 @@ class ReplyAudio:
             word_end = max(word_end, word_start + 1)
             step = min((word_end - word_start) / len(visemes), MAX_SYLLABLE_S * self.sample_rate)
             for k, viseme in enumerate(visemes):
-                placed.append((int(word_start + k * step), int(word_start + (k + 1) * step), viseme))
+                placed.append(
+                    (int(word_start + k * step), int(word_start + (k + 1) * step), viseme)
+                )
         with self.changed:
             self.syllables.extend(placed)
 
@@ -145,7 +149,7 @@ class ReplyAudio:
     def pcm(self, start: int, stop: int) -> np.ndarray:
         """A copy of samples [start, stop) synthesised so far."""
         with self.changed:
-            return self._pcm[start:min(stop, self._count)].copy()
+            return self._pcm[start : min(stop, self._count)].copy()
 
     def level_at(self, t_s: float) -> float:
         """Loudness 0..1 of the 10 ms window at t_s into the audio (0 outside it)."""
@@ -161,7 +165,7 @@ class ReplyAudio:
         envelope = self._envelope_db
         if index < 0 or index >= len(envelope):
             return 0.0, {v: 0.0 for v in VISEMES}
-        window = envelope[max(0, index - 1):index + 2]
+        window = envelope[max(0, index - 1) : index + 2]
         opening = _db_to_open(float(np.mean(window)))
         sample = int(t_s * self.sample_rate)
         viseme = 'aa'
@@ -187,11 +191,18 @@ def _db_to_open(db: float) -> float:
 class Speaker:
     """Synthesises queued replies and plays them out as paced chunks (see module docstring)."""
 
-    def __init__(self, synth, chunk_ms: int = 20, lead_ms: int = 60, tail_ms: int = 300, max_pending: int = 2,
-                 on_chunk: Optional[Callable[[ReplyAudio, bytes, bool], None]] = None,
-                 on_end: Optional[Callable[[ReplyAudio], None]] = None,
-                 on_error: Optional[Callable[[ReplyAudio, BaseException], None]] = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        synth,
+        chunk_ms: int = 20,
+        lead_ms: int = 60,
+        tail_ms: int = 300,
+        max_pending: int = 2,
+        on_chunk: Optional[Callable[[ReplyAudio, bytes, bool], None]] = None,
+        on_end: Optional[Callable[[ReplyAudio], None]] = None,
+        on_error: Optional[Callable[[ReplyAudio, BaseException], None]] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.synth = synth
         self.sample_rate = int(synth.sample_rate)
         self.chunk_samples = max(1, int(self.sample_rate * chunk_ms / 1000))
@@ -212,7 +223,9 @@ class Speaker:
         self._playing: Optional[ReplyAudio] = None
         self._play_start = 0.0
         self._play_end: Optional[float] = None
-        self._worker = threading.Thread(target=self._synthesis_loop, name='tts-synthesis', daemon=True)
+        self._worker = threading.Thread(
+            target=self._synthesis_loop, name='tts-synthesis', daemon=True
+        )
         self._pacer = threading.Thread(target=self._pacing_loop, name='tts-pacer', daemon=True)
         self._worker.start()
         self._pacer.start()
@@ -244,13 +257,25 @@ class Speaker:
         request = reply.request
         total = reply.duration_s if reply.done else max(reply.duration_s, 1e-3)
         progress = float(np.clip(t_s / total, 0.0, 1.0)) if total > 0 else 0.0
-        if end is not None and now >= end:   # in the tail: silent, mouth closed
-            return MouthState(speaking=True, utterance_id=request.utterance_id, caption=request.text,
-                              agent_emotion=request.agent_emotion, progress=1.0)
+        if end is not None and now >= end:  # in the tail: silent, mouth closed
+            return MouthState(
+                speaking=True,
+                utterance_id=request.utterance_id,
+                caption=request.text,
+                agent_emotion=request.agent_emotion,
+                progress=1.0,
+            )
         opening, visemes = reply.mouth_at(t_s)
-        return MouthState(speaking=True, mouth_open=opening, visemes=visemes, utterance_id=request.utterance_id,
-                          caption=request.text, agent_emotion=request.agent_emotion, progress=progress,
-                          level=reply.level_at(t_s))
+        return MouthState(
+            speaking=True,
+            mouth_open=opening,
+            visemes=visemes,
+            utterance_id=request.utterance_id,
+            caption=request.text,
+            agent_emotion=request.agent_emotion,
+            progress=progress,
+            level=reply.level_at(t_s),
+        )
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop both threads (the reply being played is cut)."""
@@ -331,7 +356,7 @@ class Speaker:
             if available <= 0 and reply.done:
                 break
             if available < self.chunk_samples and not reply.done:
-                if play_start is not None:   # synthesis lags behind playback: shift the timeline
+                if play_start is not None:  # synthesis lags behind playback: shift the timeline
                     late = self._clock() - (play_start + emitted / self.sample_rate)
                     if late > 0:
                         play_start += late
@@ -348,7 +373,7 @@ class Speaker:
             self.on_chunk(reply, chunk.astype('<i2').tobytes(), index == 0)
             emitted += len(chunk)
             index += 1
-        if play_start is None:   # nothing to say (empty text, or synthesis failed before any audio)
+        if play_start is None:  # nothing to say (empty text, or synthesis failed before any audio)
             return
         end = play_start + emitted / self.sample_rate
         with self._state_lock:

@@ -14,11 +14,27 @@ _HANGUL_FIRST, _HANGUL_LAST = 0xAC00, 0xD7A3
 _MEDIALS = 'ㅏㅐㅑㅒㅓㅔㅕㅖㅗㅘㅙㅚㅛㅜㅝㅞㅟㅠㅡㅢㅣ'
 #: Medial vowel (jungseong) -> viseme, by the mouth shape that ends the vowel.
 VOWEL_VISEME = {
-    'ㅏ': 'aa', 'ㅑ': 'aa', 'ㅘ': 'aa',
-    'ㅐ': 'ee', 'ㅒ': 'ee', 'ㅔ': 'ee', 'ㅖ': 'ee', 'ㅙ': 'ee', 'ㅚ': 'ee', 'ㅞ': 'ee',
-    'ㅓ': 'oh', 'ㅕ': 'oh', 'ㅗ': 'oh', 'ㅛ': 'oh', 'ㅝ': 'oh',
-    'ㅜ': 'ou', 'ㅠ': 'ou', 'ㅡ': 'ou',
-    'ㅟ': 'ih', 'ㅢ': 'ih', 'ㅣ': 'ih',
+    'ㅏ': 'aa',
+    'ㅑ': 'aa',
+    'ㅘ': 'aa',
+    'ㅐ': 'ee',
+    'ㅒ': 'ee',
+    'ㅔ': 'ee',
+    'ㅖ': 'ee',
+    'ㅙ': 'ee',
+    'ㅚ': 'ee',
+    'ㅞ': 'ee',
+    'ㅓ': 'oh',
+    'ㅕ': 'oh',
+    'ㅗ': 'oh',
+    'ㅛ': 'oh',
+    'ㅝ': 'oh',
+    'ㅜ': 'ou',
+    'ㅠ': 'ou',
+    'ㅡ': 'ou',
+    'ㅟ': 'ih',
+    'ㅢ': 'ih',
+    'ㅣ': 'ih',
 }
 _LATIN_VISEME = {'a': 'aa', 'e': 'ee', 'i': 'ih', 'o': 'oh', 'u': 'ou', 'y': 'ih'}
 
@@ -81,7 +97,7 @@ def truncate(text: str, max_chars: int) -> Tuple[str, bool]:
     head = text[:max_chars]
     ends = [m.end() for m in re.finditer(r'[.!?…。！？]', head)]
     if ends and ends[-1] >= max_chars // 3:
-        return head[:ends[-1]].rstrip(), True
+        return head[: ends[-1]].rstrip(), True
     space = head.rfind(' ')
     if space >= max_chars // 2:
         head = head[:space]

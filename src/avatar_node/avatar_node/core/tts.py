@@ -54,20 +54,26 @@ class VoiceUnavailable(FileNotFoundError):
 class Prosody:
     """How the voice speaks: espeak-ng parameters plus a pause between sentences."""
 
-    rate_wpm: int = 165         # words per minute (espeak-ng default 175)
-    pitch: int = 50             # base pitch 0..100
-    pitch_range: int = 50       # intonation range 0..100 (0 = monotone)
-    word_gap_10ms: int = 0      # extra pause between words, in 10 ms units
-    volume: int = 100           # 0..200 (100 = espeak-ng default)
+    rate_wpm: int = 165  # words per minute (espeak-ng default 175)
+    pitch: int = 50  # base pitch 0..100
+    pitch_range: int = 50  # intonation range 0..100 (0 = monotone)
+    word_gap_10ms: int = 0  # extra pause between words, in 10 ms units
+    volume: int = 100  # 0..200 (100 = espeak-ng default)
     sentence_pause_ms: int = 120  # silence added after each sentence
 
 
 #: Default voice per listener age group (see README: slower, lower and louder for seniors,
 #: brighter and livelier for children).
 DEFAULT_PROSODY: Dict[str, Prosody] = {
-    'child': Prosody(rate_wpm=160, pitch=68, pitch_range=80, word_gap_10ms=0, volume=105, sentence_pause_ms=150),
-    'adult': Prosody(rate_wpm=170, pitch=52, pitch_range=55, word_gap_10ms=0, volume=100, sentence_pause_ms=120),
-    'senior': Prosody(rate_wpm=130, pitch=44, pitch_range=45, word_gap_10ms=2, volume=125, sentence_pause_ms=300),
+    'child': Prosody(
+        rate_wpm=160, pitch=68, pitch_range=80, word_gap_10ms=0, volume=105, sentence_pause_ms=150
+    ),
+    'adult': Prosody(
+        rate_wpm=170, pitch=52, pitch_range=55, word_gap_10ms=0, volume=100, sentence_pause_ms=120
+    ),
+    'senior': Prosody(
+        rate_wpm=130, pitch=44, pitch_range=45, word_gap_10ms=2, volume=125, sentence_pause_ms=300
+    ),
 }
 
 
@@ -92,7 +98,10 @@ def find_data_dir(configured: str = '') -> str:
     if configured:
         candidates, origin = [configured], "parameter 'espeak_data_path'"
     elif os.environ.get('ESPEAK_DATA_PATH'):
-        candidates, origin = [os.environ['ESPEAK_DATA_PATH']], 'environment variable ESPEAK_DATA_PATH'
+        candidates, origin = (
+            [os.environ['ESPEAK_DATA_PATH']],
+            'environment variable ESPEAK_DATA_PATH',
+        )
     else:
         candidates = list(DATA_DIR_CANDIDATES) + sorted(glob.glob('/usr/lib/*/espeak-ng-data'))
         origin = 'the standard locations'
@@ -101,7 +110,8 @@ def find_data_dir(configured: str = '') -> str:
             return candidate
     raise VoiceUnavailable(
         f"espeak-ng data (phontab) not found in {', '.join(candidates)} (from {origin}); {INSTALL_HINT}, "
-        "or point parameter 'espeak_data_path' at the espeak-ng-data folder")
+        "or point parameter 'espeak_data_path' at the espeak-ng-data folder"
+    )
 
 
 def check_voice(data_dir: str, voice: str) -> None:
@@ -114,13 +124,18 @@ def check_voice(data_dir: str, voice: str) -> None:
     if not language_files or not os.path.isfile(dictionary):
         raise VoiceUnavailable(
             f"espeak-ng voice '{language}' is missing in {data_dir} (need lang/**/{language} and {language}_dict); "
-            f"{INSTALL_HINT} (espeak-ng-data ships the Korean voice 'ko'), or set parameter 'voice'")
+            f"{INSTALL_HINT} (espeak-ng-data ships the Korean voice 'ko'), or set parameter 'voice'"
+        )
     if variant and not os.path.isfile(os.path.join(data_dir, 'voices', '!v', variant)):
-        available = sorted(os.listdir(os.path.join(data_dir, 'voices', '!v'))) if os.path.isdir(
-            os.path.join(data_dir, 'voices', '!v')) else []
+        available = (
+            sorted(os.listdir(os.path.join(data_dir, 'voices', '!v')))
+            if os.path.isdir(os.path.join(data_dir, 'voices', '!v'))
+            else []
+        )
         raise VoiceUnavailable(
             f"espeak-ng voice variant '{variant}' is missing in {data_dir}/voices/!v; "
-            f"use one of {', '.join(available[:20]) or '(none installed)'} or no variant (voice 'ko')")
+            f"use one of {', '.join(available[:20]) or '(none installed)'} or no variant (voice 'ko')"
+        )
 
 
 def _load_bindings():
@@ -128,13 +143,20 @@ def _load_bindings():
     try:
         from pyttsx3.drivers import _espeak
     except Exception as error:  # noqa: BLE001 - pyttsx3 raises RuntimeError/OSError when the library is absent
-        raise VoiceUnavailable(f'libespeak-ng could not be loaded ({error}); {INSTALL_HINT}') from error
+        raise VoiceUnavailable(
+            f'libespeak-ng could not be loaded ({error}); {INSTALL_HINT}'
+        ) from error
     return _espeak
 
 
 def _apply_prosody(espeak, prosody: Prosody) -> None:
-    for parameter, value in ((_RATE, prosody.rate_wpm), (_VOLUME, prosody.volume), (_PITCH, prosody.pitch),
-                             (_RANGE, prosody.pitch_range), (_WORDGAP, prosody.word_gap_10ms)):
+    for parameter, value in (
+        (_RATE, prosody.rate_wpm),
+        (_VOLUME, prosody.volume),
+        (_PITCH, prosody.pitch),
+        (_RANGE, prosody.pitch_range),
+        (_WORDGAP, prosody.word_gap_10ms),
+    ):
         espeak.SetParameter(parameter, int(value), 0)
 
 
@@ -156,10 +178,16 @@ class EspeakStreamSynth:
         espeak = _load_bindings()
         with EspeakStreamSynth._instance_lock:
             if EspeakStreamSynth._initialised:
-                raise RuntimeError('libespeak-ng is already initialised in this process; create one synthesizer')
-            rate = espeak.Initialize(espeak.AUDIO_OUTPUT_SYNCHRONOUS, int(buffer_ms), self.data_dir.encode(), 0)
+                raise RuntimeError(
+                    'libespeak-ng is already initialised in this process; create one synthesizer'
+                )
+            rate = espeak.Initialize(
+                espeak.AUDIO_OUTPUT_SYNCHRONOUS, int(buffer_ms), self.data_dir.encode(), 0
+            )
             if rate <= 0:
-                raise VoiceUnavailable(f'libespeak-ng failed to initialise with data in {self.data_dir}; {INSTALL_HINT}')
+                raise VoiceUnavailable(
+                    f'libespeak-ng failed to initialise with data in {self.data_dir}; {INSTALL_HINT}'
+                )
             EspeakStreamSynth._initialised = True
         self._espeak = espeak
         self.sample_rate = int(rate)
@@ -179,13 +207,25 @@ class EspeakStreamSynth:
             while events[index].type != self._espeak.EVENT_LIST_TERMINATED:
                 event = events[index]
                 if event.type == self._espeak.EVENT_WORD:
-                    marks.append(WordMark(char_start=max(0, event.text_position - 1), char_length=event.length,
-                                          sample=int(event.audio_position * self.sample_rate / 1000)))
+                    marks.append(
+                        WordMark(
+                            char_start=max(0, event.text_position - 1),
+                            char_length=event.length,
+                            sample=int(event.audio_position * self.sample_rate / 1000),
+                        )
+                    )
                 index += 1
-            pcm = (np.frombuffer(ctypes.string_at(wav, numsamples * 2), dtype='<i2').copy()
-                   if numsamples > 0 and wav else np.zeros(0, np.int16))
+            pcm = (
+                np.frombuffer(ctypes.string_at(wav, numsamples * 2), dtype='<i2').copy()
+                if numsamples > 0 and wav
+                else np.zeros(0, np.int16)
+            )
             self._samples += len(pcm)
-            if (len(pcm) or marks) and self._on_audio is not None and not self._on_audio(pcm, marks):
+            if (
+                (len(pcm) or marks)
+                and self._on_audio is not None
+                and not self._on_audio(pcm, marks)
+            ):
                 self._cancelled = True
                 return 1
         except BaseException as error:  # noqa: BLE001 - never let an exception cross the C callback
@@ -200,8 +240,9 @@ class EspeakStreamSynth:
             try:
                 if text.strip():
                     _apply_prosody(self._espeak, prosody)
-                    status = self._espeak.Synth(text.encode('utf-8'),
-                                                flags=self._espeak.CHARS_UTF8 | self._espeak.ENDPAUSE)
+                    status = self._espeak.Synth(
+                        text.encode('utf-8'), flags=self._espeak.CHARS_UTF8 | self._espeak.ENDPAUSE
+                    )
                     if status != 0 and not self._cancelled:
                         raise RuntimeError(f'espeak_Synth failed with status {status}')
                 if self._error is not None:
@@ -224,9 +265,12 @@ class Pyttsx3FileSynth:
         self.data_dir = find_data_dir(data_path)
         check_voice(self.data_dir, voice)
         if data_path:
-            os.environ['ESPEAK_DATA_PATH'] = self.data_dir   # pyttsx3 initialises with the default path
+            os.environ['ESPEAK_DATA_PATH'] = (
+                self.data_dir
+            )  # pyttsx3 initialises with the default path
         self._espeak = _load_bindings()
         import pyttsx3
+
         self._engine = pyttsx3.init('espeak')
         self._engine.setProperty('voice', voice)
         self.voice = voice
@@ -245,7 +289,9 @@ class Pyttsx3FileSynth:
                 self._espeak.SetParameter(_RANGE, int(prosody.pitch_range), 0)
                 self._espeak.SetParameter(_WORDGAP, int(prosody.word_gap_10ms), 0)
                 path = os.path.join(self._folder, 'sentence.wav')
-                with contextlib.redirect_stdout(io.StringIO()):  # the driver prints "Audio saved to ..."
+                with contextlib.redirect_stdout(
+                    io.StringIO()
+                ):  # the driver prints "Audio saved to ..."
                     self._engine.save_to_file(text, path)
                     self._engine.runAndWait()
                 with wave.open(path, 'rb') as wav:

@@ -26,7 +26,15 @@ from dialogue_node.core import corpus_text
 from dialogue_node.core.labels import AGE_GROUPS, EMOTIONS
 
 #: Probability of each emotion when sampling training examples (neutral is the most common face).
-EMOTION_WEIGHTS = {'neutral': 0.4, 'angry': 0.1, 'disgust': 0.1, 'fear': 0.1, 'happy': 0.1, 'sad': 0.1, 'surprise': 0.1}
+EMOTION_WEIGHTS = {
+    'neutral': 0.4,
+    'angry': 0.1,
+    'disgust': 0.1,
+    'fear': 0.1,
+    'happy': 0.1,
+    'sad': 0.1,
+    'surprise': 0.1,
+}
 
 
 @dataclass
@@ -73,12 +81,20 @@ class Corpus:
 
     def to_json(self) -> dict:
         """The JSON document described in the module docstring."""
-        return {'version': 1,
-                'intents': {i: {'questions': self.questions[i], 'answers': self.answers[i]} for i in self.intents},
-                'emotion_openers': self.emotion_openers, 'fallbacks': self.fallbacks}
+        return {
+            'version': 1,
+            'intents': {
+                i: {'questions': self.questions[i], 'answers': self.answers[i]}
+                for i in self.intents
+            },
+            'emotion_openers': self.emotion_openers,
+            'fallbacks': self.fallbacks,
+        }
 
 
-def expand_questions(cores: Sequence[str], prefixes: Sequence[str] = corpus_text.QUESTION_PREFIXES) -> List[str]:
+def expand_questions(
+    cores: Sequence[str], prefixes: Sequence[str] = corpus_text.QUESTION_PREFIXES
+) -> List[str]:
     """Paraphrases of each question core: the core with each lead-in."""
     return [prefix + core for core in cores for prefix in prefixes]
 
@@ -87,10 +103,17 @@ def build_corpus() -> Corpus:
     """The corpus from the authored text in :mod:`corpus_text`."""
     questions, answers = {}, {}
     for name, intent in corpus_text.INTENTS.items():
-        questions[name] = {'train': expand_questions(intent['train']), 'heldout': expand_questions(intent['heldout'])}
+        questions[name] = {
+            'train': expand_questions(intent['train']),
+            'heldout': expand_questions(intent['heldout']),
+        }
         answers[name] = {age: list(intent[age]) for age in AGE_GROUPS}
-    return Corpus(questions, answers, {e: {a: list(t) for a, t in d.items()} for e, d in corpus_text.EMOTION_OPENERS.items()},
-                  {k: dict(v) for k, v in corpus_text.FALLBACKS.items()})
+    return Corpus(
+        questions,
+        answers,
+        {e: {a: list(t) for a, t in d.items()} for e, d in corpus_text.EMOTION_OPENERS.items()},
+        {k: dict(v) for k, v in corpus_text.FALLBACKS.items()},
+    )
 
 
 def load_corpus(path: Optional[str] = None) -> Corpus:
@@ -99,15 +122,23 @@ def load_corpus(path: Optional[str] = None) -> Corpus:
         return build_corpus()
     document = json.loads(Path(path).read_text(encoding='utf-8'))
     if document.get('version') != 1:
-        raise ValueError(f'{path}: unsupported corpus version {document.get("version")!r} (expected 1)')
+        raise ValueError(
+            f'{path}: unsupported corpus version {document.get("version")!r} (expected 1)'
+        )
     intents = document['intents']
     for name, intent in intents.items():
         missing = [a for a in AGE_GROUPS if not intent['answers'].get(a)]
         if missing or not intent['questions'].get('train'):
-            raise ValueError(f'{path}: intent {name!r} lacks train questions or answers for {missing}')
+            raise ValueError(
+                f'{path}: intent {name!r} lacks train questions or answers for {missing}'
+            )
         intent['questions'].setdefault('heldout', [])
-    return Corpus({n: i['questions'] for n, i in intents.items()}, {n: i['answers'] for n, i in intents.items()},
-                  document.get('emotion_openers', {}), document.get('fallbacks', dict(corpus_text.FALLBACKS)))
+    return Corpus(
+        {n: i['questions'] for n, i in intents.items()},
+        {n: i['answers'] for n, i in intents.items()},
+        document.get('emotion_openers', {}),
+        document.get('fallbacks', dict(corpus_text.FALLBACKS)),
+    )
 
 
 def compose_answer(corpus: Corpus, intent: str, age: str, emotion: str, rng: random.Random) -> str:
@@ -119,8 +150,13 @@ def compose_answer(corpus: Corpus, intent: str, age: str, emotion: str, rng: ran
     return f'{rng.choice(openers)} {answer}'
 
 
-def sample_example(corpus: Corpus, rng: random.Random, split: str = 'train', history_prob: float = 0.0,
-                   max_history: int = 2) -> Example:
+def sample_example(
+    corpus: Corpus,
+    rng: random.Random,
+    split: str = 'train',
+    history_prob: float = 0.0,
+    max_history: int = 2,
+) -> Example:
     """Draw one example: a random intent, paraphrase, age, emotion and answer (+ optional history)."""
     intent = rng.choice(corpus.intents)
     question = rng.choice(corpus.questions[intent][split])
@@ -130,28 +166,45 @@ def sample_example(corpus: Corpus, rng: random.Random, split: str = 'train', his
     if history_prob > 0 and rng.random() < history_prob:
         for _ in range(rng.randint(1, max_history)):
             other = rng.choice(corpus.intents)
-            history.append((rng.choice(corpus.questions[other][split]), rng.choice(corpus.answers[other][age])))
-    return Example(intent, question, compose_answer(corpus, intent, age, emotion, rng), age, emotion, history)
+            history.append(
+                (
+                    rng.choice(corpus.questions[other][split]),
+                    rng.choice(corpus.answers[other][age]),
+                )
+            )
+    return Example(
+        intent, question, compose_answer(corpus, intent, age, emotion, rng), age, emotion, history
+    )
 
 
 def heldout_cases(corpus: Corpus) -> List[Tuple[str, str]]:
     """Every (intent, held-out question) pair, in a fixed order."""
-    return [(intent, q) for intent in corpus.intents for q in corpus.questions[intent].get('heldout', [])]
+    return [
+        (intent, q)
+        for intent in corpus.intents
+        for q in corpus.questions[intent].get('heldout', [])
+    ]
 
 
 def main(argv=None) -> int:
     """CLI: export the bundled corpus as JSON and print its size."""
-    parser = argparse.ArgumentParser(description='Export agechat\'s Korean dialogue corpus as JSON.')
+    parser = argparse.ArgumentParser(
+        description='Export agechat\'s Korean dialogue corpus as JSON.'
+    )
     parser.add_argument('--out', required=True)
     args = parser.parse_args(argv)
     corpus = build_corpus()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(corpus.to_json(), ensure_ascii=False, indent=1) + '\n', encoding='utf-8')
+    Path(args.out).write_text(
+        json.dumps(corpus.to_json(), ensure_ascii=False, indent=1) + '\n', encoding='utf-8'
+    )
     n_train = sum(len(corpus.questions[i]['train']) for i in corpus.intents)
     n_held = sum(len(corpus.questions[i]['heldout']) for i in corpus.intents)
     n_answers = sum(len(corpus.answers[i][a]) for i in corpus.intents for a in AGE_GROUPS)
-    print(f'{len(corpus.intents)} intents, {n_train} train + {n_held} held-out questions, {n_answers} answers, '
-          f'{len(EMOTIONS) - 1} emotions with openers -> {args.out}')
+    print(
+        f'{len(corpus.intents)} intents, {n_train} train + {n_held} held-out questions, {n_answers} answers, '
+        f'{len(EMOTIONS) - 1} emotions with openers -> {args.out}'
+    )
     return 0
 
 

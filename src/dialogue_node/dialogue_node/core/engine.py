@@ -31,11 +31,11 @@ class InputError(ValueError):
 class EngineReply:
     """One reply and how it was made."""
 
-    user_text: str            # the cleaned text the reply answers
+    user_text: str  # the cleaned text the reply answers
     reply_text: str
     age: str
     emotion: str
-    kind: str                 # KIND_*
+    kind: str  # KIND_*
     new_tokens: int = 0
     hit_cap: bool = False
     looping: bool = False
@@ -54,9 +54,16 @@ class _Conversation:
 class DialogueEngine:
     """Replies in the register of the age group, conditioned on emotion and a short history."""
 
-    def __init__(self, generator: Generator, max_history_turns: int = 2, max_input_chars: int = 200,
-                 history_timeout_s: float = 300.0, max_conversations: int = 64, attempts: int = 2,
-                 seed: int = 0):
+    def __init__(
+        self,
+        generator: Generator,
+        max_history_turns: int = 2,
+        max_input_chars: int = 200,
+        history_timeout_s: float = 300.0,
+        max_conversations: int = 64,
+        attempts: int = 2,
+        seed: int = 0,
+    ):
         self.generator = generator
         self.max_history_turns = max_history_turns
         self.max_input_chars = max_input_chars
@@ -73,13 +80,19 @@ class DialogueEngine:
         """Clean the user text; raise InputError when nothing answerable is left."""
         clean = clean_user_text(text, self.max_input_chars)
         if not clean.text:
-            raise InputError('text is empty (after removing control characters and emoji); send a Korean sentence')
+            raise InputError(
+                'text is empty (after removing control characters and emoji); send a Korean sentence'
+            )
         if not clean.has_korean:
-            raise InputError(f"text '{clean.text[:40]}' has no Korean (Hangul) characters; this model answers Korean")
+            raise InputError(
+                f"text '{clean.text[:40]}' has no Korean (Hangul) characters; this model answers Korean"
+            )
         return clean
 
     # -- history --------------------------------------------------------------------------------
-    def history(self, conversation_id: str, now_s: Optional[float] = None) -> List[Tuple[str, str]]:
+    def history(
+        self, conversation_id: str, now_s: Optional[float] = None
+    ) -> List[Tuple[str, str]]:
         """Past (user, reply) turns of a conversation (empty id, unknown or timed out: none)."""
         if not conversation_id or self.max_history_turns <= 0:
             return []
@@ -115,8 +128,15 @@ class DialogueEngine:
         key = 'not_korean' if kind == KIND_NOT_KOREAN else 'clarify'
         return corpus_text.FALLBACKS[key][age]
 
-    def reply(self, text: str, age: str = '', emotion: str = '', conversation_id: str = '',
-              seed: Optional[int] = None, strict: bool = False) -> EngineReply:
+    def reply(
+        self,
+        text: str,
+        age: str = '',
+        emotion: str = '',
+        conversation_id: str = '',
+        seed: Optional[int] = None,
+        strict: bool = False,
+    ) -> EngineReply:
         """Reply to `text`. Labels are validated (LabelError). Unanswerable text raises InputError when
         `strict` (chat service), else gives a register-appropriate fallback reply (voice topics)."""
         age, emotion = normalize_age(age), normalize_emotion(emotion)
@@ -127,18 +147,24 @@ class DialogueEngine:
                 raise
             cleaned = clean_user_text(text, self.max_input_chars)
             kind = KIND_EMPTY if not cleaned.text else KIND_NOT_KOREAN
-            return EngineReply(cleaned.text, self.fallback_text(kind, age), age, emotion, kind, notes=[str(error)])
+            return EngineReply(
+                cleaned.text, self.fallback_text(kind, age), age, emotion, kind, notes=[str(error)]
+            )
         now_s = time.monotonic()
         history = self.history(conversation_id, now_s)
         codec = self.generator.codec
-        prompt = codec.prompt_ids(clean.text, age, emotion, history, max_tokens=self.generator.prompt_budget)
+        prompt = codec.prompt_ids(
+            clean.text, age, emotion, history, max_tokens=self.generator.prompt_budget
+        )
         base_seed = self.seed if seed is None else seed
-        result = EngineReply(clean.text, '', age, emotion, KIND_MODEL, input_truncated=clean.truncated)
+        result = EngineReply(
+            clean.text, '', age, emotion, KIND_MODEL, input_truncated=clean.truncated
+        )
         if clean.truncated:
             result.notes.append(f'input truncated to {self.max_input_chars} characters')
         start = time.perf_counter()
         for attempt in range(self.attempts):
-            attempt_seed = (self._rng.randrange(2**31) if base_seed < 0 else base_seed + attempt)
+            attempt_seed = self._rng.randrange(2**31) if base_seed < 0 else base_seed + attempt
             generated = self.generator.generate(prompt, seed=attempt_seed)
             result.attempts = attempt + 1
             result.new_tokens += generated.new_tokens
@@ -146,7 +172,9 @@ class DialogueEngine:
             if generated.text and not generated.looping and matches_age(generated.text, age):
                 result.reply_text = generated.text
                 break
-            result.notes.append(f'attempt {attempt + 1} rejected (register/loop check): {generated.text[:60]!r}')
+            result.notes.append(
+                f'attempt {attempt + 1} rejected (register/loop check): {generated.text[:60]!r}'
+            )
         else:
             result.kind = KIND_REGISTER
             result.reply_text = self.fallback_text(KIND_EMPTY, age)

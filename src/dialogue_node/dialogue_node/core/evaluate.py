@@ -28,7 +28,7 @@ from dialogue_node.core.register import REGISTER_FOR_AGE, classify_text
 
 def _bigrams(text: str) -> set:
     compact = ''.join(text.split())
-    return {compact[i:i + 2] for i in range(len(compact) - 1)}
+    return {compact[i : i + 2] for i in range(len(compact) - 1)}
 
 
 def _dice(a: set, b: set) -> float:
@@ -39,10 +39,18 @@ class ReplyJudge:
     """Nearest-neighbour judge of a reply's intent and emotion opener against the corpus."""
 
     def __init__(self, corpus: Corpus):
-        self.answers = [(intent, _bigrams(a)) for intent in corpus.intents
-                        for age in AGE_GROUPS for a in corpus.answers[intent][age]]
-        self.openers = [(emotion, age, opener) for emotion, by_age in corpus.emotion_openers.items()
-                        for age, texts in by_age.items() for opener in texts]
+        self.answers = [
+            (intent, _bigrams(a))
+            for intent in corpus.intents
+            for age in AGE_GROUPS
+            for a in corpus.answers[intent][age]
+        ]
+        self.openers = [
+            (emotion, age, opener)
+            for emotion, by_age in corpus.emotion_openers.items()
+            for age, texts in by_age.items()
+            for opener in texts
+        ]
 
     def emotion_of(self, reply: str, age: str) -> Tuple[str, str]:
         """(emotion whose opener the reply starts with, or 'neutral'; the reply without that opener)."""
@@ -50,7 +58,7 @@ class ReplyJudge:
         for emotion, opener_age, opener in self.openers:
             if opener_age != age:
                 continue
-            score = _dice(_bigrams(reply[:len(opener)]), _bigrams(opener))
+            score = _dice(_bigrams(reply[: len(opener)]), _bigrams(opener))
             if score > best_score:
                 best, best_score, best_len = emotion, score, len(opener)
         if best_score < 0.6:
@@ -65,7 +73,12 @@ class ReplyJudge:
 
 def distinct_n(texts: Sequence[str], n: int) -> float:
     """Distinct word n-grams / all word n-grams over the replies."""
-    grams = [tuple(words[i:i + n]) for t in texts for words in [t.split()] for i in range(len(words) - n + 1)]
+    grams = [
+        tuple(words[i : i + n])
+        for t in texts
+        for words in [t.split()]
+        for i in range(len(words) - n + 1)
+    ]
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
@@ -90,8 +103,13 @@ def heldout_perplexity(generator: Generator, corpus: Corpus, seed: int = 0) -> f
     return math.exp(total / count)
 
 
-def evaluate(generator: Generator, corpus: Optional[Corpus] = None, seed: int = 0, limit: Optional[int] = None,
-             examples: int = 12) -> dict:
+def evaluate(
+    generator: Generator,
+    corpus: Optional[Corpus] = None,
+    seed: int = 0,
+    limit: Optional[int] = None,
+    examples: int = 12,
+) -> dict:
     """Generate a reply for every held-out question x age group (emotions cycled) and score them."""
     corpus = corpus or load_corpus()
     judge = ReplyJudge(corpus)
@@ -119,18 +137,36 @@ def evaluate(generator: Generator, corpus: Optional[Corpus] = None, seed: int = 
             looping += int(result.looping)
             capped += int(result.hit_cap)
             fallbacks += int(result.kind != KIND_MODEL)
-            if len(shown) < examples and (index * 3 + age_index) % max(1, len(cases) * 3 // examples) == 0:
-                shown.append({'question': question, 'intent': intent, 'age': age, 'emotion': emotion, 'reply': reply,
-                              'register_ok': register_ok, 'intent_ok': intent_ok})
+            if (
+                len(shown) < examples
+                and (index * 3 + age_index) % max(1, len(cases) * 3 // examples) == 0
+            ):
+                shown.append(
+                    {
+                        'question': question,
+                        'intent': intent,
+                        'age': age,
+                        'emotion': emotion,
+                        'reply': reply,
+                        'register_ok': register_ok,
+                        'intent_ok': intent_ok,
+                    }
+                )
     n = len(replies)
     report = {
-        'model': generator.name, 'heldout_questions': len(cases), 'replies': n,
+        'model': generator.name,
+        'heldout_questions': len(cases),
+        'replies': n,
         'heldout_answer_perplexity': round(heldout_perplexity(generator, corpus, seed), 3),
         'intent_relevance': round(relevant / n, 4),
         'emotion_accuracy': round(emotion_ok / emotion_total, 4),
-        'looping_replies': looping, 'capped_replies': capped, 'register_fallbacks': fallbacks,
-        'distinct_1': round(distinct_n(replies, 1), 4), 'distinct_2': round(distinct_n(replies, 2), 4),
-        'latency_ms_p50': round(percentile(latencies, 50), 2), 'latency_ms_p95': round(percentile(latencies, 95), 2),
+        'looping_replies': looping,
+        'capped_replies': capped,
+        'register_fallbacks': fallbacks,
+        'distinct_1': round(distinct_n(replies, 1), 4),
+        'distinct_2': round(distinct_n(replies, 2), 4),
+        'latency_ms_p50': round(percentile(latencies, 50), 2),
+        'latency_ms_p95': round(percentile(latencies, 95), 2),
         'examples': shown,
     }
     for age, (ok, total) in per_age.items():
@@ -140,7 +176,9 @@ def evaluate(generator: Generator, corpus: Optional[Corpus] = None, seed: int = 
 
 def main(argv=None) -> int:
     """CLI entry point (see the module docstring)."""
-    parser = argparse.ArgumentParser(description='Evaluate a dialogue checkpoint on the held-out paraphrases.')
+    parser = argparse.ArgumentParser(
+        description='Evaluate a dialogue checkpoint on the held-out paraphrases.'
+    )
     parser.add_argument('--model', required=True, help='checkpoint directory (KoGPT2 format)')
     parser.add_argument('--corpus', help='corpus JSON (default: the bundled corpus)')
     parser.add_argument('--out', help='write the JSON report here')

@@ -24,7 +24,7 @@ def char_ngrams(text: str, sizes: Sequence[int] = NGRAM_SIZES) -> Counter:
     counts: Counter = Counter()
     for n in sizes:
         for start in range(len(padded) - n + 1):
-            gram = padded[start:start + n]
+            gram = padded[start : start + n]
             if gram.strip():
                 counts[gram] += 1
     return counts
@@ -38,7 +38,11 @@ class IntentMatcher:
             raise ValueError('IntentMatcher needs at least one training question per intent')
         self.questions = {intent: list(qs) for intent, qs in questions.items()}
         self.intents = list(self.questions)
-        rows = [(index, char_ngrams(q)) for index, intent in enumerate(self.intents) for q in self.questions[intent]]
+        rows = [
+            (index, char_ngrams(q))
+            for index, intent in enumerate(self.intents)
+            for q in self.questions[intent]
+        ]
         self.vocab: Dict[str, int] = {}
         for _, grams in rows:
             for gram in grams:

@@ -5,8 +5,15 @@ from __future__ import annotations
 from agechat_ros.labels import AGE_GROUPS, DEFAULT_EMOTION, EMOTIONS
 from agechat_ros.labels import DEFAULT_AGE_GROUP as DEFAULT_AGE
 
-__all__ = ['AGE_GROUPS', 'EMOTIONS', 'DEFAULT_AGE', 'DEFAULT_EMOTION', 'LabelError', 'normalize_age',
-           'normalize_emotion']
+__all__ = [
+    'AGE_GROUPS',
+    'EMOTIONS',
+    'DEFAULT_AGE',
+    'DEFAULT_EMOTION',
+    'LabelError',
+    'normalize_age',
+    'normalize_emotion',
+]
 
 
 class LabelError(ValueError):
@@ -19,7 +26,9 @@ def normalize_age(label: str, empty_means_default: bool = True) -> str:
     if not value and empty_means_default:
         return DEFAULT_AGE
     if value not in AGE_GROUPS:
-        raise LabelError(f"unknown age group '{label}'; use one of {', '.join(AGE_GROUPS)} (empty means adult)")
+        raise LabelError(
+            f"unknown age group '{label}'; use one of {', '.join(AGE_GROUPS)} (empty means adult)"
+        )
     return value
 
 
@@ -29,5 +38,7 @@ def normalize_emotion(label: str, empty_means_default: bool = True) -> str:
     if not value and empty_means_default:
         return DEFAULT_EMOTION
     if value not in EMOTIONS:
-        raise LabelError(f"unknown emotion '{label}'; use one of {', '.join(EMOTIONS)} (empty means neutral)")
+        raise LabelError(
+            f"unknown emotion '{label}'; use one of {', '.join(EMOTIONS)} (empty means neutral)"
+        )
     return value

@@ -44,9 +44,11 @@ def check_checkpoint(path) -> Path:
             problems.append(f'no weights ({" or ".join(WEIGHT_FILES)}) in {directory}')
     if problems:
         raise FileNotFoundError(
-            'dialogue model checkpoint not usable: ' + '; '.join(problems)
+            'dialogue model checkpoint not usable: '
+            + '; '.join(problems)
             + f'. Produce it with `{TRAIN_COMMAND.format(path=directory)}` (embedded model) or point model_path '
-              'at a GPT-2 checkpoint in KoGPT2 format (config.json, model.safetensors, tokenizer.json).')
+            'at a GPT-2 checkpoint in KoGPT2 format (config.json, model.safetensors, tokenizer.json).'
+        )
     return directory
 
 
@@ -78,12 +80,15 @@ def save_checkpoint(model, tokenizer: Tokenizer, path, metadata: Optional[dict] 
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(directory), safe_serialization=True)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=EOS, eos_token=EOS, unk_token=UNK,
-                                   pad_token=PAD)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token=EOS, eos_token=EOS, unk_token=UNK, pad_token=PAD
+    )
     fast.save_pretrained(str(directory))
-    tokenizer.save(str(directory / 'tokenizer.json'))   # the raw tokenizer we load back, exactly
+    tokenizer.save(str(directory / 'tokenizer.json'))  # the raw tokenizer we load back, exactly
     if metadata is not None:
-        (directory / 'agechat.json').write_text(json.dumps(metadata, ensure_ascii=False, indent=1) + '\n')
+        (directory / 'agechat.json').write_text(
+            json.dumps(metadata, ensure_ascii=False, indent=1) + '\n'
+        )
     return directory
 
 
@@ -96,7 +101,7 @@ class GenerationSettings:
     temperature: float = 0.7
     top_p: float = 0.9
     repetition_penalty: float = 1.1
-    min_new_tokens: int = 0      # `</s>` is blocked before this many tokens (benchmarks use max = min)
+    min_new_tokens: int = 0  # `</s>` is blocked before this many tokens (benchmarks use max = min)
 
 
 @dataclass
@@ -114,41 +119,64 @@ def is_looping(ids: Sequence[int], n: int = 3, repeats: int = 3, run: int = 4) -
     """True when some n-gram occurs `repeats` times or one token repeats `run` times in a row."""
     ids = list(ids)
     for i in range(len(ids) - run + 1):
-        if len(set(ids[i:i + run])) == 1:
+        if len(set(ids[i : i + run])) == 1:
             return True
-    grams = Counter(tuple(ids[i:i + n]) for i in range(len(ids) - n + 1))
+    grams = Counter(tuple(ids[i : i + n]) for i in range(len(ids) - n + 1))
     return any(count >= repeats for count in grams.values())
 
 
 def trim_to_sentence(text: str) -> str:
     """Cut a capped reply after its last complete sentence (when it has one)."""
     last = max(text.rfind(c) for c in _SENTENCE_ENDS)
-    return text[:last + 1] if last > 0 else text
+    return text[: last + 1] if last > 0 else text
 
 
 class Generator:
     """Samples replies from a loaded model; thread-safe (one generation at a time)."""
 
-    def __init__(self, model, tokenizer: Tokenizer, settings: Optional[GenerationSettings] = None, name: str = '',
-                 question_mode: str = 'bpe', intent_matcher=None):
+    def __init__(
+        self,
+        model,
+        tokenizer: Tokenizer,
+        settings: Optional[GenerationSettings] = None,
+        name: str = '',
+        question_mode: str = 'bpe',
+        intent_matcher=None,
+    ):
         self.model = model
         self.codec = PromptCodec(tokenizer, question_mode, intent_matcher)
         self.settings = settings or GenerationSettings()
         self.name = name
         self.max_positions = int(getattr(model.config, 'n_positions', 1024))
-        self._cache_arg = 'cache' if 'cache' in inspect.signature(model.forward).parameters else 'past_key_values'
+        self._cache_arg = (
+            'cache'
+            if 'cache' in inspect.signature(model.forward).parameters
+            else 'past_key_values'
+        )
         self._lock = threading.Lock()
 
     @classmethod
-    def from_checkpoint(cls, path, settings: Optional[GenerationSettings] = None, dtype: str = 'float32',
-                        threads: Optional[int] = None, name: str = '') -> 'Generator':
+    def from_checkpoint(
+        cls,
+        path,
+        settings: Optional[GenerationSettings] = None,
+        dtype: str = 'float32',
+        threads: Optional[int] = None,
+        name: str = '',
+    ) -> 'Generator':
         """Load a checkpoint directory into a Generator."""
         model, tokenizer, _ = load_checkpoint(path, dtype, threads)
         meta_path = Path(path) / 'agechat.json'
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         hints = meta.get('intent_hints')
-        return cls(model, tokenizer, settings, name or meta.get('name') or Path(path).name,
-                   meta.get('question_mode', 'bpe'), IntentMatcher.from_json(hints) if hints else None)
+        return cls(
+            model,
+            tokenizer,
+            settings,
+            name or meta.get('name') or Path(path).name,
+            meta.get('question_mode', 'bpe'),
+            IntentMatcher.from_json(hints) if hints else None,
+        )
 
     @property
     def prompt_budget(self) -> int:
@@ -159,11 +187,17 @@ class Generator:
         """One forward step with the KV cache (transformers 5 names it `cache`, 4.x `past_key_values`)."""
         kwargs = {self._cache_arg: cache} if cache is not None else {}
         out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs)
-        return out.logits[:, -1, :].float(), getattr(out, 'cache', None) or getattr(out, 'past_key_values')
+        return out.logits[:, -1, :].float(), getattr(out, 'cache', None) or getattr(
+            out, 'past_key_values'
+        )
 
     def _processors(self, s: GenerationSettings):
-        from transformers import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
-                                  TopPLogitsWarper)
+        from transformers import (
+            LogitsProcessorList,
+            RepetitionPenaltyLogitsProcessor,
+            TemperatureLogitsWarper,
+            TopPLogitsWarper,
+        )
 
         processors = LogitsProcessorList()
         if s.repetition_penalty != 1.0:
@@ -174,15 +208,19 @@ class Generator:
                 processors.append(TopPLogitsWarper(s.top_p))
         return processors
 
-    def generate(self, prompt_ids: Sequence[int], seed: Optional[int] = None,
-                 settings: Optional[GenerationSettings] = None) -> Generated:
+    def generate(
+        self,
+        prompt_ids: Sequence[int],
+        seed: Optional[int] = None,
+        settings: Optional[GenerationSettings] = None,
+    ) -> Generated:
         """Sample a reply to a prompt (from :meth:`PromptCodec.prompt_ids`); `seed` makes it reproducible.
 
         Incremental decoding with the model's KV cache and transformers' logits processors
         (repetition penalty, temperature, top-p); stops at `</s>` or after `max_new_tokens`. This
         loop replaces `model.generate`, whose per-token bookkeeping cost ~25 % of the latency here."""
         s = settings or self.settings
-        prompt = list(prompt_ids)[-self.prompt_budget:]
+        prompt = list(prompt_ids)[-self.prompt_budget :]
         processors = self._processors(s)
         sampler = torch.Generator().manual_seed(seed) if seed is not None else None
         sequence = torch.tensor([prompt], dtype=torch.long)
@@ -210,8 +248,13 @@ class Generator:
         text = self.codec.decode(new)
         if hit_cap:
             text = trim_to_sentence(text)
-        return Generated(text=text, token_ids=new, new_tokens=len(new) + int(ended), hit_cap=hit_cap,
-                         looping=is_looping(new))
+        return Generated(
+            text=text,
+            token_ids=new,
+            new_tokens=len(new) + int(ended),
+            hit_cap=hit_cap,
+            looping=is_looping(new),
+        )
 
     def answer_nll(self, examples) -> tuple:
         """(sum of negative log-likelihood, token count) of answer tokens for (input_ids, labels) pairs."""
@@ -222,7 +265,9 @@ class Generator:
                 logits = self.model(ids).logits[0, :-1].float()
                 target = torch.tensor(labels[1:])
                 mask = target != -100
-                nll = torch.nn.functional.cross_entropy(logits[mask], target[mask], reduction='sum')
+                nll = torch.nn.functional.cross_entropy(
+                    logits[mask], target[mask], reduction='sum'
+                )
                 total += float(nll)
                 count += int(mask.sum())
         return total, count

@@ -41,8 +41,13 @@ class _Pending:
 class Pairer:
     """Thread-safe store of recent age estimates / emotions and of utterances waiting for their age."""
 
-    def __init__(self, age_wait_s: float = 0.5, emotion_window_s: float = 2.0, keep_ages: int = 64,
-                 keep_emotions: int = 600):
+    def __init__(
+        self,
+        age_wait_s: float = 0.5,
+        emotion_window_s: float = 2.0,
+        keep_ages: int = 64,
+        keep_emotions: int = 600,
+    ):
         self.age_wait_ns = int(age_wait_s * 1e9)
         self.emotion_window_ns = int(emotion_window_s * 1e9)
         self._ages: 'OrderedDict[str, LabelChoice]' = OrderedDict()
@@ -62,7 +67,9 @@ class Pairer:
                 self._ages.popitem(last=False)
             self._latest_age = choice
 
-    def add_emotion(self, label: str, confidence: float, time_ns: int, face_found: bool = True) -> None:
+    def add_emotion(
+        self, label: str, confidence: float, time_ns: int, face_found: bool = True
+    ) -> None:
         """Record a face-emotion result placed at `time_ns` (results without a face are ignored)."""
         if not face_found:
             return
@@ -91,7 +98,12 @@ class Pairer:
                 elif now_ns >= item.deadline_ns:
                     if self._latest_age is not None:
                         latest = self._latest_age
-                        ready.append((item.payload, LabelChoice(latest.label, latest.confidence, SOURCE_LATEST)))
+                        ready.append(
+                            (
+                                item.payload,
+                                LabelChoice(latest.label, latest.confidence, SOURCE_LATEST),
+                            )
+                        )
                     else:
                         ready.append((item.payload, LabelChoice(DEFAULT_AGE, 0.0, SOURCE_DEFAULT)))
                 else:

@@ -48,17 +48,30 @@ class PromptCodec:
             raise ValueError(f"question_mode '{question_mode}' is not one of {QUESTION_MODES}")
         self.tokenizer = tokenizer
         self.question_mode = question_mode
-        self.intent_matcher = intent_matcher   # optional IntentMatcher: adds a retrieval hint to the prompt
-        self._question_tokenizer = char_level_copy(tokenizer) if question_mode == 'chars' else tokenizer
+        self.intent_matcher = (
+            intent_matcher  # optional IntentMatcher: adds a retrieval hint to the prompt
+        )
+        self._question_tokenizer = (
+            char_level_copy(tokenizer) if question_mode == 'chars' else tokenizer
+        )
         missing = [t for t in tok.SPECIAL_TOKENS if tokenizer.token_to_id(t) is None]
         if missing:
-            raise ValueError(f'tokenizer lacks special tokens {missing}; call tokenizer.ensure_special_tokens first')
+            raise ValueError(
+                f'tokenizer lacks special tokens {missing}; call tokenizer.ensure_special_tokens first'
+            )
         self.ids = {t: tokenizer.token_to_id(t) for t in tok.SPECIAL_TOKENS}
         self.pad_id, self.eos_id = self.ids[tok.PAD], self.ids[tok.EOS]
-        self.usr_id, self.sys_id, self.sent_id = self.ids[tok.USR], self.ids[tok.SYS], self.ids[tok.SENT]
+        self.usr_id, self.sys_id, self.sent_id = (
+            self.ids[tok.USR],
+            self.ids[tok.SYS],
+            self.ids[tok.SENT],
+        )
         self.unk_id = self.ids[tok.UNK]
         self._special_ids = {i for i in self.ids.values()} | {
-            i for t, i in tokenizer.get_vocab(with_added_tokens=True).items() if t.startswith('<') and t.endswith('>')}
+            i
+            for t, i in tokenizer.get_vocab(with_added_tokens=True).items()
+            if t.startswith('<') and t.endswith('>')
+        }
 
     def encode(self, text: str, tokenizer: Optional[Tokenizer] = None) -> List[int]:
         """Token ids of plain text; special tokens are neither added nor read from the text."""
@@ -78,8 +91,11 @@ class PromptCodec:
 
     def label_ids(self, age: str, emotion: str) -> List[int]:
         """The `<sent>` slot: `<sent> <age> <emotion>` (labels validated)."""
-        return [self.sent_id, self.ids[tok.age_token(normalize_age(age))],
-                self.ids[tok.emotion_token(normalize_emotion(emotion))]]
+        return [
+            self.sent_id,
+            self.ids[tok.age_token(normalize_age(age))],
+            self.ids[tok.emotion_token(normalize_emotion(emotion))],
+        ]
 
     def hint_ids(self, question: str) -> List[int]:
         """The retrieval hint block `<usr> hint` (empty without an intent matcher): the first training
@@ -91,17 +107,32 @@ class PromptCodec:
 
     def history_ids(self, history: Sequence[Tuple[str, str]]) -> List[List[int]]:
         """One id block per past (user, reply) turn."""
-        return [[self.usr_id] + self.encode_question(user) + [self.sys_id] + self.encode(reply) + [self.eos_id]
-                for user, reply in history]
+        return [
+            [self.usr_id]
+            + self.encode_question(user)
+            + [self.sys_id]
+            + self.encode(reply)
+            + [self.eos_id]
+            for user, reply in history
+        ]
 
-    def prompt_ids(self, question: str, age: str, emotion: str, history: Sequence[Tuple[str, str]] = (),
-                   max_tokens: Optional[int] = None, question_ids: Optional[List[int]] = None) -> List[int]:
+    def prompt_ids(
+        self,
+        question: str,
+        age: str,
+        emotion: str,
+        history: Sequence[Tuple[str, str]] = (),
+        max_tokens: Optional[int] = None,
+        question_ids: Optional[List[int]] = None,
+    ) -> List[int]:
         """The prompt for one turn. Over `max_tokens`, the oldest history turns go first, then the
         question is cut (its beginning is kept)."""
-        question_ids = list(self.encode_question(question) if question_ids is None else question_ids)
+        question_ids = list(
+            self.encode_question(question) if question_ids is None else question_ids
+        )
         labels = self.hint_ids(question) + self.label_ids(age, emotion)
         blocks = self.history_ids(history)
-        fixed = 2 + len(labels)   # <usr> ... [hint] labels <sys>
+        fixed = 2 + len(labels)  # <usr> ... [hint] labels <sys>
         if max_tokens is not None:
             while blocks and sum(map(len, blocks)) + fixed + len(question_ids) > max_tokens:
                 blocks.pop(0)
@@ -114,9 +145,16 @@ class PromptCodec:
             out += block
         return out + [self.usr_id] + question_ids + labels + [self.sys_id]
 
-    def training_example(self, question: str, answer: str, age: str, emotion: str,
-                         history: Sequence[Tuple[str, str]] = (), max_tokens: Optional[int] = None,
-                         question_ids: Optional[List[int]] = None) -> Tuple[List[int], List[int]]:
+    def training_example(
+        self,
+        question: str,
+        answer: str,
+        age: str,
+        emotion: str,
+        history: Sequence[Tuple[str, str]] = (),
+        max_tokens: Optional[int] = None,
+        question_ids: Optional[List[int]] = None,
+    ) -> Tuple[List[int], List[int]]:
         """(input_ids, labels) for one turn: the prompt from :meth:`prompt_ids`, then answer + `</s>`;
         labels are -100 on the prompt."""
         target = self.encode(answer) + [self.eos_id]

@@ -19,7 +19,7 @@ _SENTENCE_END = re.compile(r'(?<=[.!?~…])\s+|\n+')
 _TRAILING = re.compile(r'[\s.!?~…,"\'’”)\]]+$')
 _NEUTRAL_WORDS = {'네', '예', '아', '오', '와', '우와', '어머', '아이고', '저런', '음', '글쎄'}
 _ADDRESS_TERMS = ('어르신', '할머니', '할아버지', '선생님', '고객님', '여러분')
-_JONG_B = 17   # index of the final consonant ㅂ in a Hangul syllable
+_JONG_B = 17  # index of the final consonant ㅂ in a Hangul syllable
 
 
 def _is_syllable(char: str) -> bool:
@@ -52,8 +52,9 @@ def classify_sentence(sentence: str) -> Optional[str]:
         return None
     if core.endswith(('요', '죠')):
         return POLITE
-    if (len(core) >= 3 and core[-2:] in ('니다', '니까') and _has_final_b(core[-3])) \
-            or core.endswith(('십시오', '시오', '읍시다', '십시다')):
+    if (
+        len(core) >= 3 and core[-2:] in ('니다', '니까') and _has_final_b(core[-3])
+    ) or core.endswith(('십시오', '시오', '읍시다', '십시다')):
         return FORMAL
     if core.endswith(_ADDRESS_TERMS) and len(words) == 1:
         return None

@@ -49,5 +49,9 @@ def clean_user_text(text: str, max_chars: int) -> CleanText:
         cut = kept[:max_chars]
         space = cut.rfind(' ')
         kept = (cut[:space] if space > max_chars // 2 else cut).strip()
-    return CleanText(text=kept, truncated=truncated, removed_chars=removed,
-                     has_korean=any(is_hangul(c) for c in kept))
+    return CleanText(
+        text=kept,
+        truncated=truncated,
+        removed_chars=removed,
+        has_korean=any(is_hangul(c) for c in kept),
+    )

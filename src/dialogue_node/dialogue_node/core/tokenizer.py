@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Iterable, List
 
-from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import (
+    AddedToken,
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    trainers,
+)
 
 from dialogue_node.core.labels import AGE_GROUPS, EMOTIONS
 
@@ -25,18 +33,29 @@ def emotion_token(emotion: str) -> str:
     return f'<{emotion}>'
 
 
-SPECIAL_TOKENS: List[str] = [PAD, UNK, EOS, USR, SYS, SENT] + [age_token(a) for a in AGE_GROUPS] \
+SPECIAL_TOKENS: List[str] = (
+    [PAD, UNK, EOS, USR, SYS, SENT]
+    + [age_token(a) for a in AGE_GROUPS]
     + [emotion_token(e) for e in EMOTIONS]
+)
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 2000, min_frequency: int = 2) -> Tokenizer:
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int = 2000, min_frequency: int = 2
+) -> Tokenizer:
     """Train a Metaspace BPE tokenizer (KoGPT2-like word-boundary marker '▁') on `texts`."""
     tokenizer = Tokenizer(models.BPE(unk_token=UNK))
     tokenizer.normalizer = normalizers.NFKC()
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation()])
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation()]
+    )
     tokenizer.decoder = decoders.Metaspace()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+    )
     tokenizer.train_from_iterator(list(texts), trainer)
     return tokenizer
 
@@ -45,7 +64,9 @@ def ensure_special_tokens(tokenizer: Tokenizer) -> List[str]:
     """Add any of agechat's special tokens the tokenizer lacks (e.g. a stock KoGPT2 one); return them."""
     missing = [t for t in SPECIAL_TOKENS if tokenizer.token_to_id(t) is None]
     if missing:
-        tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in missing])
+        tokenizer.add_special_tokens(
+            [AddedToken(t, special=True, normalized=False) for t in missing]
+        )
     return missing
 
 

@@ -28,7 +28,9 @@ def _check_faces(faces: np.ndarray) -> np.ndarray:
     if faces.ndim == 2:
         faces = faces[None]
     if faces.ndim != 3 or faces.shape[1:] != (INPUT_SIZE, INPUT_SIZE):
-        raise ValueError(f'expected faces of shape (N, {INPUT_SIZE}, {INPUT_SIZE}), got {faces.shape}')
+        raise ValueError(
+            f'expected faces of shape (N, {INPUT_SIZE}, {INPUT_SIZE}), got {faces.shape}'
+        )
     if faces.dtype == np.uint8:
         faces = normalize(faces)
     return np.ascontiguousarray(faces, dtype=np.float32)
@@ -40,7 +42,9 @@ class _LiteRTRunner:
     def __init__(self, model_content: bytes = None, model_path: str = None, threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
-        self._interpreter = Interpreter(model_content=model_content, model_path=model_path, num_threads=threads)
+        self._interpreter = Interpreter(
+            model_content=model_content, model_path=model_path, num_threads=threads
+        )
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]['index']
         self._output = self._interpreter.get_output_details()[0]['index']
@@ -65,8 +69,14 @@ class EmotionClassifier:
     `source` says which: 'torch model', 'cached export <path>' or 'new export <path>'.
     """
 
-    def __init__(self, model=None, backend: str = 'litert', threads: int = 1, tflite_path=None,
-                 tflite_content: bytes = None):
+    def __init__(
+        self,
+        model=None,
+        backend: str = 'litert',
+        threads: int = 1,
+        tflite_path=None,
+        tflite_content: bytes = None,
+    ):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got '{backend}'")
         self.backend = backend
@@ -75,10 +85,17 @@ class EmotionClassifier:
         self.source = 'torch model'
         if model is None:
             if backend != 'litert' or (tflite_path is None and tflite_content is None):
-                raise ValueError("a torch model is needed unless backend is 'litert' with a TFLite file")
-            self._runner = _LiteRTRunner(model_content=tflite_content,
-                                         model_path=None if tflite_path is None else str(tflite_path), threads=threads)
-            self.source = f'TFLite {tflite_path}' if tflite_path is not None else 'TFLite in memory'
+                raise ValueError(
+                    "a torch model is needed unless backend is 'litert' with a TFLite file"
+                )
+            self._runner = _LiteRTRunner(
+                model_content=tflite_content,
+                model_path=None if tflite_path is None else str(tflite_path),
+                threads=threads,
+            )
+            self.source = (
+                f'TFLite {tflite_path}' if tflite_path is not None else 'TFLite in memory'
+            )
             return
         import torch
 
@@ -90,8 +107,14 @@ class EmotionClassifier:
             self._runner = _LiteRTRunner(model_content=export_tflite(self.model), threads=threads)
 
     @classmethod
-    def from_file(cls, weights_path, backend: str = 'litert', threads: int = 1, cache_dir=None,
-                  log: Optional[Callable[[str], None]] = None) -> 'EmotionClassifier':
+    def from_file(
+        cls,
+        weights_path,
+        backend: str = 'litert',
+        threads: int = 1,
+        cache_dir=None,
+        log: Optional[Callable[[str], None]] = None,
+    ) -> 'EmotionClassifier':
         """Classifier for safetensors weights (FileNotFoundError when missing, ValueError when foreign).
 
         'litert': runs the cached float32 export of exactly these weights (matched by sha256) without
@@ -103,18 +126,30 @@ class EmotionClassifier:
 
             resolved = resolve_litert_model(weights_path, cache_dir=cache_dir, log=log)
             try:
-                classifier = cls(backend='litert', threads=threads, tflite_path=resolved.path,
-                                 tflite_content=resolved.content)
+                classifier = cls(
+                    backend='litert',
+                    threads=threads,
+                    tflite_path=resolved.path,
+                    tflite_content=resolved.content,
+                )
             except (RuntimeError, ValueError) as error:
                 if resolved.source != 'cached':
                     raise
                 if log:
-                    log(f'cached TFLite export {resolved.path} does not load ({error}); exporting again')
+                    log(
+                        f'cached TFLite export {resolved.path} does not load ({error}); exporting again'
+                    )
                 resolved = export_for(weights_path, resolved.weights_sha256, cache_dir, log)
-                classifier = cls(backend='litert', threads=threads, tflite_path=resolved.path,
-                                 tflite_content=resolved.content)
+                classifier = cls(
+                    backend='litert',
+                    threads=threads,
+                    tflite_path=resolved.path,
+                    tflite_content=resolved.content,
+                )
             where = resolved.path if resolved.path is not None else 'memory (no writable folder)'
-            classifier.source = ('cached export ' if resolved.source == 'cached' else 'new export ') + str(where)
+            classifier.source = (
+                'cached export ' if resolved.source == 'cached' else 'new export '
+            ) + str(where)
             return classifier
         from emotion_node.core.model import load_weights
 

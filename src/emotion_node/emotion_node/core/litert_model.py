@@ -79,7 +79,11 @@ def is_current(tflite_path, sha256: str) -> bool:
 
 def _candidate_dirs(weights_path: Path, cache_dir: Optional[Path]) -> List[Path]:
     """Folders searched for an existing export, in order (duplicates removed)."""
-    dirs = [weights_path.parent, weights_path.resolve().parent, Path(cache_dir) if cache_dir else user_cache_dir()]
+    dirs = [
+        weights_path.parent,
+        weights_path.resolve().parent,
+        Path(cache_dir) if cache_dir else user_cache_dir(),
+    ]
     unique: List[Path] = []
     for folder in dirs:
         if folder not in unique:
@@ -87,7 +91,9 @@ def _candidate_dirs(weights_path: Path, cache_dir: Optional[Path]) -> List[Path]
     return unique
 
 
-def find_current(weights_path, sha256: str = None, cache_dir: Optional[Path] = None) -> Optional[Path]:
+def find_current(
+    weights_path, sha256: str = None, cache_dir: Optional[Path] = None
+) -> Optional[Path]:
     """The existing export that matches the weights, or None (never imports torch)."""
     weights_path = Path(weights_path)
     sha256 = sha256 or weights_sha256(weights_path)
@@ -112,8 +118,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def export_for(weights_path, sha256: str = None, cache_dir: Optional[Path] = None,
-               log: Callable[[str], None] = None) -> LiteRTModel:
+def export_for(
+    weights_path,
+    sha256: str = None,
+    cache_dir: Optional[Path] = None,
+    log: Callable[[str], None] = None,
+) -> LiteRTModel:
     """Export the weights to float32 TFLite (imports torch) and cache the file.
 
     Written beside the weights when that folder is writable, else in `cache_dir` (default
@@ -127,8 +137,11 @@ def export_for(weights_path, sha256: str = None, cache_dir: Optional[Path] = Non
     sha256 = sha256 or weights_sha256(weights_path)
     content = export_tflite(load_weights(weights_path), stamp=stamp(sha256))
     name = tflite_name(weights_path, sha256)
-    folders = [weights_path.parent, Path(cache_dir) if cache_dir else user_cache_dir(),
-               Path(tempfile.gettempdir(), 'agechat_emotion_node')]
+    folders = [
+        weights_path.parent,
+        Path(cache_dir) if cache_dir else user_cache_dir(),
+        Path(tempfile.gettempdir(), 'agechat_emotion_node'),
+    ]
     for folder in folders:
         try:
             _write_atomic(folder / name, content)
@@ -140,8 +153,9 @@ def export_for(weights_path, sha256: str = None, cache_dir: Optional[Path] = Non
     return LiteRTModel(sha256, None, 'exported', content=content)
 
 
-def resolve_litert_model(weights_path, cache_dir: Optional[Path] = None,
-                         log: Callable[[str], None] = None) -> LiteRTModel:
+def resolve_litert_model(
+    weights_path, cache_dir: Optional[Path] = None, log: Callable[[str], None] = None
+) -> LiteRTModel:
     """The float32 TFLite model for these weights: the cached export when current, else a fresh one."""
     sha256 = weights_sha256(weights_path)
     found = find_current(weights_path, sha256, cache_dir)
@@ -163,9 +177,16 @@ def remove_stale(weights_path, sha256: str) -> List[Path]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description='Export emotion weights to the cached float32 TFLite model.')
-    parser.add_argument('--ensure', type=Path, required=True, metavar='WEIGHTS',
-                        help='safetensors weights; exported beside them unless a current export exists')
+    parser = argparse.ArgumentParser(
+        description='Export emotion weights to the cached float32 TFLite model.'
+    )
+    parser.add_argument(
+        '--ensure',
+        type=Path,
+        required=True,
+        metavar='WEIGHTS',
+        help='safetensors weights; exported beside them unless a current export exists',
+    )
     args = parser.parse_args(argv)
     try:
         sha256 = weights_sha256(args.ensure)

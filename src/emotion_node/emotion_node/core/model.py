@@ -49,7 +49,9 @@ class SeparableConv(nn.Module):
 
     def __init__(self, channels_in: int, channels_out: int):
         super().__init__()
-        self.depthwise = nn.Conv2d(channels_in, channels_in, 3, padding=1, groups=channels_in, bias=False)
+        self.depthwise = nn.Conv2d(
+            channels_in, channels_in, 3, padding=1, groups=channels_in, bias=False
+        )
         self.pointwise = nn.Conv2d(channels_in, channels_out, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,7 +86,9 @@ class MiniXception(nn.Module):
         self.conv2 = nn.Conv2d(STEM_FILTERS, STEM_FILTERS, 3, bias=False)
         self.bn2 = nn.BatchNorm2d(STEM_FILTERS, eps=BN_EPS, momentum=0.01)
         channels = [STEM_FILTERS, *BLOCK_FILTERS]
-        self.blocks = nn.ModuleList(ResidualBlock(a, b) for a, b in zip(channels[:-1], channels[1:]))
+        self.blocks = nn.ModuleList(
+            ResidualBlock(a, b) for a, b in zip(channels[:-1], channels[1:])
+        )
         self.head = nn.Conv2d(BLOCK_FILTERS[-1], num_classes, 3, padding=1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,18 +102,25 @@ class MiniXception(nn.Module):
 
 # -- Keras HDF5 -> torch --------------------------------------------------------------------------
 
+
 def _keras_layer_map() -> List[Tuple[str, str, str]]:
     """(torch prefix, keras layer, kind) for every weighted layer, in the Keras file's naming."""
-    rows = [('conv1', 'conv2d_1', 'conv'), ('bn1', 'batch_normalization_1', 'bn'),
-            ('conv2', 'conv2d_2', 'conv'), ('bn2', 'batch_normalization_2', 'bn')]
+    rows = [
+        ('conv1', 'conv2d_1', 'conv'),
+        ('bn1', 'batch_normalization_1', 'bn'),
+        ('conv2', 'conv2d_2', 'conv'),
+        ('bn2', 'batch_normalization_2', 'bn'),
+    ]
     for i in range(len(BLOCK_FILTERS)):
         prefix = f'blocks.{i}'
-        rows += [(f'{prefix}.sep1', f'separable_conv2d_{2 * i + 1}', 'sep'),
-                 (f'{prefix}.bn1', f'batch_normalization_{3 * i + 4}', 'bn'),
-                 (f'{prefix}.sep2', f'separable_conv2d_{2 * i + 2}', 'sep'),
-                 (f'{prefix}.bn2', f'batch_normalization_{3 * i + 5}', 'bn'),
-                 (f'{prefix}.shortcut', f'conv2d_{i + 3}', 'conv'),
-                 (f'{prefix}.shortcut_bn', f'batch_normalization_{3 * i + 3}', 'bn')]
+        rows += [
+            (f'{prefix}.sep1', f'separable_conv2d_{2 * i + 1}', 'sep'),
+            (f'{prefix}.bn1', f'batch_normalization_{3 * i + 4}', 'bn'),
+            (f'{prefix}.sep2', f'separable_conv2d_{2 * i + 2}', 'sep'),
+            (f'{prefix}.bn2', f'batch_normalization_{3 * i + 5}', 'bn'),
+            (f'{prefix}.shortcut', f'conv2d_{i + 3}', 'conv'),
+            (f'{prefix}.shortcut_bn', f'batch_normalization_{3 * i + 3}', 'bn'),
+        ]
     rows.append(('head', 'conv2d_7', 'conv'))
     return rows
 
@@ -122,7 +133,9 @@ def _conv_kernel(kernel: np.ndarray) -> torch.Tensor:
 def _depthwise_kernel(kernel: np.ndarray) -> torch.Tensor:
     """Keras depthwise (kh, kw, in, 1) -> torch grouped conv (in, 1, kh, kw)."""
     kh, kw, channels, _ = kernel.shape
-    return torch.from_numpy(np.ascontiguousarray(kernel.transpose(2, 3, 0, 1).reshape(channels, 1, kh, kw))).float()
+    return torch.from_numpy(
+        np.ascontiguousarray(kernel.transpose(2, 3, 0, 1).reshape(channels, 1, kh, kw))
+    ).float()
 
 
 def load_keras_hdf5(path) -> Dict[str, torch.Tensor]:
@@ -145,26 +158,37 @@ def load_keras_hdf5(path) -> Dict[str, torch.Tensor]:
         state: Dict[str, torch.Tensor] = {}
         for prefix, layer, kind in _keras_layer_map():
             if layer not in layer_names:
-                raise ValueError(f'{path}: layer {layer} missing; expected the FER2013 mini-Xception')
+                raise ValueError(
+                    f'{path}: layer {layer} missing; expected the FER2013 mini-Xception'
+                )
             if kind == 'conv':
                 state[f'{prefix}.weight'] = _conv_kernel(get(layer, 'kernel'))
                 if prefix == 'head':
                     state['head.bias'] = torch.from_numpy(get(layer, 'bias')).float()
             elif kind == 'sep':
-                state[f'{prefix}.depthwise.weight'] = _depthwise_kernel(get(layer, 'depthwise_kernel'))
+                state[f'{prefix}.depthwise.weight'] = _depthwise_kernel(
+                    get(layer, 'depthwise_kernel')
+                )
                 state[f'{prefix}.pointwise.weight'] = _conv_kernel(get(layer, 'pointwise_kernel'))
             else:
                 state[f'{prefix}.weight'] = torch.from_numpy(get(layer, 'gamma')).float()
                 state[f'{prefix}.bias'] = torch.from_numpy(get(layer, 'beta')).float()
-                state[f'{prefix}.running_mean'] = torch.from_numpy(get(layer, 'moving_mean')).float()
-                state[f'{prefix}.running_var'] = torch.from_numpy(get(layer, 'moving_variance')).float()
+                state[f'{prefix}.running_mean'] = torch.from_numpy(
+                    get(layer, 'moving_mean')
+                ).float()
+                state[f'{prefix}.running_var'] = torch.from_numpy(
+                    get(layer, 'moving_variance')
+                ).float()
                 state[f'{prefix}.num_batches_tracked'] = torch.tensor(0)
     if state['head.weight'].shape[0] != NUM_CLASSES:
-        raise ValueError(f'{path}: head has {state["head.weight"].shape[0]} classes, expected {NUM_CLASSES}')
+        raise ValueError(
+            f'{path}: head has {state["head.weight"].shape[0]} classes, expected {NUM_CLASSES}'
+        )
     return state
 
 
 # -- safetensors ----------------------------------------------------------------------------------
+
 
 def save_weights(model: MiniXception, path, metadata: Dict[str, str] = None) -> None:
     """Save the model's state dict as safetensors (labels and provenance in the metadata)."""

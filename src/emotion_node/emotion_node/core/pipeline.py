@@ -45,13 +45,22 @@ class FrameResult:
 class EmotionPipeline:
     """Face detection (Haar, optionally tracked) + FER2013 classifier + temporal smoothing."""
 
-    def __init__(self, classifier: EmotionClassifier, detector: str = 'haar_tracking', min_face_px: int = 40,
-                 detect_width: int = 320, redetect_every: int = 10, smoothing_s: float = 0.3):
+    def __init__(
+        self,
+        classifier: EmotionClassifier,
+        detector: str = 'haar_tracking',
+        min_face_px: int = 40,
+        detect_width: int = 320,
+        redetect_every: int = 10,
+        smoothing_s: float = 0.3,
+    ):
         if detector not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got '{detector}'")
         self.classifier = classifier
         self.haar = HaarDetector(min_face_px=min_face_px, detect_width=detect_width)
-        self.tracker = TrackingDetector(self.haar, redetect_every=redetect_every if detector == 'haar_tracking' else 1)
+        self.tracker = TrackingDetector(
+            self.haar, redetect_every=redetect_every if detector == 'haar_tracking' else 1
+        )
         rest = np.zeros(NUM_CLASSES)
         rest[NEUTRAL] = 1.0
         self.smoother = ProbabilitySmoother(smoothing_s, rest)
@@ -75,11 +84,22 @@ class EmotionPipeline:
         end = time.perf_counter()
         found = detection.primary is not None
         emotion = int(np.argmax(smoothed)) if found else NEUTRAL
-        return FrameResult(face_found=found, face_count=len(detection.boxes), emotion=emotion,
-                           confidence=float(smoothed[emotion]), probabilities=smoothed, raw_probabilities=raw,
-                           box=box, processing_ms=(end - start) * 1e3,
-                           timings_ms={'gray': (after_gray - start) * 1e3, 'detect': (after_detect - after_gray) * 1e3,
-                                       'classify': (end - after_detect) * 1e3, 'full_search': detection.full_search})
+        return FrameResult(
+            face_found=found,
+            face_count=len(detection.boxes),
+            emotion=emotion,
+            confidence=float(smoothed[emotion]),
+            probabilities=smoothed,
+            raw_probabilities=raw,
+            box=box,
+            processing_ms=(end - start) * 1e3,
+            timings_ms={
+                'gray': (after_gray - start) * 1e3,
+                'detect': (after_detect - after_gray) * 1e3,
+                'classify': (end - after_detect) * 1e3,
+                'full_search': detection.full_search,
+            },
+        )
 
     def reset(self) -> None:
         """Forget the tracked face and the smoothing state."""
@@ -93,8 +113,15 @@ def annotate(bgr: np.ndarray, result: FrameResult) -> np.ndarray:
     if result.face_found:
         x, y, w, h = result.box
         cv2.rectangle(out, (x, y), (x + w, y + h), (0, 255, 0), 2)
-        cv2.putText(out, f'{result.label} {result.confidence:.2f}', (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.6, (0, 255, 0), 2)
+        cv2.putText(
+            out,
+            f'{result.label} {result.confidence:.2f}',
+            (x, max(12, y - 6)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.6,
+            (0, 255, 0),
+            2,
+        )
     else:
         cv2.putText(out, 'no face', (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 255), 2)
     return out

@@ -39,7 +39,7 @@ def crop_face(gray: np.ndarray, box: Box, pad_value: float = None) -> np.ndarray
     """Return the (64, 64) uint8 face crop of `box` in a grey frame (square, offset, padded as above)."""
     height, width = gray.shape[:2]
     if pad_value is None:
-        pad_value = float(gray[max(0, height - 2):].mean())
+        pad_value = float(gray[max(0, height - 2) :].mean())
     x, y, w, h = to_square(box)
     # box corners in the coordinates of the frame padded by FRAME_PADDING_PX on every side
     x1 = max(0, x - FACE_OFFSET_PX + FRAME_PADDING_PX)
@@ -54,7 +54,7 @@ def crop_face(gray: np.ndarray, box: Box, pad_value: float = None) -> np.ndarray
     sx2, sy2 = min(width, x2 - FRAME_PADDING_PX), min(height, y2 - FRAME_PADDING_PX)
     if sx2 > sx1 and sy2 > sy1:
         dx, dy = sx1 + FRAME_PADDING_PX - x1, sy1 + FRAME_PADDING_PX - y1
-        crop[dy:dy + sy2 - sy1, dx:dx + sx2 - sx1] = gray[sy1:sy2, sx1:sx2]
+        crop[dy : dy + sy2 - sy1, dx : dx + sx2 - sx1] = gray[sy1:sy2, sx1:sx2]
     return cv2.resize(crop, (INPUT_SIZE, INPUT_SIZE))
 
 

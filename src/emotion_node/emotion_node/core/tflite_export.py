@@ -22,7 +22,9 @@ from torch import nn
 from emotion_node.core.model import INPUT_SIZE, MiniXception
 
 
-def fold_batchnorm(weight: torch.Tensor, bn: nn.BatchNorm2d, bias: torch.Tensor = None) -> Tuple[np.ndarray, np.ndarray]:
+def fold_batchnorm(
+    weight: torch.Tensor, bn: nn.BatchNorm2d, bias: torch.Tensor = None
+) -> Tuple[np.ndarray, np.ndarray]:
     """Return (weight, bias) of a conv followed by an eval-mode BatchNorm, as one conv (float64 math)."""
     w = weight.detach().double()
     scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)
@@ -88,8 +90,11 @@ def export_tflite(model: MiniXception, stamp: str = '') -> bytes:
     def conv(inp, hw, weight, bias, stride, padding, relu, name):
         """CONV_2D; weight torch (out, in, kh, kw) -> TFLite OHWI."""
         out_c = weight.shape[0]
-        w = g.tensor(f'{name}/weight', (out_c, weight.shape[2], weight.shape[3], weight.shape[1]),
-                     weight.transpose(0, 2, 3, 1).astype(np.float32))
+        w = g.tensor(
+            f'{name}/weight',
+            (out_c, weight.shape[2], weight.shape[3], weight.shape[1]),
+            weight.transpose(0, 2, 3, 1).astype(np.float32),
+        )
         b = g.tensor(f'{name}/bias', (out_c,), bias.astype(np.float32))
         out_hw = _out_size(hw, weight.shape[2], stride, padding)
         y = g.tensor(name, (1, out_hw, out_hw, out_c))
@@ -103,8 +108,11 @@ def export_tflite(model: MiniXception, stamp: str = '') -> bytes:
     def depthwise(inp, hw, weight, name):
         """DEPTHWISE_CONV_2D 3x3 same, no bias; weight torch (c, 1, kh, kw) -> (1, kh, kw, c)."""
         channels = weight.shape[0]
-        w = g.tensor(f'{name}/weight', (1, weight.shape[2], weight.shape[3], channels),
-                     weight[:, 0].transpose(1, 2, 0)[None].astype(np.float32))
+        w = g.tensor(
+            f'{name}/weight',
+            (1, weight.shape[2], weight.shape[3], channels),
+            weight[:, 0].transpose(1, 2, 0)[None].astype(np.float32),
+        )
         b = g.tensor(f'{name}/bias', (channels,), np.zeros(channels, np.float32))
         y = g.tensor(name, (1, hw, hw, channels))
         options = schema.DepthwiseConv2DOptionsT()
@@ -112,7 +120,13 @@ def export_tflite(model: MiniXception, stamp: str = '') -> bytes:
         options.strideW = options.strideH = 1
         options.depthMultiplier = 1
         options.fusedActivationFunction = act.NONE
-        g.op(ops.DEPTHWISE_CONV_2D, [inp, w, b], [y], schema.BuiltinOptions.DepthwiseConv2DOptions, options)
+        g.op(
+            ops.DEPTHWISE_CONV_2D,
+            [inp, w, b],
+            [y],
+            schema.BuiltinOptions.DepthwiseConv2DOptions,
+            options,
+        )
         return y
 
     def numpy_w(t: torch.Tensor) -> np.ndarray:
@@ -147,7 +161,9 @@ def export_tflite(model: MiniXception, stamp: str = '') -> bytes:
         add.fusedActivationFunction = act.NONE
         g.op(ops.ADD, [pooled, shortcut], [added], schema.BuiltinOptions.AddOptions, add)
         x, hw = added, out_hw
-    logits_map, _ = conv(x, hw, numpy_w(model.head.weight), numpy_w(model.head.bias), 1, 'same', False, 'head')
+    logits_map, _ = conv(
+        x, hw, numpy_w(model.head.weight), numpy_w(model.head.bias), 1, 'same', False, 'head'
+    )
     classes = model.head.out_channels
     axes = g.tensor('mean/axes', (2,), np.array([1, 2], np.int32), dtype=schema.TensorType.INT32)
     logits = g.tensor('logits', (1, classes))
@@ -165,7 +181,9 @@ def export_tflite(model: MiniXception, stamp: str = '') -> bytes:
     subgraph.name = 'main'
     tflite = schema.ModelT()
     tflite.version = 3
-    tflite.description = 'FER2013 mini-Xception (float32, BatchNorm folded), exported by emotion_node'
+    tflite.description = (
+        'FER2013 mini-Xception (float32, BatchNorm folded), exported by emotion_node'
+    )
     if stamp:
         tflite.description += f'; {stamp}'
     tflite.buffers = g.buffers

@@ -48,21 +48,31 @@ def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     dx, dy = (int(v) for v in torch.randint(-4, 5, (2,), generator=generator))
     if dx or dy:
         padded = F.pad(batch, (4, 4, 4, 4), value=-1.0)
-        batch = padded[..., 4 + dy:4 + dy + batch.shape[-2], 4 + dx:4 + dx + batch.shape[-1]]
+        batch = padded[..., 4 + dy : 4 + dy + batch.shape[-2], 4 + dx : 4 + dx + batch.shape[-1]]
     return batch
 
 
-def train(model: MiniXception, faces: np.ndarray, labels: np.ndarray, config: TrainConfig = TrainConfig(),
-          val_faces: Optional[np.ndarray] = None, val_labels: Optional[np.ndarray] = None,
-          progress: bool = True) -> TrainHistory:
+def train(
+    model: MiniXception,
+    faces: np.ndarray,
+    labels: np.ndarray,
+    config: TrainConfig = TrainConfig(),
+    val_faces: Optional[np.ndarray] = None,
+    val_labels: Optional[np.ndarray] = None,
+    progress: bool = True,
+) -> TrainHistory:
     """Fine-tune `model` in place on uint8 faces (N, 64, 64) with labels (N,); return the history."""
     if len(faces) != len(labels) or len(faces) == 0:
-        raise ValueError(f'need as many labels as faces (> 0), got {len(faces)} faces and {len(labels)} labels')
+        raise ValueError(
+            f'need as many labels as faces (> 0), got {len(faces)} faces and {len(labels)} labels'
+        )
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     inputs = torch.from_numpy(normalize(faces))[:, None]
     targets = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     history = TrainHistory()
     for epoch in range(config.epochs):
         model.train()
@@ -72,10 +82,14 @@ def train(model: MiniXception, faces: np.ndarray, labels: np.ndarray, config: Tr
                     module.eval()
         order = torch.randperm(len(inputs), generator=generator)
         total, count = 0.0, 0
-        bar = tqdm(range(0, len(order), config.batch_size), desc=f'epoch {epoch + 1}/{config.epochs}',
-                   disable=not progress, leave=False)
+        bar = tqdm(
+            range(0, len(order), config.batch_size),
+            desc=f'epoch {epoch + 1}/{config.epochs}',
+            disable=not progress,
+            leave=False,
+        )
         for start in bar:
-            index = order[start:start + config.batch_size]
+            index = order[start : start + config.batch_size]
             batch = inputs[index]
             if config.augment:
                 batch = _augment(batch, generator)
@@ -88,26 +102,36 @@ def train(model: MiniXception, faces: np.ndarray, labels: np.ndarray, config: Tr
             bar.set_postfix(loss=f'{total / count:.4f}')
         history.loss.append(total / count)
         if val_faces is not None and val_labels is not None:
-            history.val_accuracy.append(evaluate(model, val_faces, val_labels, progress=False)['accuracy'])
+            history.val_accuracy.append(
+                evaluate(model, val_faces, val_labels, progress=False)['accuracy']
+            )
         if progress:
-            extra = f', val accuracy {history.val_accuracy[-1]:.4f}' if history.val_accuracy else ''
+            extra = (
+                f', val accuracy {history.val_accuracy[-1]:.4f}' if history.val_accuracy else ''
+            )
             tqdm.write(f'epoch {epoch + 1}: loss {history.loss[-1]:.4f}{extra}')
     model.eval()
     return history
 
 
-def predict(model: MiniXception, faces: np.ndarray, batch_size: int = 256, progress: bool = True) -> np.ndarray:
+def predict(
+    model: MiniXception, faces: np.ndarray, batch_size: int = 256, progress: bool = True
+) -> np.ndarray:
     """(N, 7) probabilities for uint8 faces (N, 64, 64)."""
     model.eval()
     out = []
     with torch.inference_mode():
-        for start in tqdm(range(0, len(faces), batch_size), desc='predict', disable=not progress, leave=False):
-            batch = torch.from_numpy(normalize(faces[start:start + batch_size]))[:, None]
+        for start in tqdm(
+            range(0, len(faces), batch_size), desc='predict', disable=not progress, leave=False
+        ):
+            batch = torch.from_numpy(normalize(faces[start : start + batch_size]))[:, None]
             out.append(torch.softmax(model(batch), dim=1).numpy())
     return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES), np.float32)
 
 
-def metrics(true: np.ndarray, predicted: np.ndarray, num_classes: int = NUM_CLASSES) -> Dict[str, object]:
+def metrics(
+    true: np.ndarray, predicted: np.ndarray, num_classes: int = NUM_CLASSES
+) -> Dict[str, object]:
     """Accuracy, per-class recall (None for a class absent from `true`) and confusion matrix [true][pred]."""
     true, predicted = np.asarray(true, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
     if true.shape != predicted.shape or true.size == 0:
@@ -115,13 +139,22 @@ def metrics(true: np.ndarray, predicted: np.ndarray, num_classes: int = NUM_CLAS
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(confusion, (true, predicted), 1)
     support = confusion.sum(axis=1)
-    recall = {LABELS[c]: (float(confusion[c, c] / support[c]) if support[c] else None) for c in range(num_classes)}
-    return {'accuracy': float(np.trace(confusion) / true.size), 'count': int(true.size),
-            'per_class_recall': recall, 'support': {LABELS[c]: int(support[c]) for c in range(num_classes)},
-            'confusion_matrix': confusion.tolist()}
+    recall = {
+        LABELS[c]: (float(confusion[c, c] / support[c]) if support[c] else None)
+        for c in range(num_classes)
+    }
+    return {
+        'accuracy': float(np.trace(confusion) / true.size),
+        'count': int(true.size),
+        'per_class_recall': recall,
+        'support': {LABELS[c]: int(support[c]) for c in range(num_classes)},
+        'confusion_matrix': confusion.tolist(),
+    }
 
 
-def evaluate(model: MiniXception, faces: np.ndarray, labels: np.ndarray, progress: bool = True) -> Dict[str, object]:
+def evaluate(
+    model: MiniXception, faces: np.ndarray, labels: np.ndarray, progress: bool = True
+) -> Dict[str, object]:
     """:func:`metrics` of the model's argmax predictions on uint8 faces."""
     return metrics(labels, predict(model, faces, progress=progress).argmax(axis=1))
 
@@ -139,7 +172,14 @@ def save_confusion_png(confusion, path, title: str = 'FER2013 mini-Xception') ->
     figure, axes = plt.subplots(figsize=(6.5, 5.5))
     image = axes.imshow(share, cmap='Blues', vmin=0, vmax=1)
     for (i, j), value in np.ndenumerate(matrix):
-        axes.text(j, i, str(value), ha='center', va='center', color='white' if share[i, j] > 0.5 else 'black')
+        axes.text(
+            j,
+            i,
+            str(value),
+            ha='center',
+            va='center',
+            color='white' if share[i, j] > 0.5 else 'black',
+        )
     axes.set_xticks(range(len(LABELS)), LABELS, rotation=45, ha='right')
     axes.set_yticks(range(len(LABELS)), LABELS)
     axes.set_xlabel('predicted')
