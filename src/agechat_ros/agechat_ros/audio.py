@@ -15,6 +15,12 @@ from agechat_ros import ConversionError
 SAMPLE_FORMAT_S16LE = 'S16LE'
 CODING_FORMAT_PCM = 'pcm'
 BYTES_PER_SAMPLE = 2
+#: Highest sample rate and channel count an AudioInfo may announce (studio audio goes to 384 kHz).
+MAX_SAMPLE_RATE = 384000
+MAX_CHANNELS = 32
+#: Largest audio chunk decoded (4 MiB: 21 s of 48 kHz stereo, 131 s of 16 kHz mono); a larger one
+#: is not a microphone chunk and would stall the node that processes it.
+MAX_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def pcm_s16le_to_float(data, channels: int = 1) -> np.ndarray:
@@ -22,10 +28,15 @@ def pcm_s16le_to_float(data, channels: int = 1) -> np.ndarray:
 
     Raises ConversionError when the byte count is not a whole number of frames
     (channels * 2 bytes), so a caller can count the malformed chunk instead of mis-aligning
-    every later sample.
+    every later sample, and for chunks over MAX_CHUNK_BYTES.
     """
     if channels < 1:
         raise ConversionError(f'channel count must be >= 1, got {channels}')
+    if len(data) > MAX_CHUNK_BYTES:
+        raise ConversionError(
+            f'audio chunk of {len(data)} bytes is larger than {MAX_CHUNK_BYTES} bytes; '
+            'publish chunks of a few tens of milliseconds'
+        )
     frame_bytes = BYTES_PER_SAMPLE * channels
     if len(data) % frame_bytes:
         raise ConversionError(
@@ -78,7 +89,8 @@ def check_audio_info(msg: AudioInfo) -> None:
         raise ConversionError(
             f"coding_format '{msg.coding_format}' is not supported; publish raw PCM"
         )
-    if msg.channels < 1 or msg.sample_rate < 1000:
+    if not 1 <= msg.channels <= MAX_CHANNELS or not 1000 <= msg.sample_rate <= MAX_SAMPLE_RATE:
         raise ConversionError(
-            f'AudioInfo has channels={msg.channels}, sample_rate={msg.sample_rate}'
+            f'AudioInfo has channels={msg.channels}, sample_rate={msg.sample_rate}; '
+            f'expected 1..{MAX_CHANNELS} channels at 1000..{MAX_SAMPLE_RATE} Hz'
         )

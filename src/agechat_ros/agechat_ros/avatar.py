@@ -15,6 +15,7 @@ import numpy as np
 from agechat_msgs.msg import AvatarState, DialogueReply, ExpressionWeight, FaceEmotion, SpeechState
 
 from agechat_ros import ConversionError
+from agechat_ros.emotion import check_face_emotion_numbers
 from agechat_ros.labels import AGE_GROUPS, EMOTIONS
 
 FER_LABELS = EMOTIONS
@@ -54,9 +55,11 @@ def reply_input(msg: DialogueReply) -> ReplyInput:
 def face_emotion_probabilities(msg: FaceEmotion) -> Tuple[np.ndarray, bool, str]:
     """(7 class probabilities summing to 1, face_found, label) of a FaceEmotion.
 
-    Raises ConversionError for an unknown label, an out-of-range class index, or probabilities
-    that are not finite / negative. All-zero probabilities with a face fall back to the label.
+    Raises ConversionError for an unknown label, an out-of-range class index, a confidence
+    outside [0, 1], or probabilities that are not finite / negative. All-zero probabilities with
+    a face fall back to the label.
     """
+    check_face_emotion_numbers(msg)
     label = (msg.emotion_label or '').strip().lower()
     if label not in FER_LABELS:
         raise ConversionError(

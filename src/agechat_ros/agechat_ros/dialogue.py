@@ -12,11 +12,27 @@ from typing import Optional
 from agechat_msgs.msg import AgeEstimate, DialogueReply, FaceEmotion, Utterance
 
 from agechat_ros import ConversionError
+from agechat_ros.emotion import check_face_emotion_numbers
 from agechat_ros.labels import AGE_GROUPS, EMOTIONS
 from agechat_ros.time import ns_to_time, time_to_ns
 
 AGE_LABELS = AGE_GROUPS  # indexed by AgeEstimate.GROUP_*
 EMOTION_LABELS = EMOTIONS  # indexed by FaceEmotion.ANGRY..NEUTRAL
+#: Longest utterance id accepted (age_node's ids are about 20 characters).
+MAX_ID_CHARS = 128
+NS_PER_S = 1_000_000_000
+
+
+def check_utterance_id(utterance_id: str, what: str) -> None:
+    """Raise ConversionError for an empty, over-long or unprintable utterance id."""
+    if not utterance_id:
+        raise ConversionError(f'{what} has an empty utterance_id: it cannot be paired')
+    if len(utterance_id) > MAX_ID_CHARS:
+        raise ConversionError(
+            f'{what} utterance_id of {len(utterance_id)} characters is longer than {MAX_ID_CHARS}'
+        )
+    if not utterance_id.isprintable():
+        raise ConversionError(f'{what} utterance_id {utterance_id!r} has control characters')
 
 
 @dataclass
@@ -69,7 +85,18 @@ class ReplyOut:
 
 
 def utterance_from_msg(msg: Utterance) -> UtteranceIn:
-    """Values of an Utterance (text may be empty: the recogniser heard no words)."""
+    """Values of an Utterance (text may be empty: the recogniser heard no words).
+
+    Raises ConversionError for an empty, over-long or unprintable utterance id and for instants
+    whose nanosec field is not below one second. Text of any length and language is valid input
+    (the engine truncates it and answers non-Korean text with a fallback).
+    """
+    check_utterance_id(msg.utterance_id, 'Utterance')
+    for name in ('speech_end', 'vad_closed_time', 'stt_done_time'):
+        if getattr(msg, name).nanosec >= NS_PER_S:
+            raise ConversionError(
+                f'Utterance {name}.nanosec {getattr(msg, name).nanosec} is not below 1e9'
+            )
     return UtteranceIn(
         utterance_id=msg.utterance_id,
         text=msg.text,
@@ -80,7 +107,13 @@ def utterance_from_msg(msg: Utterance) -> UtteranceIn:
 
 
 def age_from_msg(msg: AgeEstimate) -> AgeIn:
-    """The age group of an AgeEstimate; ConversionError for an unknown label or group index."""
+    """Return the age group of an AgeEstimate.
+
+    ConversionError for an unknown label or group index, a confidence outside [0, 1] (or NaN),
+    and an empty, over-long or unprintable utterance id (an estimate without its utterance's id
+    cannot be paired).
+    """
+    check_utterance_id(msg.utterance_id, 'AgeEstimate')
     label = msg.group_label.strip().lower()
     if label:
         if label not in AGE_LABELS:
@@ -105,7 +138,12 @@ def age_from_msg(msg: AgeEstimate) -> AgeIn:
 
 
 def emotion_from_msg(msg: FaceEmotion) -> EmotionIn:
-    """The emotion of a FaceEmotion; ConversionError for an unknown label."""
+    """Return the emotion of a FaceEmotion.
+
+    ConversionError for an unknown label (or, without a label, class index), a confidence
+    outside [0, 1] and probabilities that are not 7 finite non-negative numbers.
+    """
+    check_face_emotion_numbers(msg)
     label = msg.emotion_label.strip().lower()
     if not label and msg.emotion < len(EMOTION_LABELS):
         label = EMOTION_LABELS[msg.emotion]

@@ -33,6 +33,23 @@ def _probability_array(values: Sequence[float], name: str) -> np.ndarray:
     return array
 
 
+def check_face_emotion_numbers(msg: FaceEmotion) -> None:
+    """Raise ConversionError unless a FaceEmotion's confidence and probabilities are sane.
+
+    The confidence must be finite and in [0, 1]; both probability vectors must be 7 finite,
+    non-negative numbers (all zeros is allowed: no face). Labels are checked by the consumers.
+    """
+    confidence = float(msg.confidence)
+    if not 0.0 <= confidence <= 1.0:  # also false for NaN
+        raise ConversionError(f'FaceEmotion confidence {confidence} is outside [0, 1]')
+    for name in ('probabilities', 'raw_probabilities'):
+        values = np.asarray(getattr(msg, name), dtype=np.float64).reshape(-1)
+        if values.shape != (len(LABELS),) or not np.all(np.isfinite(values)):
+            raise ConversionError(f'FaceEmotion {name} must be 7 finite numbers, got {values}')
+        if np.any(values < 0):
+            raise ConversionError(f'FaceEmotion {name} must not be negative, got {values}')
+
+
 def face_emotion_msg(
     header,
     face_found: bool,
