@@ -34,11 +34,19 @@ class ReplyInput:
 
 
 def reply_input(msg: DialogueReply) -> ReplyInput:
-    """Read a DialogueReply; raises ConversionError when there is nothing to say (empty/blank reply_text)."""
+    """Read a DialogueReply.
+
+    Raises ConversionError when there is nothing to say: a reply_text that is empty or has no
+    letter or digit (blanks, punctuation, emoji, control characters).
+    """
     text = msg.reply_text or ''
     if not text.strip():
         raise ConversionError(
             f"reply '{msg.utterance_id}' has an empty reply_text; nothing to say"
+        )
+    if not any(char.isalnum() for char in text):
+        raise ConversionError(
+            f"reply '{msg.utterance_id}' has no letter or digit in its reply_text; nothing to say"
         )
     age = (msg.age_group or DialogueReply.AGE_ADULT).strip().lower()
     emotion = (msg.emotion or FaceEmotion.LABEL_NEUTRAL).strip().lower()

@@ -146,6 +146,17 @@ def test_audio_info_limits_are_inclusive():
     check_audio_info(audio_info(1000, channels=1))
 
 
+@pytest.mark.parametrize('text', ['', ' \n\t', '...', '?!', '😀🎉', '\x00\x07', '\u200b'])
+def test_replies_with_nothing_to_say_are_refused(text):
+    with pytest.raises(ConversionError, match='nothing to say'):
+        reply_input(DialogueReply(utterance_id='r', reply_text=text))
+
+
+def test_replies_with_words_are_read():
+    reply = reply_input(DialogueReply(utterance_id='r', reply_text='네.', age_group='teen'))
+    assert (reply.text, reply.age_group, reply.age_group_known) == ('네.', 'adult', False)
+
+
 def test_huge_audio_chunks_are_refused():
     assert pcm_s16le_to_float(bytes(MAX_CHUNK_BYTES)).size == MAX_CHUNK_BYTES // 2
     with pytest.raises(ConversionError, match='larger than'):
