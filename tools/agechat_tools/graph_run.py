@@ -1,6 +1,7 @@
-"""Run the whole agechat graph on a bag: launch it from the launch file, replay the bag into it,
-record its outputs into an output bag, and stop it cleanly. Used by `make demo`, the end-to-end
-test and the end-to-end benchmark.
+"""Run the whole agechat graph on a bag.
+
+Launch it from the launch file, replay the bag into it, record its outputs into an output bag, and
+stop it cleanly. Used by `make demo`, the end-to-end test and the end-to-end benchmark.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def ensure_demo_bag(path: Path, log: Callable[[str], None] = print) -> Path:
     info['generator_digest'] = digest
     script.write_text(json.dumps(info, ensure_ascii=False, indent=2))
     log(
-        f'demo bag: {info["duration_s"]:.1f} s, {len(info["turns"])} turns ({time.monotonic() - started:.0f} s)'
+        f'demo bag: {info["duration_s"]:.1f} s, {len(info["turns"])} turns '
+        f'({time.monotonic() - started:.0f} s)'
     )
     return path
 
@@ -88,7 +90,7 @@ def run_graph_on_bag(
     log: Callable[[str], None] = print,
     show_progress: bool = True,
 ) -> GraphRun:
-    """Launch the graph, replay `bag` into it, record OUTPUT_TOPICS to out_dir/output_bag, stop it."""
+    """Launch the graph, replay `bag` into it, record OUTPUT_TOPICS to out_dir/output_bag, stop."""
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
 
@@ -168,7 +170,8 @@ def run_graph_on_bag(
                 )
             time.sleep(0.2)
         log(
-            f'graph ready after {time.monotonic() - started:.1f} s; replaying {bag.name} ({player.duration_s:.1f} s)'
+            f'graph ready after {time.monotonic() - started:.1f} s; '
+            f'replaying {bag.name} ({player.duration_s:.1f} s)'
         )
         replay_start_ns = time.time_ns()
         if show_progress:

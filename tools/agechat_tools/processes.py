@@ -1,5 +1,7 @@
-"""Finding installed ROS executables (lib/<package>/<executable> on AMENT_PREFIX_PATH) and stopping
-the processes started from them."""
+"""Find installed ROS executables and stop the processes started from them.
+
+Executables are lib/<package>/<executable> on AMENT_PREFIX_PATH, as `ros2 run` finds them.
+"""
 
 import os
 import signal
@@ -27,7 +29,10 @@ def sigterm_raises_keyboard_interrupt() -> None:
 
 
 def find_executable(package: str, executable: str) -> Path:
-    """Locate an installed ROS executable the way `ros2 run` does; raise FileNotFoundError with the fix."""
+    """Locate an installed ROS executable the way `ros2 run` does.
+
+    Raises FileNotFoundError naming the fix when it is not installed.
+    """
     for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
         if not prefix:
             continue
@@ -56,8 +61,10 @@ def find_package_share(package: str) -> Path:
 
 
 def interrupt_then_kill(popen: subprocess.Popen, timeout_s: float) -> int:
-    """Stop a process started with start_new_session=True as `ros2 launch` stops a node: SIGINT to its
-    process group, SIGKILL after `timeout_s`; return its exit code."""
+    """Stop a process started with start_new_session=True as `ros2 launch` stops a node.
+
+    SIGINT to its process group, SIGKILL after `timeout_s`; return its exit code.
+    """
     if popen.poll() is None:
         try:
             os.killpg(popen.pid, signal.SIGINT)

@@ -80,12 +80,13 @@ def utterance_from_msg(msg: Utterance) -> UtteranceIn:
 
 
 def age_from_msg(msg: AgeEstimate) -> AgeIn:
-    """The age group of an AgeEstimate; ConversionError for an unknown label or group index."""
+    """Return the age group of an AgeEstimate; ConversionError for an unknown label or index."""
     label = msg.group_label.strip().lower()
     if label:
         if label not in AGE_LABELS:
             raise ConversionError(
-                f"AgeEstimate group_label '{msg.group_label}' is not one of {', '.join(AGE_LABELS)}"
+                f"AgeEstimate group_label '{msg.group_label}' is not one of "
+                f"{', '.join(AGE_LABELS)}"
             )
         if msg.group < len(AGE_LABELS) and AGE_LABELS[msg.group] != label:
             raise ConversionError(
@@ -105,13 +106,14 @@ def age_from_msg(msg: AgeEstimate) -> AgeIn:
 
 
 def emotion_from_msg(msg: FaceEmotion) -> EmotionIn:
-    """The emotion of a FaceEmotion; ConversionError for an unknown label."""
+    """Return the emotion of a FaceEmotion; ConversionError for an unknown label."""
     label = msg.emotion_label.strip().lower()
     if not label and msg.emotion < len(EMOTION_LABELS):
         label = EMOTION_LABELS[msg.emotion]
     if label not in EMOTION_LABELS:
         raise ConversionError(
-            f"FaceEmotion emotion_label '{msg.emotion_label}' is not one of {', '.join(EMOTION_LABELS)}"
+            f"FaceEmotion emotion_label '{msg.emotion_label}' is not one of "
+            f"{', '.join(EMOTION_LABELS)}"
         )
     return EmotionIn(
         label, float(msg.confidence), time_to_ns(msg.header.stamp), bool(msg.face_found)
@@ -119,7 +121,7 @@ def emotion_from_msg(msg: FaceEmotion) -> EmotionIn:
 
 
 def reply_to_msg(reply: ReplyOut, stamp_ns: int) -> DialogueReply:
-    """A DialogueReply from the node's values; times not recorded stay zero."""
+    """Build a DialogueReply from the node's values; times not recorded stay zero."""
     msg = DialogueReply()
     msg.header.stamp = ns_to_time(stamp_ns)
     msg.utterance_id = reply.utterance_id
