@@ -9,7 +9,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope='session')
 def speech_with_pauses():
-    """Three espeak-ng utterances separated by 1.2 s of low noise (16 kHz) with their audible spans."""
+    """Three espeak-ng utterances, 1.2 s of low noise apart (16 kHz), with their audible spans."""
     from age_node.core.synth import synthesize_speech
 
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""Streaming segmentation: state machine on known probabilities, then real silero-vad on espeak speech."""
+"""Streaming segmentation: the state machine on known probabilities, then silero-vad on speech."""
 
 import numpy as np
 import pytest
@@ -18,7 +18,7 @@ FRAME_S = FRAME / 16000
 
 
 class ScriptedProbability:
-    """Returns the next value of a fixed list per frame (drives the state machine deterministically)."""
+    """Returns the next value of a fixed list per frame (drives the state machine exactly)."""
 
     def __init__(self, values):
         self.values = list(values)
@@ -97,15 +97,13 @@ def test_silero_finds_each_espeak_utterance(speech_with_pauses):
     audio, spans, _ = speech_with_pauses
     vad = SileroVad()
     segmenter = Segmenter(SegmenterConfig(), vad, vad.reset)
-    closes, opens = [], []
+    closes = []
     for start in range(0, audio.size, 320):  # 20 ms chunks, as a microphone driver sends them
         for event in segmenter.push(audio[start : start + 320], int(start / 16 * 1e6)):
             if isinstance(event, Close):
                 closes.append(event)
-            elif isinstance(event, Open):
-                opens.append(start)
     assert len(closes) == len(spans) == 3
-    for (begin, end), close, opened in zip(spans, closes, opens):
+    for (begin, end), close in zip(spans, closes, strict=True):
         assert abs(close.speech_start_ns / 1e9 - begin / 16000) < 0.35  # silero needs a few frames
         assert abs(close.speech_end_ns / 1e9 - end / 16000) < 0.3
 

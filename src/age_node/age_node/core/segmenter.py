@@ -47,17 +47,23 @@ class SegmenterConfig:
 
 @dataclass
 class Open:
+    """An utterance opened: its first audio (pre-roll + the opening frame)."""
+
     samples: np.ndarray
     start_ns: int  # instant of the first speech sample (pre-roll excluded)
 
 
 @dataclass
 class Audio:
+    """One more frame of audio of the open utterance."""
+
     samples: np.ndarray
 
 
 @dataclass
 class Close:
+    """The open utterance ended (after enough silence, or truncated at max_utterance_s)."""
+
     speech_start_ns: int
     speech_end_ns: int  # instant the last speech sample arrived
     speech_samples: (
@@ -71,6 +77,8 @@ class Close:
 
 @dataclass
 class Cancel:
+    """The open utterance is dropped (too little speech, or a reset); `reason` says which."""
+
     reason: str
 
 
@@ -120,7 +128,7 @@ class Segmenter:
         return events
 
     def push(self, samples: np.ndarray, arrival_ns: int) -> List[Event]:
-        """Add a chunk that arrived at `arrival_ns` (its last sample); return the events it caused."""
+        """Add a chunk that arrived at `arrival_ns` (its last sample); return the events caused."""
         samples = np.asarray(samples, dtype=np.float32)
         data = np.concatenate([self._pending, samples]) if self._pending.size else samples
         usable = data.size // FRAME * FRAME
@@ -191,7 +199,10 @@ class Segmenter:
 
 
 class SileroVad:
-    """silero-vad's streaming model (shipped inside the pip package): 512-sample frame -> probability."""
+    """silero-vad's streaming model (shipped inside the pip package).
+
+    It maps a 512-sample frame to a speech probability.
+    """
 
     def __init__(self):
         import torch
@@ -201,6 +212,7 @@ class SileroVad:
         self.model = load_silero_vad(onnx=False)
 
     def __call__(self, frame: np.ndarray) -> float:
+        """Return the speech probability of one 512-sample frame (the model keeps its state)."""
         with self._torch.inference_mode():
             return float(
                 self.model(
@@ -210,6 +222,7 @@ class SileroVad:
             )
 
     def reset(self) -> None:
+        """Forget the model's streaming state."""
         self.model.reset_states()
 
 

@@ -1,4 +1,4 @@
-r"""Evaluation CLI of the dialogue model.
+"""Evaluation CLI of the dialogue model.
 
 It measures held-out answer perplexity, register accuracy per age group, intent relevance and
 emotion conditioning on held-out paraphrases, distinct-n, looping and capped replies, latency.
