@@ -14,7 +14,7 @@ from ros_graph import Graph  # noqa: E402
 
 
 def _domain_id() -> int:
-    """This run's DDS domain: ROS_DOMAIN_ID when set (make test picks a free one), else by PID."""
+    """Return this run's DDS domain: ROS_DOMAIN_ID when set (make test picks one), else by PID."""
     return int(os.environ.get('ROS_DOMAIN_ID') or (os.getpid() % 100 + 1))
 
 
@@ -27,7 +27,7 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def graph(request, tmp_path):
-    """A Graph on this run's domain; node logs are printed when the test fails."""
+    """Yield a Graph on this run's domain; node logs are printed when the test fails."""
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     the_graph = Graph(_domain_id(), tmp_path / 'graph')
     yield the_graph

@@ -67,7 +67,7 @@ class NodeProcess:
         self.returncode: Optional[int] = None
 
     def alive(self) -> bool:
-        """True while the process runs."""
+        """Return True while the process runs."""
         return self.popen.poll() is None
 
     def log(self) -> str:
@@ -77,7 +77,10 @@ class NodeProcess:
         return self.log_path.read_text(errors='replace')
 
     def stop(self, timeout: float = 10.0) -> int:
-        """SIGINT (as Ctrl-C / ros2 launch does), then SIGKILL after `timeout` s; return the exit code."""
+        """Stop the process: SIGINT (as Ctrl-C or ros2 launch), SIGKILL after `timeout` s.
+
+        Return the exit code.
+        """
         interrupt_then_kill(self.popen, timeout)
         self.returncode = self.popen.returncode
         self._log_file.close()
@@ -105,7 +108,7 @@ class Collector:
         timeout: float = 10.0,
         predicate: Optional[Callable[[list], bool]] = None,
     ) -> list:
-        """Block until `count` messages arrived (and `predicate(messages)` holds); return a copy."""
+        """Block until `count` messages arrived (and `predicate(messages)` holds); return them."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while len(self.messages) < count or (
@@ -114,14 +117,14 @@ class Collector:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(
-                        f'{self.topic}: got {len(self.messages)} message(s) in {timeout:.1f} s, wanted {count}'
-                        + (' matching the predicate' if predicate else '')
+                        f'{self.topic}: got {len(self.messages)} message(s) in {timeout:.1f} s, '
+                        f'wanted {count}' + (' matching the predicate' if predicate else '')
                     )
                 self._cond.wait(remaining)
             return list(self.messages)
 
     def snapshot(self) -> list:
-        """The messages received so far."""
+        """Return the messages received so far."""
         with self._cond:
             return list(self.messages)
 
@@ -156,7 +159,7 @@ class Graph:
 
     # -- processes ----------------------------------------------------------------------------
     def env(self, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-        """The environment for node processes: this one, pinned to the graph's DDS domain."""
+        """Return the environment for node processes: this one, pinned to the graph's domain."""
         env = dict(os.environ)
         env.update(
             {
@@ -189,7 +192,7 @@ class Graph:
         env: Optional[Dict[str, str]] = None,
         ros_args: Iterable[str] = (),
     ) -> NodeProcess:
-        """Start an installed node executable with parameters (via a params file) and remappings."""
+        """Start an installed node executable with parameters (in a params file) and remappings."""
         name = name or executable
         command = [
             str(find_executable(package, executable)),

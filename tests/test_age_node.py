@@ -101,7 +101,7 @@ def test_n_segments_give_n_utterances_with_matching_age_ids(graph):
     # the forced two-word grammar may insert a word on pre-roll noise; the spoken word is the last
     assert [u.text.split()[-1] for u in got] == [text for text, _, _ in TURNS]
     assert [a.group_label for a in ages] == [group for _, group, _ in TURNS]
-    for u, a in zip(got, ages):
+    for u, a in zip(got, ages, strict=True):
         assert u.recognizer.startswith('vosk:') and u.language == 'ko' and 0 < u.confidence <= 1
         assert (
             time_to_ns(u.speech_start) < time_to_ns(u.speech_end) <= time_to_ns(u.vad_closed_time)

@@ -1,6 +1,8 @@
-"""avatar_node over real DDS: replies become Korean speech (audio chunks + speaking state), the agent's
-mouth follows the audio, the user avatar mirrors face emotions (state and pixels), and bad input or a
-missing voice never crashes the node.
+"""avatar_node over real DDS.
+
+Replies become Korean speech (audio chunks + speaking state), the agent's mouth follows the audio,
+the user avatar mirrors face emotions (state and pixels), and bad input or a missing voice never
+crashes the node.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def make_face(label: str, found: bool = True) -> FaceEmotion:
 
 
 class Latest:
-    """Keeps only the newest message of a topic plus arrival times (images are too big to keep all)."""
+    """Keeps only the newest message of a topic, and arrival times (images are too big to keep)."""
 
     def __init__(self, graph, topic, msg_type, profile):
         self.msg, self.times, self._lock = None, [], threading.Lock()
@@ -79,7 +81,7 @@ def start_avatar(graph, **parameters):
 def speak_and_wait(
     graph, pub, speech, audio, uid, text, age='adult', emotion='neutral', timeout=40.0
 ):
-    """Publish a reply, wait until it has been spoken; return (its speech states, its PCM floats)."""
+    """Publish a reply and wait until it has been spoken; return (its speech states, its PCM)."""
     audio.clear()
     pub.publish(make_reply(uid, text, age, emotion))
     states = speech.wait_for(
@@ -197,7 +199,7 @@ def test_face_emotion_moves_the_user_avatar_in_state_and_pixels(graph):
         time.sleep(0.6)  # let the smoothing settle, then take a frame rendered after it
         settled_ns = time.time_ns()
         wait_until(
-            lambda: (
+            lambda settled_ns=settled_ns: (
                 image.get()[0] is not None and time_to_ns(image.get()[0].header.stamp) > settled_ns
             ),
             10,

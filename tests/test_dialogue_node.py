@@ -1,6 +1,9 @@
-"""dialogue_node over real DDS: utterance + age (+ emotion) in, one reply per utterance with its id,
-in the register of the age group; label fallbacks; the typed-chat service and the `chat` client;
-bad input and bad parameters."""
+"""dialogue_node over real DDS.
+
+Utterance + age (+ emotion) in, one reply per utterance with its id, in the register of the age
+group; label fallbacks; the typed-chat service and the `chat` client; bad input and bad
+parameters.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""emotion_node over real DDS: real faces in, FaceEmotion out; bad frames dropped; bad setup refused."""
+"""emotion_node over real DDS: faces in, FaceEmotion out; bad frames dropped; bad setup refused."""
 
 from __future__ import annotations
 
@@ -25,11 +25,12 @@ NOT_WEIGHTS = str(Path(__file__).resolve().parents[1] / 'src' / 'emotion_node' /
 
 @pytest.fixture(scope='module')
 def astronaut_frame() -> np.ndarray:
-    """A 320x240 BGR frame with skimage's astronaut (smiling face, about 55 px wide).
+    """Return a 320x240 BGR frame with skimage's astronaut (smiling face, about 55 px wide).
 
-    320x240 because raw frames above Fast DDS' 512 KiB shared-memory segment (640x480 rgb8 is 900 KiB)
-    fall back to fragmented best-effort UDP, where most are lost with the built-in transports (see
-    src/emotion_node/config/fastdds_large_frames.xml); the 640x480 rate is measured by the benchmark.
+    320x240 because raw frames above Fast DDS' 512 KiB shared-memory segment (640x480 rgb8 is
+    900 KiB) fall back to fragmented best-effort UDP, where most are lost with the built-in
+    transports (see src/emotion_node/config/fastdds_large_frames.xml); the 640x480 rate is measured
+    by the benchmark.
     """
     from skimage import data
 
@@ -54,7 +55,10 @@ class Camera:
         return Time(sec=self.seconds, nanosec=500)
 
     def send(self, msg, timeout: float = 20.0) -> FaceEmotion:
-        """Publish `msg` with a fresh stamp (re-sent until answered: best-effort QoS) and return the reply."""
+        """Publish `msg` with a fresh stamp and return the reply.
+
+        The message is re-sent until answered (best-effort QoS).
+        """
         msg.header.stamp = stamp = self.stamp()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -84,7 +88,7 @@ class Camera:
 
 
 def node_diagnostics(messages) -> dict:
-    """The latest key/values emotion_node published on /diagnostics."""
+    """Return the latest key/values emotion_node published on /diagnostics."""
     values = {}
     for array_msg in messages:
         for status in array_msg.status:
@@ -115,8 +119,8 @@ def test_astronaut_is_happy_and_no_face_is_reported(graph, astronaut_frame):
     roi = reply.face_region
     assert 100 < roi.x_offset + roi.width / 2 < 210 and 25 < roi.width < 80
     assert 0 < reply.processing_ms < 1000 and time_to_ns(reply.processed_time) > 0
-    # run-time path without PyTorch (~490 MB RSS): the setup-time TFLite export of these weights is loaded
-    # and, after classifying the face, torch is still not in the node's sys.modules
+    # run-time path without PyTorch (~490 MB RSS): the setup-time TFLite export of these weights is
+    # loaded and, after classifying the face, torch is still not in the node's sys.modules
     after_face = diagnostics.wait_for(
         1, timeout=10, predicate=lambda ms: int(node_diagnostics(ms).get('faces_found', 0)) >= 1
     )
@@ -251,8 +255,8 @@ def test_max_rate_limits_the_processed_frames(graph, astronaut_frame):
         time.sleep(1 / 30)
     time.sleep(0.3)
     count = len(results.snapshot())
-    # About 5 per second, never the 30 sent. The lower bound is loose: on a loaded 2-core CI machine the
-    # sender itself stalls at times; the upper bound is what the rate limit guarantees.
+    # About 5 per second, never the 30 sent. The lower bound is loose: on a loaded 2-core CI
+    # machine the sender itself stalls at times; the upper bound is what the rate limit guarantees.
     assert 3 <= count <= 13, count
 
 
