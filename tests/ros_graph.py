@@ -272,7 +272,7 @@ class Graph:
         ).current_state.label
 
     def change_state(self, node: str, transition: str, timeout: float = 20.0) -> bool:
-        """Trigger a lifecycle transition by label ('deactivate', 'activate', ...); True if done."""
+        """Trigger a lifecycle transition by label (e.g. 'deactivate'); return True on success."""
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState
 
