@@ -331,3 +331,61 @@ class Graph:
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
         self._spin_thread.join(5)
+
+
+class NodeDiagnostics:
+    """The latest /diagnostics key/values of one node (only the newest status is kept).
+
+    A node's counters are the test's evidence that it has taken a message: messages on one topic
+    from one publisher reach it in order, but separate topics race each other inside its
+    executor, so a test that needs one topic's message handled before another's waits here.
+    """
+
+    def __init__(self, graph: Graph, node_name: str):
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.node_name = node_name.lstrip('/')
+        self.values: Dict[str, str] = {}
+        self.received = 0
+        self._cond = threading.Condition()
+        graph.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_array, 10)
+
+    def _on_array(self, array) -> None:
+        for status in array.status:
+            if status.name.lstrip('/') == self.node_name:
+                with self._cond:
+                    self.values = {kv.key: kv.value for kv in status.values}
+                    self.received += 1
+                    self._cond.notify_all()
+
+    def number(self, key: str) -> int:
+        """Return the latest integer value of `key` (0 while not reported)."""
+        with self._cond:
+            return int(self.values.get(key, 0))
+
+    def drops(self) -> int:
+        """Return the sum of the node's dropped_<reason> counters."""
+        with self._cond:
+            return sum(int(v) for k, v in self.values.items() if k.startswith('dropped_'))
+
+    def wait_for(
+        self, predicate: Callable[[Dict[str, str]], bool], timeout: float, what: str
+    ) -> Dict[str, str]:
+        """Block until the latest values satisfy `predicate`; return them."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self.values):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f'{self.node_name} /diagnostics: timed out after {timeout:.1f} s waiting '
+                        f'for {what}; latest values {self.values}'
+                    )
+                self._cond.wait(remaining)
+            return dict(self.values)
+
+    def wait_count(self, key: str, at_least: int, timeout: float = 20.0) -> Dict[str, str]:
+        """Block until the counter `key` reaches `at_least`."""
+        return self.wait_for(
+            lambda values: int(values.get(key, 0)) >= at_least, timeout, f'{key} >= {at_least}'
+        )

@@ -21,6 +21,7 @@ from agechat_ros.audio import audio_info, float_to_pcm_s16le
 from agechat_ros.time import time_to_ns
 
 from age_node.core.synth import DEMO_SENTENCES, synthesize_speech
+from ros_graph import NodeDiagnostics, wait_until
 
 WORDS = '안녕하세요|감사합니다'
 BASE_PARAMS = {
@@ -54,17 +55,61 @@ def send(
     channels: int = 1,
     chunk_s: float = 0.02,
     speedup: float = 4.0,
-) -> None:
-    """Publish interleaved S16LE chunks of `chunk_s`, `speedup` times faster than real time."""
+) -> int:
+    """Publish interleaved S16LE chunks of `chunk_s`, `speedup` times faster than real time.
+
+    Return the number of chunks published.
+    """
     pcm = (
         float_to_pcm_s16le(samples)
         if channels == 1
         else float_to_pcm_s16le(np.repeat(samples[:, None], channels, axis=1).reshape(-1))
     )
     step = int(rate * chunk_s) * 2 * channels
+    chunks = 0
     for start in range(0, len(pcm), step):
         publisher.publish(AudioData(data=array.array('B', pcm[start : start + step])))
+        chunks += 1
         time.sleep(chunk_s / speedup)
+    return chunks
+
+
+def send_until_listening(publisher, health: NodeDiagnostics, timeout: float = 20.0) -> int:
+    """Publish silence like a microphone until the node processes audio again; return the chunks.
+
+    After the agent stops speaking the node stays deaf for `speaking_tail_s`; the counter of
+    processed chunks says when that is over.
+    """
+    before = health.number('chunks_processed')
+    chunk = AudioData(data=array.array('B', float_to_pcm_s16le(gap(0.02))))
+    deadline = time.monotonic() + timeout
+    chunks = 0
+    while health.number('chunks_processed') <= before:
+        assert time.monotonic() < deadline, 'the node never listened again'
+        publisher.publish(chunk)
+        chunks += 1
+        time.sleep(0.02)  # the pace of a microphone
+    return chunks
+
+
+def handled(values: dict) -> int:
+    """Audio chunks the node is done with: processed, ignored while speaking, or dropped."""
+    return sum(
+        int(values.get(key, 0))
+        for key in (
+            'chunks_processed',
+            'chunks_ignored_while_speaking',
+            'dropped_backlog',
+            'dropped_processing_error',
+        )
+    )
+
+
+def wait_handled(health: NodeDiagnostics, chunks: int, timeout: float = 30.0) -> dict:
+    """Wait until the node is done with `chunks` audio chunks; return its /diagnostics values."""
+    return health.wait_for(
+        lambda values: handled(values) >= chunks, timeout, f'{chunks} audio chunks handled'
+    )
 
 
 def diagnostic_value(collector, key: str) -> int:
@@ -89,12 +134,15 @@ def start(graph, **params):
     return node, utterances, estimates, diagnostics, audio
 
 
+
 def test_n_segments_give_n_utterances_with_matching_age_ids(graph):
     node, utterances, estimates, _, audio = start(graph)
-    send(audio, turns_audio(TURNS))
+    health = NodeDiagnostics(graph, 'age_node')
+    sent = send(audio, turns_audio(TURNS))
     got = utterances.wait_for(3, timeout=30)
     ages = estimates.wait_for(3, timeout=10)
-    time.sleep(1.0)
+    # the node is done with every chunk and says how many utterances it published in all
+    assert int(wait_handled(health, sent)['utterances']) == 3
     assert len(utterances.snapshot()) == 3 and len(estimates.snapshot()) == 3
     assert [u.utterance_id for u in got] == [a.utterance_id for a in ages]
     assert len({u.utterance_id for u in got}) == 3
@@ -119,27 +167,25 @@ def test_n_segments_give_n_utterances_with_matching_age_ids(graph):
 
 def test_nothing_is_published_while_the_agent_speaks(graph):
     node, utterances, estimates, diagnostics, audio = start(graph)
+    health = NodeDiagnostics(graph, 'age_node')
     state = graph.publisher('/agechat/speech_state', SpeechState, qos.LATCHED)
     graph.wait_for_subscribers(state)
     state.publish(SpeechState(speaking=True, utterance_id='reply-1'))
-    time.sleep(0.5)
-    send(audio, turns_audio(TURNS[:2]))
-    # positive evidence that the audio arrived and was ignored, then make sure nothing came out
-    from ros_graph import wait_until
-
-    wait_until(
-        lambda: diagnostic_value(diagnostics, 'chunks_ignored_while_speaking') > 200,
-        20,
-        'ignored chunks',
-    )
-    time.sleep(1.5)
+    # speech state and audio are separate topics: the audio goes out once the node is muted
+    health.wait_for(lambda v: v.get('agent_speaking') == 'True', 20, 'agent_speaking True')
+    sent = send(audio, turns_audio(TURNS[:2]))
+    # positive evidence that every chunk arrived and was ignored, and nothing came out
+    values = wait_handled(health, sent)
+    assert int(values['chunks_ignored_while_speaking']) == sent
+    assert int(values.get('utterances', 0)) == 0
     assert utterances.snapshot() == [] and estimates.snapshot() == []
     state.publish(SpeechState(speaking=False, utterance_id='reply-1'))
-    time.sleep(0.6)  # > speaking_tail_s
-    send(audio, turns_audio(TURNS[1:2]))
+    health.wait_for(lambda v: v.get('agent_speaking') == 'False', 20, 'agent_speaking False')
+    sent += send_until_listening(audio, health)  # speaking_tail_s is over
+    sent += send(audio, turns_audio(TURNS[1:2]))
     got = utterances.wait_for(1, timeout=20)
     estimates.wait_for(1, timeout=10)
-    time.sleep(1.0)
+    assert int(wait_handled(health, sent)['utterances']) == 1
     assert len(utterances.snapshot()) == 1 and got[0].text.split()[-1] == '감사합니다'
     assert estimates.snapshot()[0].utterance_id == got[0].utterance_id
 
@@ -162,15 +208,19 @@ def test_bad_input_never_crashes_and_long_speech_is_cut(graph):
     info.publish(
         AudioInfo(channels=1, sample_rate=16000, sample_format='F32LE', coding_format='pcm')
     )  # refused
-    time.sleep(0.5)  # LATCHED keeps depth 1: let each AudioInfo arrive before the next replaces it
+    # LATCHED keeps depth 1: the refused AudioInfo must arrive before the next one replaces it
+    wait_until(
+        lambda: diagnostic_value(diagnostics, 'dropped_bad_audio_info') >= 1,
+        20,
+        'the F32LE AudioInfo refused',
+    )
     info.publish(audio_info(48000, channels=2))
-    time.sleep(0.5)
+    # AudioInfo and audio are separate topics: the 48 kHz audio goes out once the node has the info
+    wait_until(lambda: '48000 Hz x 2 ch' in node.log(), 20, 'the 48 kHz stereo AudioInfo taken')
     before = len(utterances.snapshot())
     send(audio, turns_audio(TURNS[1:2], rate=48000), rate=48000, channels=2)
     after = utterances.wait_for(before + 1, timeout=30)
     assert after[-1].text.split()[-1] == '감사합니다'
-    from ros_graph import wait_until
-
     wait_until(
         lambda: (
             diagnostic_value(diagnostics, 'dropped_malformed_audio') >= 1

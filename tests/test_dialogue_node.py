@@ -13,7 +13,7 @@ import time
 from agechat_msgs.msg import AgeEstimate, DialogueReply, FaceEmotion, Utterance
 from agechat_msgs.srv import Chat
 from agechat_ros.time import ns_to_time, time_to_ns
-from ros_graph import find_executable, wait_until
+from ros_graph import NodeDiagnostics, find_executable, wait_until
 
 from dialogue_node.core.register import classify_register
 
@@ -64,13 +64,24 @@ def start(graph, **parameters):
 
 def test_one_reply_per_utterance_in_the_register_of_its_age_group(graph):
     node, replies, pubs = start(graph, age_wait_s=3.0)
+    health = NodeDiagnostics(graph, 'dialogue_node')
     now = time.time_ns()
+    # The three topics race each other in the node's executor, so each step waits on /diagnostics
+    # until the node has taken what it needs: a malformed message right behind a good one on the
+    # same topic is counted as dropped only after the good one was handled.
     pubs['face'].publish(face('sad', now))
-    # child: age estimate first; adult: utterance first; senior: emotion window holds 'sad' for all
+    pubs['face'].publish(face('confused', now))
+    health.wait_count('dropped_bad_face_emotion', 1)
+    # child: the age estimate reaches the node before the utterance
     pubs['age'].publish(age('u-child', 'child'))
+    pubs['age'].publish(age('u-sentinel', 'teen', 'teen'))
+    health.wait_count('dropped_bad_age_estimate', 1)
     pubs['utt'].publish(utterance('u-child', '오늘 날씨 어때?', now))
+    # adult: the utterance reaches the node before its age estimate
     pubs['utt'].publish(utterance('u-adult', '배고파', now))
+    health.wait_count('utterances', 2)
     pubs['age'].publish(age('u-adult', 'adult'))
+    # senior: either order; the emotion window holds 'sad' for all three
     pubs['age'].publish(age('u-senior', 'senior'))
     pubs['utt'].publish(utterance('u-senior', '요즘 잠이 안 와', now))
     got = {m.utterance_id: m for m in replies.wait_for(3, timeout=60)}
@@ -92,13 +103,23 @@ def test_one_reply_per_utterance_in_the_register_of_its_age_group(graph):
             time_to_ns(reply.generation_end_time),
         )
         assert 0 < received <= start_ns <= end_ns <= time_to_ns(reply.header.stamp)
-    time.sleep(0.5)
-    assert len(replies.messages) == 3  # exactly one reply per utterance
+    # exactly one reply per utterance: replies leave one worker in order, so once a later
+    # utterance is answered, every reply to the three before it has been published
+    pubs['age'].publish(age('u-last', 'adult'))
+    pubs['utt'].publish(utterance('u-last', '고마워', now))
+    replies.wait_for(4, timeout=60, predicate=lambda ms: ms[-1].utterance_id == 'u-last')
+    assert sorted(m.utterance_id for m in replies.snapshot()) == [
+        'u-adult',
+        'u-child',
+        'u-last',
+        'u-senior',
+    ]
     graph.assert_alive()
 
 
 def test_label_fallbacks_bad_input_and_empty_text(graph):
     node, replies, pubs = start(graph, age_wait_s=0.3)
+    health = NodeDiagnostics(graph, 'dialogue_node')
     now = time.time_ns()
     pubs['utt'].publish(
         utterance('u1', '안녕', now)
@@ -106,9 +127,18 @@ def test_label_fallbacks_bad_input_and_empty_text(graph):
     first = replies.wait_for(1, timeout=30)[0]
     assert (first.age_group, first.age_source) == ('adult', DialogueReply.SOURCE_DEFAULT)
     assert (first.emotion, first.emotion_source) == ('neutral', DialogueReply.SOURCE_DEFAULT)
+    pubs['age'].publish(age('u2', 'senior'))
     pubs['age'].publish(age('u2', 'teen', 'teen'))  # malformed: dropped, node keeps going
     pubs['face'].publish(face('confused', now))  # malformed: dropped
-    pubs['age'].publish(age('u2', 'senior'))
+    # u2's age must be in before u2 (age_wait_s 0.3) and u3 (no age: the latest) arrive
+    health.wait_for(
+        lambda v: (
+            int(v.get('dropped_bad_age_estimate', 0)) == 1
+            and int(v.get('dropped_bad_face_emotion', 0)) == 1
+        ),
+        20,
+        'the malformed age estimate and face emotion counted',
+    )
     pubs['utt'].publish(utterance('u2', '', now))  # vosk heard nothing
     pubs['utt'].publish(utterance('u3', 'hello 😀\x07', now))  # no age for u3: the latest (senior)
     pubs['utt'].publish(utterance('u4', '뭐 ' * 500, now))  # very long: truncated
