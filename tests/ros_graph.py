@@ -259,6 +259,51 @@ class Graph:
         self.node.destroy_client(client)
         return future.result()
 
+    # -- lifecycle and parameters (what `ros2 lifecycle` / `ros2 param` do) -------------------
+    def lifecycle_state(self, node: str, timeout: float = 20.0) -> str:
+        """Return the label of a lifecycle node's current state ('active', 'inactive', ...)."""
+        from lifecycle_msgs.srv import GetState
+
+        return self.call(
+            GetState, f'/{node}/get_state', GetState.Request(), timeout
+        ).current_state.label
+
+    def change_state(self, node: str, transition: str, timeout: float = 20.0) -> bool:
+        """Trigger a lifecycle transition by label ('deactivate', 'activate', ...); True if done."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        ids = {
+            'configure': Transition.TRANSITION_CONFIGURE,
+            'cleanup': Transition.TRANSITION_CLEANUP,
+            'activate': Transition.TRANSITION_ACTIVATE,
+            'deactivate': Transition.TRANSITION_DEACTIVATE,
+        }
+        request = ChangeState.Request(transition=Transition(id=ids[transition]))
+        return self.call(ChangeState, f'/{node}/change_state', request, timeout).success
+
+    def set_parameters(self, node: str, timeout: float = 20.0, **values) -> list:
+        """Set parameters of a node; return its SetParametersResult for each, in order."""
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
+        request = SetParameters.Request(
+            parameters=[
+                Parameter(name, value=value).to_parameter_msg() for name, value in values.items()
+            ]
+        )
+        return self.call(SetParameters, f'/{node}/set_parameters', request, timeout).results
+
+    def describe_parameters(self, node: str, *names: str, timeout: float = 20.0) -> dict:
+        """Return {name: ParameterDescriptor} for the named parameters of a node."""
+        from rcl_interfaces.srv import DescribeParameters
+
+        request = DescribeParameters.Request(names=list(names))
+        descriptors = self.call(
+            DescribeParameters, f'/{node}/describe_parameters', request, timeout
+        ).descriptors
+        return {d.name: d for d in descriptors}
+
     # -- teardown ---------------------------------------------------------------------------------
     def _spin(self) -> None:
         while self.context.ok():

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from agechat_tools.graph_run import REPO, ensure_demo_bag, run_graph_on_bag
+from agechat_tools.processes import sigterm_raises_keyboard_interrupt
 from agechat_tools.report import write_report
 
 
@@ -23,6 +24,17 @@ def log(text: str) -> None:
 
 
 def main(argv=None) -> int:
+    """Run the demo; Ctrl-C or SIGTERM stops the graph cleanly and writes no report."""
+    sigterm_raises_keyboard_interrupt()
+    try:
+        return run_demo(argv)
+    except KeyboardInterrupt:
+        log('stopped on request: the graph is down; no report was written')
+        return 0
+
+
+def run_demo(argv=None) -> int:
+    """Generate the bag if needed, run the graph on it and write the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', type=Path, default=REPO / 'out' / 'demo')
     parser.add_argument(

@@ -95,7 +95,7 @@ def run_graph_on_bag(
     from agechat_msgs.msg import SpeechState
     from agechat_ros.qos import LATCHED
     from agechat_tools.bag import BagPlayer, BagRecorder
-    from agechat_tools.processes import interrupt_then_kill
+    from agechat_tools.processes import interrupt_then_kill, stop_signals_ignored
 
     out_dir.mkdir(parents=True, exist_ok=True)
     output_bag = out_dir / 'output_bag'
@@ -215,15 +215,16 @@ def run_graph_on_bag(
             replay_start_ns=replay_start_ns,
         )
     finally:
-        if recorder is not None:
-            recorder.close()
-        if player is not None:
-            player.close()
-        interrupt_then_kill(launcher, 30)
-        rclpy.try_shutdown(context=context)
-        spin.join(5)
-        executor.shutdown()
-        node.destroy_node()
+        with stop_signals_ignored():  # a second Ctrl-C must not orphan the graph
+            if recorder is not None:
+                recorder.close()
+            if player is not None:
+                player.close()
+            interrupt_then_kill(launcher, 30)
+            rclpy.try_shutdown(context=context)
+            spin.join(5)
+            executor.shutdown()
+            node.destroy_node()
     return_value.launch_status = (
         json.loads(status_file.read_text()) if status_file.exists() else {}
     )

@@ -4,7 +4,26 @@ the processes started from them."""
 import os
 import signal
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def stop_signals_ignored():
+    """Ignore SIGINT/SIGTERM inside the block (a teardown that must finish), then restore them."""
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def sigterm_raises_keyboard_interrupt() -> None:
+    """Make SIGTERM interrupt like Ctrl-C, so that `finally` blocks stop what we started."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def find_executable(package: str, executable: str) -> Path:
