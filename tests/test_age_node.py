@@ -134,7 +134,6 @@ def start(graph, **params):
     return node, utterances, estimates, diagnostics, audio
 
 
-
 def test_n_segments_give_n_utterances_with_matching_age_ids(graph):
     node, utterances, estimates, _, audio = start(graph)
     health = NodeDiagnostics(graph, 'age_node')
