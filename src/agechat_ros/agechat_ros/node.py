@@ -63,6 +63,7 @@ class AgechatNode(LifecycleNode):
         self._is_active = threading.Event()
         self._active_entities: List[Any] = []  # subscriptions and timers while active
         self._configured_services: List[Any] = []  # services from configure to cleanup
+        self._configured_publishers: List[Any] = []  # publishers from configure to cleanup
         self._set_state_label('unconfigured')
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -93,8 +94,14 @@ class AgechatNode(LifecycleNode):
         return self._is_active.is_set()
 
     def publisher(self, msg_type, topic: str, qos, **kwargs):
-        """Create a lifecycle publisher: it publishes only while the node is active."""
-        return self.create_lifecycle_publisher(msg_type, topic, qos, **kwargs)
+        """Create a lifecycle publisher: it publishes only while the node is active.
+
+        Worker threads may still publish while the process shuts down (after Ctrl-C rclpy's
+        context is gone before the threads stop); such a publish is skipped, not raised.
+        """
+        publisher = self.create_lifecycle_publisher(msg_type, topic, qos, **kwargs)
+        self._configured_publishers.append(publisher)
+        return _ShutdownSafePublisher(publisher, self.context)
 
     def service(self, srv_type, name: str, callback: Callable, **kwargs):
         """Create a service that lives from configure to cleanup."""
@@ -200,9 +207,16 @@ class AgechatNode(LifecycleNode):
         except Exception:  # noqa: BLE001 - freeing must go on
             self.get_logger().error(f'{hook.__name__} failed: {traceback.format_exc()}')
         if hook == self.cleanup:
-            for server in self._configured_services:
-                self.destroy_service(server)
-            self._configured_services.clear()
+            services, self._configured_services = self._configured_services, []
+            publishers, self._configured_publishers = self._configured_publishers, []
+            try:
+                for server in services:
+                    self.destroy_service(server)
+                for publisher in publishers:
+                    self.destroy_lifecycle_publisher(publisher)
+            except Exception:  # noqa: BLE001 - at exit the node is destroyed whole anyway
+                if self.context.ok():
+                    raise
 
     def _set_state_label(self, label: str) -> None:
         self.health.set('lifecycle_state', label)
@@ -225,6 +239,25 @@ class AgechatNode(LifecycleNode):
                 + ', '.join(f'{name}={value!r}' for name, value in sorted(result.items()))
             )
         return SetParametersResult(successful=True)
+
+
+class _ShutdownSafePublisher:
+    """A publisher whose publish() is a no-op once the rclpy context has shut down."""
+
+    def __init__(self, publisher, context):
+        self._publisher = publisher
+        self._context = context
+
+    def publish(self, msg) -> None:
+        """Publish `msg`; during shutdown (context no longer ok) drop it silently."""
+        try:
+            self._publisher.publish(msg)
+        except Exception:  # noqa: BLE001 - rclpy raises RCLError for an invalid context
+            if self._context.ok():
+                raise
+
+    def __getattr__(self, name):
+        return getattr(self._publisher, name)
 
 
 class _StopRequest:
