@@ -24,7 +24,7 @@ import pytest
 from lifecycle_msgs.srv import GetState
 
 from agechat_msgs.msg import DialogueReply
-from ros_graph import Graph, NodeProcess, reliable_qos, wait_until
+from agechat_ros.testing import Graph, NodeProcess, domain_id, reliable_qos, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / 'launch' / 'agechat.launch.xml'
@@ -71,8 +71,8 @@ INTERFACE_FILES = sorted((INTERFACES / 'msg').glob('*.msg')) + sorted(
 
 
 def _domain_id() -> int:
-    """Return this run's DDS domain, chosen as tests/conftest.py does."""
-    return int(os.environ.get('ROS_DOMAIN_ID') or (os.getpid() % 100 + 1))
+    """Return this run's DDS domain, chosen as the graph fixture does."""
+    return domain_id()
 
 
 @dataclass

@@ -97,7 +97,8 @@ def run_graph_on_bag(
     from agechat_msgs.msg import SpeechState
     from agechat_ros.qos import LATCHED
     from agechat_tools.bag import BagPlayer, BagRecorder
-    from agechat_tools.processes import interrupt_then_kill, stop_signals_ignored
+    from agechat_ros.processes import interrupt_then_kill
+    from agechat_tools.processes import stop_signals_ignored
 
     out_dir.mkdir(parents=True, exist_ok=True)
     output_bag = out_dir / 'output_bag'

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from agechat_tools.processes import find_executable, find_package_share
+from agechat_ros.processes import find_executable, find_package_share
 
 #: Tags and attributes this runner understands (a subset of ROS 2's XML frontend).
 SUPPORTED = {

@@ -1,5 +1,7 @@
 """Shared helpers for age_node's unit tests."""
 
+from agechat_ros.testing import graph, pytest_runtest_makereport  # noqa: F401 - for the DDS tests
+
 import numpy as np
 import pytest
 import torch

@@ -279,6 +279,12 @@ class _StopRequest:
             signal.signal(signum, self)
         return self
 
+    @staticmethod
+    def ignore_from_now_on() -> None:
+        """Ignore SIGINT/SIGTERM for the rest of the process (teardown is done)."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+
 
 def run_node(
     node_factory: Callable[[], AgechatNode], args: Optional[list] = None, executor_threads: int = 1
@@ -328,4 +334,7 @@ def run_node(
             node.teardown()
             node.destroy_node()
         rclpy.try_shutdown()
+        # Interpreter exit resets Python signal handlers to the default action, so a late second
+        # SIGINT (the one ros2 launch forwards after the terminal's) would kill us with -2 there.
+        stop.ignore_from_now_on()
     return code

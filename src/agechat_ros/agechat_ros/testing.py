@@ -1,4 +1,4 @@
-"""Graph test harness: real node processes, real DDS, no sleeps.
+"""Graph test harness: real node processes, real DDS, no sleeps (for pytest; needs pytest).
 
 A :class:`Graph` owns one rclpy context in the test process (the "probe" node, spun in a
 background thread) and any number of node processes started from their installed executables,
@@ -7,7 +7,9 @@ and collect through the probe, wait until endpoints are matched instead of sleep
 nodes with SIGINT (then SIGKILL). Each node's output goes to a log file that the pytest fixture
 prints when a test fails.
 
-Usage (see tests/conftest.py for the ``graph`` fixture)::
+Every test folder's ``conftest.py`` imports the ``graph`` fixture and the report hook from here
+(``from agechat_ros.testing import graph, pytest_runtest_makereport``), so the same tests run
+under ``make test`` and ``colcon test``. Usage::
 
     node = graph.start_node('emotion_node', 'emotion_node', parameters={'max_rate_hz': 30.0})
     replies = graph.collect('/agechat/face_emotion', FaceEmotion)
@@ -27,14 +29,13 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional
 
+import pytest
 import rclpy
 import yaml
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, QoSHistoryPolicy
 
-from agechat_tools.processes import find_executable, interrupt_then_kill
-
-REPO = Path(__file__).resolve().parents[1]
+from agechat_ros.processes import find_executable, interrupt_then_kill
 
 
 def wait_until(
@@ -129,6 +130,7 @@ class Collector:
             return list(self.messages)
 
     def clear(self) -> None:
+        """Forget the messages received so far."""
         with self._cond:
             self.messages.clear()
             self.receive_times_ns.clear()
@@ -389,3 +391,78 @@ class NodeDiagnostics:
         return self.wait_for(
             lambda values: int(values.get(key, 0)) >= at_least, timeout, f'{key} >= {at_least}'
         )
+
+
+# -- pytest glue --------------------------------------------------------------------------------
+def domain_id() -> int:
+    """Return this run's DDS domain: ROS_DOMAIN_ID when set (make test picks one), else by PID."""
+    return int(os.environ.get('ROS_DOMAIN_ID') or (os.getpid() % 100 + 1))
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Remember each phase's report on the test item (the fixture prints logs on failure)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f'rep_{report.when}', report)
+
+
+@pytest.fixture
+def graph(request, tmp_path):
+    """Yield a Graph on this run's domain; node logs are printed when the test fails."""
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    the_graph = Graph(domain_id(), tmp_path / 'graph')
+    yield the_graph
+    the_graph.shutdown()
+    failed = any(
+        getattr(request.node, f'rep_{when}', None) is not None
+        and getattr(request.node, f'rep_{when}').failed
+        for when in ('setup', 'call')
+    )
+    if failed:
+        sys.stderr.write('\n' + the_graph.logs() + '\n')
+
+
+# -- lifecycle and parameter checks shared by the node tests -----------------------------------
+#: How long a node that should stay silent is watched (an absence needs a window).
+SILENCE_WINDOW_S = 2.0
+
+
+def lifecycle_label(diagnostics: Collector, node: str) -> str:
+    """Return the newest `lifecycle_state` a node reported on /diagnostics ('' if none yet)."""
+    for message in reversed(diagnostics.snapshot()):
+        for status in message.status:
+            if status.name.endswith(node):
+                values = {kv.key: kv.value for kv in status.values}
+                if 'lifecycle_state' in values:
+                    return values['lifecycle_state']
+    return ''
+
+
+def deactivate(graph: Graph, node: str, diagnostics: Collector, publisher) -> None:
+    """Deactivate `node`, check its state everywhere and that it stopped listening."""
+    assert graph.lifecycle_state(node) == 'active'
+    assert graph.change_state(node, 'deactivate')
+    assert graph.lifecycle_state(node) == 'inactive'
+    wait_until(
+        lambda: lifecycle_label(diagnostics, node) == 'inactive', 10, 'inactive on /diagnostics'
+    )
+    wait_until(lambda: publisher.get_subscription_count() == 0, 10, f'{node} to stop listening')
+
+
+def activate(graph: Graph, node: str, diagnostics: Collector, publisher) -> None:
+    """Activate `node` again and wait until it listens."""
+    assert graph.change_state(node, 'activate')
+    assert graph.lifecycle_state(node) == 'active'
+    wait_until(
+        lambda: lifecycle_label(diagnostics, node) == 'active', 10, 'active on /diagnostics'
+    )
+    graph.wait_for_subscribers(publisher)
+
+
+def assert_refused(results: list, *fragments: str) -> None:
+    """Check that a SetParameters answer is a refusal whose reason names each fragment."""
+    (result,) = results
+    assert not result.successful
+    for fragment in fragments:
+        assert fragment in result.reason, result.reason

@@ -11,16 +11,24 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
 from agechat_msgs.msg import FaceEmotion
 from agechat_ros import qos
 from agechat_ros.image import bgr_to_compressed, bgr_to_image
 from agechat_ros.time import time_to_ns
+from agechat_ros.testing import (
+    SILENCE_WINDOW_S,
+    activate,
+    assert_refused,
+    deactivate,
+    wait_until,
+)
 
 TOPIC = '/agechat/face_emotion'
 #: an existing file that is not safetensors weights
-NOT_WEIGHTS = str(Path(__file__).resolve().parents[1] / 'src' / 'emotion_node' / 'package.xml')
+NOT_WEIGHTS = str(Path(__file__).resolve().parents[1] / 'package.xml')  # exists, not weights
 
 
 @pytest.fixture(scope='module')
@@ -279,3 +287,39 @@ def test_bad_setup_is_refused_at_start_with_the_fix(graph, parameters, expected)
     for text in expected:
         assert text in log, log
     assert 'Traceback' not in log
+
+
+def test_emotion_node_lifecycle_and_run_time_parameters(graph, astronaut_frame):
+    frame = astronaut_frame
+    graph.start_node('emotion_node', 'emotion_node', parameters={'smoothing_s': 0.0})
+    results = graph.collect('/agechat/face_emotion', FaceEmotion)
+    diagnostics = graph.collect('/diagnostics', DiagnosticArray)
+    camera = graph.publisher('/image', Image, qos_profile_sensor_data)
+    graph.wait_for_subscribers(camera, timeout=60)
+    image = bgr_to_image(frame)
+
+    def show(count: int, period_s: float = 0.05) -> None:
+        for _ in range(count):
+            image.header.stamp = graph.node.get_clock().now().to_msg()
+            camera.publish(image)
+            time.sleep(period_s)
+
+    wait_until(lambda: show(1) or bool(results.snapshot()), 30, 'a first face emotion')
+    deactivate(graph, 'emotion_node', diagnostics, camera)
+    results.clear()
+    show(20)
+    time.sleep(SILENCE_WINDOW_S / 2)
+    assert results.snapshot() == []
+
+    activate(graph, 'emotion_node', diagnostics, camera)
+    wait_until(lambda: show(1) or bool(results.snapshot()), 30, 'face emotions again')
+    assert results.snapshot()[-1].emotion_label == 'happy'
+
+    # at most 2 frames per second from now on: 40 frames in 2 s give about 4
+    assert graph.set_parameters('emotion_node', max_rate_hz=2.0)[0].successful
+    results.clear()
+    show(40)
+    assert 1 <= len(results.snapshot()) <= 6, len(results.snapshot())
+    assert_refused(graph.set_parameters('emotion_node', detector='haar'), 'read-only')
+    assert_refused(graph.set_parameters('emotion_node', smoothing_s=100.0), 'smoothing_s')
+    graph.assert_alive()
