@@ -119,3 +119,39 @@ def test_silence_and_noise_only_open_nothing():
     for start in range(0, audio.size, 512):
         events += segmenter.push(audio[start : start + 512], start)
     assert events == []
+
+
+def test_onnx_vad_matches_the_torch_model_and_needs_no_torch(speech_with_pauses):
+    """The bundled ONNX file gives the TorchScript model's probabilities, and imports no torch."""
+    import subprocess
+    import sys
+
+    import torch
+    from silero_vad import load_silero_vad
+
+    audio, _, _ = speech_with_pauses
+    frames = audio[: audio.size // FRAME * FRAME].reshape(-1, FRAME)
+    onnx_vad, torch_vad = SileroVad(), load_silero_vad(onnx=False)
+    onnx_p = np.array([onnx_vad(frame) for frame in frames])
+    with torch.inference_mode():
+        torch_p = np.array([torch_vad(torch.from_numpy(f.copy()), 16000).item() for f in frames])
+    assert (torch_p > 0.5).sum() > 50  # the comparison covers speech
+    assert np.abs(onnx_p - torch_p).max() < 1e-4
+    onnx_vad.reset()
+    assert onnx_vad(frames[0]) == pytest.approx(onnx_p[0], abs=1e-6)
+
+    script = (
+        'import sys, numpy as np\n'
+        'from age_node.core.segmenter import SileroVad\n'
+        'vad = SileroVad()\n'
+        'vad(np.zeros(512, np.float32))\n'
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == 'False'
+
+
+def test_a_missing_vad_model_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match='make setup'):
+        SileroVad(str(tmp_path / 'missing.onnx'))

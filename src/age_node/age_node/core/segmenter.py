@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Deque, List, Optional, Tuple, Union
 
 import numpy as np
@@ -199,31 +200,60 @@ class Segmenter:
 
 
 class SileroVad:
-    """silero-vad's streaming model (shipped inside the pip package).
+    """silero-vad's streaming model, the ONNX file inside the pip package, run by onnxruntime.
 
-    It maps a 512-sample frame to a speech probability.
+    It maps a 512-sample frame to a speech probability. No torch: the model's recurrent state and
+    the 64 samples of context it expects before each frame are kept here as numpy arrays.
     """
 
-    def __init__(self):
-        import torch
-        from silero_vad import load_silero_vad
+    #: Samples of the previous frame the model reads before each new one (16 kHz).
+    CONTEXT = 64
 
-        self._torch = torch
-        self.model = load_silero_vad(onnx=False)
+    def __init__(self, model_path: Optional[str] = None):
+        import onnxruntime
+
+        path = Path(model_path) if model_path else default_silero_onnx_path()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f'silero-vad ONNX model not found at {path}; run `make setup` '
+                '(it installs the silero-vad pip package that ships it)'
+            )
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # the shipped file has unused initialisers: no warnings
+        self.session = onnxruntime.InferenceSession(
+            str(path), sess_options=options, providers=['CPUExecutionProvider']
+        )
+        self._rate = np.array(SAMPLE_RATE, dtype=np.int64)
+        self.reset()
 
     def __call__(self, frame: np.ndarray) -> float:
         """Return the speech probability of one 512-sample frame (the model keeps its state)."""
-        with self._torch.inference_mode():
-            return float(
-                self.model(
-                    self._torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32)),
-                    SAMPLE_RATE,
-                ).item()
-            )
+        frame = np.ascontiguousarray(frame, dtype=np.float32).reshape(1, FRAME)
+        window = np.concatenate([self._context, frame], axis=1)
+        probability, self._state = self.session.run(
+            None, {'input': window, 'state': self._state, 'sr': self._rate}
+        )
+        self._context = window[:, -self.CONTEXT :]
+        return float(probability[0, 0])
 
     def reset(self) -> None:
         """Forget the model's streaming state."""
-        self.model.reset_states()
+        self._state = np.zeros((2, 1, 128), dtype=np.float32)
+        self._context = np.zeros((1, self.CONTEXT), dtype=np.float32)
+
+
+def default_silero_onnx_path() -> Path:
+    """Return silero_vad.onnx inside the installed `silero-vad` package (not imported: torch)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec('silero_vad')
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            'the silero-vad pip package is not installed; run `make setup` (it pip installs it)'
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / 'data' / 'silero_vad.onnx'
 
 
 def split_frames(samples: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
