@@ -20,6 +20,7 @@ NUMPY_INCLUDE = re.compile(r'[^";]*/site-packages/numpy/_core/include(?=[";])')
 
 
 def main(venv: str) -> int:
+    """Rewrite the include paths in the CMake files under VENV/share; return the exit status."""
     python_include = sysconfig.get_paths()['include']
     numpy_include = numpy.get_include()
     changed = 0

@@ -1,6 +1,9 @@
-"""The rosbags-based player and recorder: a bag played from one process and recorded in another
-comes back with the same messages, in order, with its timing scaled by the play rate, and QoS
-(best-effort camera, latched info) that matches what subscribers expect."""
+"""The rosbags-based player and recorder.
+
+A bag played from one process and recorded in another comes back with the same messages, in
+order, with its timing scaled by the play rate, and QoS (best-effort camera, latched info) that
+matches what subscribers expect.
+"""
 
 from __future__ import annotations
 

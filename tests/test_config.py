@@ -1,5 +1,7 @@
-"""config/agechat.yaml only sets parameters the nodes really declare, with values they accept
-(rclpy silently ignores unknown names in a parameter file, so a typo would otherwise go unnoticed)."""
+"""config/agechat.yaml only sets parameters the nodes really declare, with values they accept.
+
+rclpy silently ignores unknown names in a parameter file, so a typo would otherwise go unnoticed.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def test_every_configured_parameter_is_declared_with_the_configured_value(graph,
         timeout=60,
     )
     assert node.alive(), node.log()
-    for name, value in zip(settings, response.values):
+    for name, value in zip(settings, response.values, strict=True):
         assert value.type != ParameterType.PARAMETER_NOT_SET, (
             f'{node_name} declares no parameter {name!r}'
         )

@@ -1,6 +1,8 @@
-"""The pinned dependency file and the environment agree: every direct pin is installed at its
-pinned version, and every Python package it provides imports (in a fresh interpreter each, so one
-broken import cannot hide behind another's side effects)."""
+"""The pinned dependency file and the environment agree.
+
+Every direct pin is installed at its pinned version, and every Python package it provides imports
+(in a fresh interpreter each, so one broken import cannot hide behind another's side effects).
+"""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def direct_pins() -> dict:
 
 
 def top_level_modules(dist: metadata.Distribution) -> list:
-    """Importable top-level modules a distribution installs into site-packages."""
+    """Return the importable top-level modules a distribution installs into site-packages."""
     modules = set()
     for file in dist.files or []:
         parts = file.parts

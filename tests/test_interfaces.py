@@ -47,7 +47,7 @@ _TEXTS = ['안녕하세요, 할머니!', 'child', '오늘 날씨가 좋네 ☀',
 
 
 def _value(slot, rng: random.Random):
-    """A random value for one field type, exactly representable on the wire."""
+    """Return a random value for one field type, exactly representable on the wire."""
     if isinstance(slot, BasicType):
         kind = slot.typename
         if kind in ('float', 'double'):
@@ -71,9 +71,9 @@ def _import(slot: NamespacedType):
 
 
 def fill(msg_type, rng: random.Random):
-    """A message of msg_type with every field (nested, arrays, sequences) set to random values."""
+    """Return a msg_type message with every field (nested, arrays, sequences) set at random."""
     msg = msg_type()
-    for name, slot in zip(msg.get_fields_and_field_types(), msg_type.SLOT_TYPES):
+    for name, slot in zip(msg.get_fields_and_field_types(), msg_type.SLOT_TYPES, strict=True):
         if isinstance(slot, AbstractNestedType):
             if isinstance(slot, Array):
                 length = slot.size
@@ -137,7 +137,7 @@ def test_message_round_trip_through_another_process(graph, msg_type):
 
 
 def test_chat_service_types_round_trip():
-    """Chat request/response carry their fields (the service itself is tested with dialogue_node)."""
+    """Chat request/response carry their fields (the service is tested with dialogue_node)."""
     rng = random.Random(7)
     request = fill(Chat.Request, rng)
     response = fill(Chat.Response, rng)

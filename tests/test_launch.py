@@ -1,4 +1,4 @@
-"""The launch file is valid for ROS 2's XML frontend, and our runner reads it with the same meaning."""
+"""The launch file is valid for ROS 2's XML frontend, and our runner gives it the same meaning."""
 
 from __future__ import annotations
 

@@ -1,5 +1,3 @@
-from glob import glob
-
 from setuptools import find_packages, setup
 
 PACKAGE = 'avatar_node'
@@ -16,7 +14,10 @@ setup(
     zip_safe=True,
     maintainer='agechat developers',
     maintainer_email='dev@agechat.example.com',
-    description='Korean TTS adapted to the listener and two OpenCV avatars (user mirror, lip-synced agent).',
+    description=(
+        'Korean TTS adapted to the listener and two OpenCV avatars '
+        '(user mirror, lip-synced agent).'
+    ),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

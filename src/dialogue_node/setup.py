@@ -12,7 +12,8 @@ setup(
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml', 'README.md']),
         (f'share/{PACKAGE}/data', glob('data/*.json')),
-        # the embedded model (KoGPT2-format checkpoint), produced by `python -m dialogue_node.core.train`
+        # the embedded model (KoGPT2-format checkpoint), produced by
+        # `python -m dialogue_node.core.train`
         (f'share/{PACKAGE}/models/embedded', glob('models/embedded/*')),
     ],
     install_requires=['setuptools'],

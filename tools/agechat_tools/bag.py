@@ -1,4 +1,4 @@
-"""Play and record rosbag2 bags (sqlite3 or MCAP) with `rosbags`, where `ros2 bag` is not installed.
+"""Play and record rosbag2 bags (sqlite3 or MCAP) with `rosbags` where `ros2 bag` is missing.
 
 Both work on any bag whose message types are installed (rclpy classes) and, for recording, known to
 rosbags (standard types built in; agechat_msgs and audio_common_msgs are read from their installed
@@ -33,19 +33,20 @@ from rosbags.interfaces import (
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-#: Message packages whose .msg files are registered with rosbags from their install (not built into rosbags).
+#: Message packages whose .msg files are registered with rosbags from their install (not built
+#: into rosbags).
 CUSTOM_PACKAGES = ('agechat_msgs', 'audio_common_msgs')
 
 
 def message_class(msgtype: str):
-    """rclpy class for 'pkg/msg/Type' (or 'pkg/Type')."""
+    """Rclpy class for 'pkg/msg/Type' (or 'pkg/Type')."""
     parts = msgtype.split('/')
     package, name = parts[0], parts[-1]
     return getattr(importlib.import_module(f'{package}.msg'), name)
 
 
 def typestore_with_custom_types():
-    """A rosbags typestore with the ROS 2 standard types plus our installed message packages."""
+    """Return a rosbags typestore with the ROS 2 standard types plus our installed packages."""
     store = get_typestore(Stores.ROS2_KILTED)
     types = {}
     for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
@@ -59,7 +60,10 @@ def typestore_with_custom_types():
 
 
 def bag_qos(reliable: bool = True, transient_local: bool = False, depth: int = 10) -> Qos:
-    """A rosbags QoS record (stored as a topic's offered_qos_profiles so players can match it)."""
+    """Return a rosbags QoS record.
+
+    It is stored as a topic's offered_qos_profiles so that players can match it.
+    """
     never = QosTime(sec=0x7FFFFFFF, nsec=0xFFFFFFFF)
     return Qos(
         history=QosHistory.KEEP_LAST,
@@ -75,7 +79,7 @@ def bag_qos(reliable: bool = True, transient_local: bool = False, depth: int = 1
 
 
 def _recorded_qos(connection) -> Optional[QoSProfile]:
-    """The QoS a connection was recorded with (first offered profile), if the bag stores it."""
+    """Return the QoS a connection was recorded with (first offered profile), if stored."""
     profiles = getattr(getattr(connection, 'ext', None), 'offered_qos_profiles', None)
     if not profiles or isinstance(profiles, str):
         return None
@@ -157,7 +161,10 @@ class BagPlayer:
                 time.sleep(0.05)
 
     def play(self, progress=None) -> int:
-        """Publish every message at its time; return the number published. `progress(t_s)` is called often."""
+        """Publish every message at its time; return the number published.
+
+        `progress(t_s)` is called often with the bag time reached.
+        """
         start_bag = self.reader.start_time
         start_wall = time.monotonic()
         last_progress = 0.0
@@ -182,11 +189,15 @@ class BagPlayer:
         return self.published
 
     def close(self) -> None:
+        """Close the bag."""
         self.reader.close()
 
 
 class BagRecorder:
-    """Records topics into an MCAP bag, matching each topic's publishers' QoS (as `ros2 bag record`)."""
+    """Records topics into an MCAP bag, matching each topic's publishers' QoS.
+
+    The QoS is chosen as `ros2 bag record` does.
+    """
 
     def __init__(self, node, out_path: Path, topics: Iterable[str], storage: str = 'mcap'):
         self.node = node
@@ -221,7 +232,7 @@ class BagRecorder:
         )
 
     def discover(self) -> List[str]:
-        """Subscribe to every requested topic that now has publishers; return those still missing."""
+        """Subscribe to every requested topic that now has publishers; return the missing ones."""
         missing = []
         for topic in self.topics:
             if topic in self._subscriptions:
@@ -258,6 +269,7 @@ class BagRecorder:
             self.counts[topic] += 1
 
     def close(self) -> None:
+        """Stop recording and finish the bag file."""
         with self._lock:
             self._closed = True
             self.writer.close()
@@ -274,6 +286,7 @@ def _spin_in_background(node):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Play or record a bag from the command line; return the exit status."""
     import rclpy
 
     parser = argparse.ArgumentParser(description='Play or record rosbag2 bags without ros2 bag.')

@@ -17,6 +17,7 @@ from agechat_tools.report import read_run, latency_summary
 
 
 def main(argv=None) -> int:
+    """Run the graph on the demo bag and write the benchmark JSON; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', type=Path, default=REPO / 'out' / 'bench' / 'e2e.json')
     parser.add_argument('--work', type=Path, default=REPO / 'out' / 'bench' / 'e2e_run')

@@ -15,14 +15,30 @@ import time
 from pathlib import Path
 
 from agechat_tools.graph_run import REPO, ensure_demo_bag, run_graph_on_bag
+from agechat_tools.processes import sigterm_raises_keyboard_interrupt
 from agechat_tools.report import write_report
 
 
 def log(text: str) -> None:
+    """Print a progress line of the demo."""
     print(f'[demo] {text}', flush=True)
 
 
 def main(argv=None) -> int:
+    """Run the demo; Ctrl-C or SIGTERM stops the graph cleanly and writes no report."""
+    sigterm_raises_keyboard_interrupt()
+    try:
+        return run_demo(argv)
+    except KeyboardInterrupt:
+        log('stopped on request: the graph is down; no report was written')
+        return 0
+
+
+def run_demo(argv=None) -> int:
+    """Generate the bag if needed, run the graph on it and write the report.
+
+    Return 0 when turns were heard, else 1.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', type=Path, default=REPO / 'out' / 'demo')
     parser.add_argument(
@@ -39,18 +55,22 @@ def main(argv=None) -> int:
     script = json.loads(script_path.read_text()) if script_path.exists() else None
     run = run_graph_on_bag(bag, args.out, rate=args.rate, log=log)
     log(
-        f'graph stopped; recorded {sum(run.recorded_counts.values())} messages. Writing the report ...'
+        f'graph stopped; recorded {sum(run.recorded_counts.values())} messages. '
+        'Writing the report ...'
     )
     run_info = json.loads((args.out / 'run.json').read_text())
     summary = write_report(args.out, run.output_bag, run_info, script)
     died = {name: s for name, s in run.launch_status.items() if s.get('starts', 1) > 1}
     log(
-        f'{summary["turns"]} turns, age as scripted {summary["age_correct"]}/{summary["age_scripted"]}, '
-        f'e2e p50 {summary.get("e2e_ms_p50", float("nan")):.0f} ms / p95 {summary.get("e2e_ms_p95", float("nan")):.0f} ms'
+        f'{summary["turns"]} turns, '
+        f'age as scripted {summary["age_correct"]}/{summary["age_scripted"]}, '
+        f'e2e p50 {summary.get("e2e_ms_p50", float("nan")):.0f} ms / '
+        f'p95 {summary.get("e2e_ms_p95", float("nan")):.0f} ms'
         + (f'; restarted nodes: {sorted(died)}' if died else '')
     )
     log(
-        f'report: {args.out / "report.html"} (and report.md, avatar.mp4) — {time.monotonic() - started:.0f} s in all'
+        f'report: {args.out / "report.html"} (and report.md, avatar.mp4) — '
+        f'{time.monotonic() - started:.0f} s in all'
     )
     return 0 if summary['turns'] else 1
 

@@ -1,6 +1,7 @@
-"""Deterministic generator of agechat's demo bag (MCAP): a camera with real faces and a microphone
-with several conversational turns from voices of different age groups, separated by silences long
-enough for the agent to answer.
+"""Deterministic generator of agechat's demo bag (MCAP).
+
+The bag holds a camera with real faces and a microphone with several conversational turns from
+voices of different age groups, separated by silences long enough for the agent to answer.
 
 Faces come from images bundled in scikit-image (offline); voices from age_node's speech
 synthesiser (espeak-ng voices shaped by age). The same arguments always give the same bag.
@@ -36,7 +37,7 @@ START_NS = 1_700_000_000 * 10**9  # fixed bag start time: identical bags on ever
 
 @dataclass
 class Turn:
-    """One scripted user turn: who speaks (age group + voice seed), what, and which face is shown."""
+    """One scripted user turn: who speaks (age group + voice seed), what, and the face shown."""
 
     age_group: str
     voice_seed: int
@@ -54,7 +55,7 @@ DEFAULT_TURNS = [
 
 
 def face_image(name: str) -> np.ndarray:
-    """A BGR face picture from scikit-image's bundled data ('astronaut' or 'lfw:<index>')."""
+    """Return a BGR face picture from scikit-image's data ('astronaut' or 'lfw:<index>')."""
     from skimage import data
 
     if name == 'astronaut':
@@ -69,7 +70,10 @@ def face_image(name: str) -> np.ndarray:
 
 
 def camera_frame(face: np.ndarray, t_s: float, rng: np.random.Generator) -> np.ndarray:
-    """A 640x480 RGB frame: a soft room background, the face moving gently as a person does, noise."""
+    """Return a 640x480 RGB camera frame at `t_s`.
+
+    A soft room background, the face moving gently as a person does, and sensor noise.
+    """
     width, height = FRAME_SIZE
     y = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
     background = (np.array([200, 190, 170], np.float32) * (0.85 + 0.15 * y)).repeat(width, axis=1)
@@ -89,7 +93,7 @@ def camera_frame(face: np.ndarray, t_s: float, rng: np.random.Generator) -> np.n
 
 
 def build_audio(turns: List[Turn], lead_in_s: float, reply_gap_s: float, rng: np.random.Generator):
-    """The microphone signal and each turn's (start_s, end_s) of speech."""
+    """Return the microphone signal and each turn's (start_s, end_s) of speech."""
     from age_node.core.synth import synthesize_speech
 
     pieces, spans, t = [np.zeros(int(lead_in_s * SAMPLE_RATE), np.float32)], [], lead_in_s
@@ -116,7 +120,7 @@ def write_demo_bag(
     reply_gap_s: float = 15.0,
     seed: int = 0,
 ) -> dict:
-    """Write the bag to `out` (replacing it) and return its script (turn times, topics) as a dict."""
+    """Write the bag to `out` (replacing it); return its script (turn times, topics) as a dict."""
     rng = np.random.default_rng(seed)
     audio, spans = build_audio(turns, lead_in_s, reply_gap_s, rng)
     duration_s = len(audio) / SAMPLE_RATE
@@ -132,7 +136,7 @@ def write_demo_bag(
     faces = {t.face: face_image(t.face) for t in turns}
 
     def face_at(t_s: float) -> str:
-        for turn, (start, _end) in zip(reversed(turns), reversed(spans)):
+        for turn, (start, _end) in zip(reversed(turns), reversed(spans), strict=True):
             if t_s >= start - 1.0:
                 return turn.face
         return turns[0].face
@@ -214,7 +218,7 @@ def write_demo_bag(
         'topics': {'camera': CAMERA_TOPIC, 'audio': AUDIO_TOPIC, 'audio_info': AUDIO_INFO_TOPIC},
         'turns': [
             dict(asdict(turn), speech_start_s=s, speech_end_s=e)
-            for turn, (s, e) in zip(turns, spans)
+            for turn, (s, e) in zip(turns, spans, strict=True)
         ],
     }
     (out / 'script.json').write_text(json.dumps(script, ensure_ascii=False, indent=2))
@@ -222,6 +226,7 @@ def write_demo_bag(
 
 
 def main(argv=None) -> int:
+    """Write the demo bag from the command line; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('out', type=Path)
     parser.add_argument('--fps', type=float, default=15.0)
@@ -231,7 +236,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     script = write_demo_bag(args.out, fps=args.fps, reply_gap_s=args.reply_gap)
     print(
-        f"wrote {args.out}: {script['duration_s']:.1f} s, {script['frames']} frames, {len(script['turns'])} turns"
+        f"wrote {args.out}: {script['duration_s']:.1f} s, {script['frames']} frames, "
+        f"{len(script['turns'])} turns"
     )
     return 0
 

@@ -1,6 +1,7 @@
-"""Run the whole agechat graph on a bag: launch it from the launch file, replay the bag into it,
-record its outputs into an output bag, and stop it cleanly. Used by `make demo`, the end-to-end
-test and the end-to-end benchmark.
+"""Run the whole agechat graph on a bag.
+
+Launch it from the launch file, replay the bag into it, record its outputs into an output bag, and
+stop it cleanly. Used by `make demo`, the end-to-end test and the end-to-end benchmark.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def ensure_demo_bag(path: Path, log: Callable[[str], None] = print) -> Path:
     info['generator_digest'] = digest
     script.write_text(json.dumps(info, ensure_ascii=False, indent=2))
     log(
-        f'demo bag: {info["duration_s"]:.1f} s, {len(info["turns"])} turns ({time.monotonic() - started:.0f} s)'
+        f'demo bag: {info["duration_s"]:.1f} s, {len(info["turns"])} turns '
+        f'({time.monotonic() - started:.0f} s)'
     )
     return path
 
@@ -88,14 +90,15 @@ def run_graph_on_bag(
     log: Callable[[str], None] = print,
     show_progress: bool = True,
 ) -> GraphRun:
-    """Launch the graph, replay `bag` into it, record OUTPUT_TOPICS to out_dir/output_bag, stop it."""
+    """Launch the graph, replay `bag` into it, record OUTPUT_TOPICS to out_dir/output_bag, stop."""
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
 
     from agechat_msgs.msg import SpeechState
     from agechat_ros.qos import LATCHED
     from agechat_tools.bag import BagPlayer, BagRecorder
-    from agechat_tools.processes import interrupt_then_kill
+    from agechat_ros.processes import interrupt_then_kill
+    from agechat_tools.processes import stop_signals_ignored
 
     out_dir.mkdir(parents=True, exist_ok=True)
     output_bag = out_dir / 'output_bag'
@@ -168,7 +171,8 @@ def run_graph_on_bag(
                 )
             time.sleep(0.2)
         log(
-            f'graph ready after {time.monotonic() - started:.1f} s; replaying {bag.name} ({player.duration_s:.1f} s)'
+            f'graph ready after {time.monotonic() - started:.1f} s; '
+            f'replaying {bag.name} ({player.duration_s:.1f} s)'
         )
         replay_start_ns = time.time_ns()
         if show_progress:
@@ -215,15 +219,16 @@ def run_graph_on_bag(
             replay_start_ns=replay_start_ns,
         )
     finally:
-        if recorder is not None:
-            recorder.close()
-        if player is not None:
-            player.close()
-        interrupt_then_kill(launcher, 30)
-        rclpy.try_shutdown(context=context)
-        spin.join(5)
-        executor.shutdown()
-        node.destroy_node()
+        with stop_signals_ignored():  # a second Ctrl-C must not orphan the graph
+            if recorder is not None:
+                recorder.close()
+            if player is not None:
+                player.close()
+            interrupt_then_kill(launcher, 30)
+            rclpy.try_shutdown(context=context)
+            spin.join(5)
+            executor.shutdown()
+            node.destroy_node()
     return_value.launch_status = (
         json.loads(status_file.read_text()) if status_file.exists() else {}
     )

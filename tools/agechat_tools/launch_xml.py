@@ -7,7 +7,8 @@ on a robot, and this runner never silently ignores an instruction):
 - ``<launch>`` with ``<arg name default description>`` and ``<node>`` children;
 - ``<node pkg exec name namespace output respawn respawn_delay args>`` with ``<param from=FILE/>``,
   ``<param name value/>`` and ``<remap from to/>`` children;
-- substitutions ``$(var NAME)``, ``$(env NAME [DEFAULT])``, ``$(dirname)`` and ``$(find-pkg-share PKG)``.
+- substitutions ``$(var NAME)``, ``$(env NAME [DEFAULT])``, ``$(dirname)`` and
+  ``$(find-pkg-share PKG)``.
 
 Usage::
 
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from agechat_tools.processes import find_executable, find_package_share
+from agechat_ros.processes import find_executable, find_package_share
 
 #: Tags and attributes this runner understands (a subset of ROS 2's XML frontend).
 SUPPORTED = {
@@ -72,7 +73,7 @@ class NodeSpec:
     remaps: List[Tuple[str, str]] = field(default_factory=list)
 
     def command(self) -> List[str]:
-        """The command line `ros2 launch` would build for this node."""
+        """Return the command line `ros2 launch` would build for this node."""
         cmd = [
             str(find_executable(self.package, self.executable)),
             *self.args,
@@ -81,10 +82,8 @@ class NodeSpec:
             f'__node:={self.name}',
         ]
         if self.namespace:
-            cmd += [
-                '-r',
-                f'__ns:={self.namespace if self.namespace.startswith("/") else "/" + self.namespace}',
-            ]
+            namespace = self.namespace if self.namespace.startswith('/') else '/' + self.namespace
+            cmd += ['-r', f'__ns:={namespace}']
         for path in self.params_files:
             cmd += ['--params-file', path]
         for name, value in self.params:
@@ -126,7 +125,7 @@ class LaunchFile:
         self.root = root
 
     def arguments(self) -> Dict[str, Optional[str]]:
-        """Declared launch arguments and their (unsubstituted) defaults (None = required)."""
+        """Return the declared launch arguments and their raw defaults (None: required)."""
         return {a.get('name'): a.get('default') for a in self.root.iter('arg')}
 
     def describe_arguments(self) -> str:
@@ -134,7 +133,8 @@ class LaunchFile:
         lines = []
         for a in self.root.iter('arg'):
             lines.append(
-                f"  {a.get('name')}:={a.get('default', '<required>')}\n      {a.get('description', '')}"
+                f"  {a.get('name')}:={a.get('default', '<required>')}\n"
+                f"      {a.get('description', '')}"
             )
         return '\n'.join(lines)
 
@@ -186,7 +186,7 @@ class LaunchFile:
         nodes = []
         for element in self.root.iter('node'):
 
-            def attr(key: str, default: str = '') -> str:
+            def attr(key: str, default: str = '', element: ET.Element = element) -> str:
                 return self.substitute(element.get(key, default), values)
 
             respawn = attr('respawn', 'false').lower()
@@ -263,7 +263,10 @@ class _Supervised:
 
 
 class Launcher:
-    """Starts the nodes of a launch file, respawns those marked respawn, stops all on SIGINT/SIGTERM."""
+    """Starts the nodes of a launch file, respawns those marked respawn, stops all on a signal.
+
+    SIGINT and SIGTERM stop the nodes, as they stop `ros2 launch`.
+    """
 
     def __init__(self, nodes: List[NodeSpec], log_dir: Path, echo: bool = True):
         self.log_dir = Path(log_dir)
@@ -273,11 +276,12 @@ class Launcher:
         self._last_sample = 0.0
 
     def start(self) -> None:
+        """Start every node once."""
         for node in self.nodes:
             node.start()
 
     def poll(self) -> None:
-        """Record exits, sample memory once a second, restart respawning nodes whose delay has passed."""
+        """Record exits, sample memory once a second, restart respawning nodes when due."""
         now = time.monotonic()
         sample = now - self._last_sample >= 1.0
         if sample:
@@ -327,7 +331,7 @@ class Launcher:
         self.stop()
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """SIGINT every node (as `ros2 launch` does on Ctrl-C), SIGKILL what is left after `timeout_s`."""
+        """Stop every node: SIGINT (as `ros2 launch` on Ctrl-C), SIGKILL after `timeout_s`."""
         self._stopping.set()
         running = [n for n in self.nodes if n.popen is not None and n.popen.poll() is None]
         for node in running:
@@ -345,7 +349,7 @@ class Launcher:
             node.exit_codes.append(node.popen.returncode)
 
     def status(self) -> dict:
-        """Per node: how often it was started and its exit codes (the last one is the shutdown's)."""
+        """Return per node its number of starts and its exit codes (the last: the shutdown's)."""
         return {
             n.spec.name: {
                 'starts': n.starts,
@@ -370,9 +374,11 @@ def peak_rss_mb(pid: int) -> Optional[float]:
 
 
 def pss_mb(pid: int) -> Optional[float]:
-    """Proportional set size of a process in MB: its private memory plus its share of pages (such as
-    torch's libraries) that it shares with other processes. Summed over processes it does not double
-    count, unlike RSS."""
+    """Return the proportional set size of a process in MB, or None when unavailable.
+
+    That is its private memory plus its share of the pages (such as torch's libraries) that it
+    shares with other processes. Summed over processes it does not double count, unlike RSS.
+    """
     try:
         for line in Path(f'/proc/{pid}/smaps_rollup').read_text().splitlines():
             if line.startswith('Pss:'):
@@ -394,6 +400,7 @@ def parse_overrides(items: List[str]) -> Dict[str, str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run a launch file from the command line until a signal; return the exit status."""
     parser = argparse.ArgumentParser(
         description='Run an agechat XML launch file (subset of `ros2 launch`).'
     )
@@ -424,7 +431,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     launcher = Launcher(nodes, args.log_dir, echo=not args.quiet)
     print(
-        f'[launch] starting {len(nodes)} node(s): {", ".join(n.name for n in nodes)} (logs in {args.log_dir})',
+        f'[launch] starting {len(nodes)} node(s): {", ".join(n.name for n in nodes)} '
+        f'(logs in {args.log_dir})',
         flush=True,
     )
     launcher.run(args.duration)

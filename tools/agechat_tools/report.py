@@ -95,8 +95,9 @@ class RunData:
 def read_run(output_bag: Path, script: Optional[dict] = None, replay_start_ns: int = 0) -> RunData:
     """Read the output bag into per-turn records and time series.
 
-    With the bag's `script` and the wall time the replay started, each heard utterance is matched to
-    the scripted turn whose speech it overlaps (for the expected age group and the words spoken).
+    With the bag's `script` and the wall time the replay started, each heard utterance is matched
+    to the scripted turn whose speech it overlaps (for the expected age group and the words
+    spoken).
     """
     turns: Dict[str, Turn] = {}
     order: List[str] = []
@@ -194,7 +195,7 @@ def read_run(output_bag: Path, script: Optional[dict] = None, replay_start_ns: i
 
 
 def _scripted_turn(item: Turn, script: dict, replay_start_ns: int) -> Optional[dict]:
-    """The scripted turn whose speech overlaps the utterance most (None when none overlaps)."""
+    """Return the scripted turn whose speech overlaps the utterance most (None when none does)."""
     if not item.times.get('speech_start') or not item.times.get('speech_end'):
         return None
     start = (item.times['speech_start'] - replay_start_ns) / NS
@@ -208,7 +209,7 @@ def _scripted_turn(item: Turn, script: dict, replay_start_ns: int) -> Optional[d
 
 
 def percentile(values: List[float], q: float) -> float:
-    """The q-th percentile (0..100) of values, NaN when empty."""
+    """Return the q-th percentile (0..100) of values, NaN when empty."""
     return float(np.percentile(values, q)) if values else float('nan')
 
 
@@ -225,7 +226,7 @@ def latency_summary(turns: List[Turn]) -> dict:
     return summary
 
 
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # Pictures and video
 
 
@@ -237,7 +238,7 @@ def _standard_typestore():
 
 
 def _decode_frame(raw) -> np.ndarray:
-    """A recorded sensor_msgs/Image (bgr8 or rgb8) as a BGR array."""
+    """Decode a recorded sensor_msgs/Image (bgr8 or rgb8) into a BGR array."""
     msg = _standard_typestore().deserialize_cdr(bytes(raw), 'sensor_msgs/msg/Image')
     pixels = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)[
         :, : msg.width * 3
@@ -257,7 +258,7 @@ def latency_chart(turns: List[Turn], path: Path) -> None:
     labels = [f'{i + 1}: {t.age_group or "?"}' for i, t in enumerate(turns)]
     bottom = np.zeros(len(turns))
     colours = ['#4C72B0', '#DD8452', '#55A868', '#C44E52']
-    for stage, colour in zip(CRITICAL_PATH, colours):
+    for stage, colour in zip(CRITICAL_PATH, colours, strict=True):
         values = np.array([t.stage_ms().get(stage, 0.0) for t in turns])
         ax.bar(labels, values, bottom=bottom, label=stage.replace('_', ' '), color=colour)
         bottom += values
@@ -275,7 +276,7 @@ def latency_chart(turns: List[Turn], path: Path) -> None:
 
 
 def emotion_chart(data: RunData, path: Path, start_ns: int) -> None:
-    """The user's smoothed emotion probabilities over time, with the turns marked."""
+    """Plot the user's smoothed emotion probabilities over time, with the turns marked."""
     import matplotlib
 
     matplotlib.use('Agg')
@@ -313,7 +314,10 @@ def _place(
 
 
 def soundtrack(data: RunData, start_ns: int, duration_s: float, rate: int = 16000) -> np.ndarray:
-    """The user's microphone and the agent's TTS, as the graph received/published them, on one track."""
+    """Mix the user's microphone and the agent's TTS into one track.
+
+    Both are placed as the graph received or published them.
+    """
     import torch
     import torchaudio.functional as F
 
@@ -353,7 +357,10 @@ def avatar_video(
     path: Path,
     fps: int = 15,
 ) -> bool:
-    """Encode the avatar frames (sampled at `fps` by time) with the soundtrack into an mp4; False if no frames."""
+    """Encode the avatar frames (sampled at `fps` by time) with the soundtrack into an mp4.
+
+    Return False when there are no frames.
+    """
     import wave
 
     if not data.avatar_frames:
@@ -413,7 +420,10 @@ def avatar_video(
 
 
 def keyframes(data: RunData, out_dir: Path) -> List[Optional[str]]:
-    """For each turn, the avatar frame half a second after its first TTS audio (the agent speaking)."""
+    """Save, for each turn, the avatar frame half a second after its first TTS audio.
+
+    That frame shows the agent speaking. Return the file names (None for a turn without audio).
+    """
     import cv2
 
     names: List[Optional[str]] = []
@@ -431,7 +441,7 @@ def keyframes(data: RunData, out_dir: Path) -> List[Optional[str]]:
     return names
 
 
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # The documents
 
 
@@ -481,18 +491,19 @@ def write_report(
 
 INTRO = (
     'agechat listened to a recorded conversation (a rosbag with a camera and a microphone), '
-    'estimated each speaker\'s age group from the voice, read the face\'s emotion from the camera, '
-    'and answered in Korean in the register that fits the listener — friendly 반말 for a child, polite '
-    '해요체 for an adult, respectful 하십시오체 for a senior — then spoke the answer with TTS while two '
-    'avatars mirrored the user and spoke for the agent.'
+    'estimated each speaker\'s age group from the voice, read the face\'s emotion from the '
+    'camera, and answered in Korean in the register that fits the listener — friendly 반말 '
+    'for a child, polite 해요체 for an adult, respectful 하십시오체 for a senior — then '
+    'spoke the answer with TTS while two avatars mirrored the user and spoke for the agent.'
 )
 
 
 NOTE_ON_STT = (
-    'The demo voices are synthetic (espeak-ng voices shaped by age, so that the bag can be generated '
-    'offline): the age model hears them well, but the offline Korean recogniser (vosk) cannot read '
-    'espeak\'s Korean, so "heard" is mostly unrelated words, and the replies answer those words. '
-    'The register of each reply follows the estimated age group; on real speech the transcript is real.'
+    'The demo voices are synthetic (espeak-ng voices shaped by age, so that the bag can be '
+    'generated offline): the age model hears them well, but the offline Korean recogniser (vosk) '
+    'cannot read espeak\'s Korean, so "heard" is mostly unrelated words, and the replies answer '
+    'those words. The register of each reply follows the estimated age group; on real speech the '
+    'transcript is real.'
 )
 
 
@@ -506,7 +517,8 @@ def _turn_rows(data: RunData, start_ns: int):
             't': f'{t0:.1f} s',
             'said': item.scripted_text or '–',
             'heard': item.text or '(no words recognised)',
-            'age': f'{item.age_group} {item.age_confidence:.0%}, ~{item.estimated_age:.0f} y{expected}',
+            'age': f'{item.age_group} {item.age_confidence:.0%}, '
+            f'~{item.estimated_age:.0f} y{expected}',
             'emotion': f'{item.emotion} {item.emotion_confidence:.0%} ({item.emotion_source})'
             if item.emotion
             else '–',
@@ -519,17 +531,19 @@ def _turn_rows(data: RunData, start_ns: int):
 def _write_markdown(path, data, summary, status, frames, has_video, start_ns) -> None:
     lines = ['# agechat demo report', '', INTRO, '']
     lines += [
-        f'- Turns heard: **{summary["turns"]}**; age group as scripted: **{summary["age_correct"]}/'
-        f'{summary["age_scripted"]}**',
+        f'- Turns heard: **{summary["turns"]}**; '
+        f'age group as scripted: **{summary["age_correct"]}/{summary["age_scripted"]}**',
         f'- Speech end (VAD) → first TTS audio: p50 **{_fmt_num(summary.get("e2e_ms_p50"))} ms**, '
         f'p95 **{_fmt_num(summary.get("e2e_ms_p95"))} ms**',
-        f'- Face-emotion messages: {summary["face_emotion_messages"]}; avatar frames: {summary["avatar_frames"]}; '
+        f'- Face-emotion messages: {summary["face_emotion_messages"]}; '
+        f'avatar frames: {summary["avatar_frames"]}; '
         f'TTS audio chunks: {summary["tts_chunks"]}',
         '',
     ]
     if has_video:
         lines += [
-            'Video of the avatars with the user\'s voice and the agent\'s speech: [avatar.mp4](avatar.mp4)',
+            'Video of the avatars with the user\'s voice and the agent\'s speech: '
+            '[avatar.mp4](avatar.mp4)',
             '',
         ]
     lines += [
@@ -578,7 +592,8 @@ def _write_markdown(path, data, summary, status, frames, has_video, start_ns) ->
 def _write_html(path, data, summary, status, frames, has_video, start_ns) -> None:
     esc = html.escape
     rows = ''.join(
-        '<tr><td>{n}</td><td>{t}</td><td>{said}</td><td>{heard}</td><td>{age}</td><td>{emotion}</td><td class="reply">{reply}</td>'
+        '<tr><td>{n}</td><td>{t}</td><td>{said}</td><td>{heard}</td><td>{age}</td>'
+        '<td>{emotion}</td><td class="reply">{reply}</td>'
         '<td>{latency}</td></tr>'.format(
             **{k: esc(str(v)).replace('**', '') for k, v in row.items()}
         )
@@ -599,19 +614,30 @@ def _write_html(path, data, summary, status, frames, has_video, start_ns) -> Non
         if has_video
         else '<p>(no avatar frames were recorded)</p>'
     )
-    page = f'''<!doctype html><html lang="en"><head><meta charset="utf-8"><title>agechat demo report</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse;font-size:14px}}td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}
-td.reply{{max-width:320px}}figure{{display:inline-block;margin:4px}}.big{{font-size:1.2em;font-weight:bold}}</style>
-</head><body><h1>agechat demo report</h1><p>{esc(INTRO)}</p>
-<p class="big">{summary["turns"]} turns · age group as scripted {summary["age_correct"]}/{summary["age_scripted"]} ·
-speech end → first TTS audio p50 {_fmt_num(summary.get("e2e_ms_p50"))} ms, p95 {_fmt_num(summary.get("e2e_ms_p95"))} ms</p>
-{video}
-<h2>Turns</h2><p>{esc(NOTE_ON_STT)}</p><table><tr><th>#</th><th>at</th><th>said (script)</th><th>heard (STT)</th><th>age group</th><th>emotion</th><th>reply</th>
-<th>ms: {" / ".join(CRITICAL_PATH)} → e2e</th></tr>{rows}</table>
-<h2>Avatars while the agent speaks</h2>{pictures}
-<h2>Latency</h2><img src="latency.png"><h2>The user's emotion over time</h2><img src="emotion.png">
-<h2>Nodes</h2><table><tr><th>node</th><th>starts</th><th>exit codes</th><th>peak RSS (MB)</th><th>peak PSS (MB)</th></tr>
-{nodes}</table>
-</body></html>'''
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<title>agechat demo report</title>\n'
+        '<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}\n'
+        'table{border-collapse:collapse;font-size:14px}'
+        'td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}\n'
+        'td.reply{max-width:320px}figure{display:inline-block;margin:4px}'
+        '.big{font-size:1.2em;font-weight:bold}</style>\n'
+        f'</head><body><h1>agechat demo report</h1><p>{esc(INTRO)}</p>\n'
+        f'<p class="big">{summary["turns"]} turns · '
+        f'age group as scripted {summary["age_correct"]}/{summary["age_scripted"]} ·\n'
+        f'speech end → first TTS audio p50 {_fmt_num(summary.get("e2e_ms_p50"))} ms, '
+        f'p95 {_fmt_num(summary.get("e2e_ms_p95"))} ms</p>\n'
+        f'{video}\n'
+        f'<h2>Turns</h2><p>{esc(NOTE_ON_STT)}</p><table><tr><th>#</th><th>at</th>'
+        '<th>said (script)</th><th>heard (STT)</th><th>age group</th><th>emotion</th>'
+        '<th>reply</th>\n'
+        f'<th>ms: {" / ".join(CRITICAL_PATH)} → e2e</th></tr>{rows}</table>\n'
+        f'<h2>Avatars while the agent speaks</h2>{pictures}\n'
+        '<h2>Latency</h2><img src="latency.png">'
+        '<h2>The user\'s emotion over time</h2><img src="emotion.png">\n'
+        '<h2>Nodes</h2><table><tr><th>node</th><th>starts</th><th>exit codes</th>'
+        '<th>peak RSS (MB)</th><th>peak PSS (MB)</th></tr>\n'
+        f'{nodes}</table>\n'
+        '</body></html>'
+    )
     path.write_text(page)

@@ -60,7 +60,7 @@ def run_stream(
     endpoint_silence_s=None,
     lattice_beam: float = 2.0,
 ):
-    """Feed the stream chunk by chunk (after the node's recogniser warm-up); return timing lists."""
+    """Feed the stream chunk by chunk (after the node's recogniser warm-up); return the timings."""
     vad = SileroVad()
     recognizer = VoskRecognizer(
         beam=beam,
@@ -133,6 +133,7 @@ def run_stream(
 
 
 def main(argv=None) -> int:
+    """Run the voice benchmarks and write their JSON; return the exit status."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -189,7 +190,9 @@ def main(argv=None) -> int:
             np.mean(
                 [
                     r.age.group_label == g
-                    for r, g in zip(node['results'], ['child', 'adult', 'senior'] * args.turns)
+                    for r, g in zip(
+                        node['results'], ['child', 'adult', 'senior'] * args.turns, strict=True
+                    )
                 ]
             )
         )

@@ -1,8 +1,9 @@
-"""age_node: microphone audio -> agechat/utterance (Korean text) + agechat/age (age group), same id.
+"""age_node: microphone audio -> agechat/utterance (Korean text) + agechat/age, same id.
 
 Thin ROS wrapper around :class:`age_node.core.pipeline.VoicePipeline`. The audio callback only
 decodes and queues chunks (stamped with their arrival time and whether the agent was speaking);
-one worker thread runs VAD + STT + age estimation and publishes.
+one worker thread runs VAD + STT + age estimation and publishes. A lifecycle node
+(agechat_ros.node): the models load on configure; while inactive the microphone is ignored.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import queue
 import threading
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
 from agechat_msgs.msg import AgeEstimate, SpeechState, Utterance
 from audio_common_msgs.msg import AudioData, AudioInfo
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
 
 from age_node.core import ages
 from age_node.core.model import AgeEstimator, default_model_path
@@ -26,8 +27,8 @@ from age_node.core.segmenter import SAMPLE_RATE, Segmenter, SegmenterConfig, Sil
 from age_node.core.stt import ENGINES, create_recognizer
 from agechat_ros import ConversionError, qos
 from agechat_ros.audio import check_audio_info, pcm_s16le_to_float
-from agechat_ros.health import NodeHealth
-from agechat_ros.params import Param, ParameterError, declare_and_read, run_node
+from agechat_ros.node import AgechatNode, run_node
+from agechat_ros.params import Param
 from agechat_ros.voice import make_age_estimate, make_utterance
 
 _STOP = object()
@@ -50,13 +51,14 @@ def _parameters():
             low=1,
             high=16,
         ),
-        Param('frame_id', 'microphone', 'header.frame_id of the published messages'),
+        Param('frame_id', 'microphone', 'header.frame_id of the published messages', dynamic=True),
         Param(
             'vad_start_threshold',
             0.5,
             'silero-vad probability that opens an utterance',
             low=0.01,
             high=0.99,
+            dynamic=True,
         ),
         Param(
             'vad_end_threshold',
@@ -64,6 +66,7 @@ def _parameters():
             'probability below which a frame counts as silence (<= start)',
             low=0.01,
             high=0.99,
+            dynamic=True,
         ),
         Param(
             'min_speech_s',
@@ -71,14 +74,23 @@ def _parameters():
             'utterances with less speech than this are ignored',
             low=0.0,
             high=5.0,
+            dynamic=True,
         ),
-        Param('end_silence_s', 0.5, 'silence that closes an utterance', low=0.05, high=5.0),
+        Param(
+            'end_silence_s',
+            0.5,
+            'silence that closes an utterance',
+            low=0.05,
+            high=5.0,
+            dynamic=True,
+        ),
         Param(
             'max_utterance_s',
             15.0,
             'longer speech is cut here (published with truncated=true)',
             low=1.0,
             high=60.0,
+            dynamic=True,
         ),
         Param(
             'pre_roll_s',
@@ -93,6 +105,7 @@ def _parameters():
             'audio is ignored while the agent speaks and this long after',
             low=0.0,
             high=10.0,
+            dynamic=True,
         ),
         Param('stt_engine', 'vosk', 'speech recogniser', choices=sorted(ENGINES)),
         Param(
@@ -143,25 +156,37 @@ def _parameters():
             'queued audio beyond this is dropped (processing cannot keep up)',
             low=0.5,
             high=60.0,
+            dynamic=True,
         ),
         Param('threads', 1, 'torch threads', low=1, high=16),
     ]
 
 
-class AgeNode(Node):
+class AgeNode(AgechatNode):
     """See module doc."""
 
     def __init__(self):
-        super().__init__('age_node')
-        self.p = declare_and_read(self, _parameters())
-        if self.p.vad_end_threshold > self.p.vad_start_threshold:
-            raise ParameterError('age_node: vad_end_threshold must be <= vad_start_threshold')
-        torch.set_num_threads(self.p.threads)
-        self.health = NodeHealth(self)
-        model_path = Path(self.p.age_model_path) if self.p.age_model_path else default_model_path()
-        estimator = AgeEstimator(model_path)  # FileNotFoundError names the regeneration command
-        vad = SileroVad()
-        config = SegmenterConfig(
+        super().__init__('age_node', _parameters())
+        self.pipeline = None
+        self._lock = threading.Lock()
+        self._rate, self._channels = int(self.p.sample_rate), int(self.p.channels)
+        self._speaking = False
+        self._muted_until_ns = 0
+        self._queue: queue.Queue = queue.Queue()
+        self._queued_samples = 0
+        self._worker = None
+
+    def check_parameters(self, p) -> Optional[str]:
+        """Refuse a VAD that would close above the probability that opens it."""
+        if p.vad_end_threshold > p.vad_start_threshold:
+            return (
+                f'vad_end_threshold ({p.vad_end_threshold}) must be <= vad_start_threshold '
+                f'({p.vad_start_threshold})'
+            )
+        return None
+
+    def _segmenter_config(self) -> SegmenterConfig:
+        return SegmenterConfig(
             self.p.vad_start_threshold,
             self.p.vad_end_threshold,
             self.p.min_speech_s,
@@ -169,6 +194,13 @@ class AgeNode(Node):
             self.p.max_utterance_s,
             self.p.pre_roll_s,
         )
+
+    def configure(self) -> None:
+        """Load the VAD, the recogniser and the age model; start the pipeline worker."""
+        torch.set_num_threads(self.p.threads)
+        model_path = Path(self.p.age_model_path) if self.p.age_model_path else default_model_path()
+        estimator = AgeEstimator(model_path)  # FileNotFoundError names the regeneration command
+        vad = SileroVad()
         grammar = [g.strip() for g in self.p.stt_grammar.split('|') if g.strip()]
         options = (
             {}
@@ -186,42 +218,64 @@ class AgeNode(Node):
         warm_s = recognizer.warm_up()
         estimator.predict(np.zeros(SAMPLE_RATE, np.float32))  # first torch call allocates
         self.pipeline = VoicePipeline(
-            Segmenter(config, vad, vad.reset),
+            Segmenter(self._segmenter_config(), vad, vad.reset),
             recognizer,
             estimator,
             clock_ns=lambda: self.get_clock().now().nanoseconds,
         )
-        self._lock = threading.Lock()
-        self._rate, self._channels = int(self.p.sample_rate), int(self.p.channels)
-        self._speaking = False
-        self._muted_until_ns = 0
-        self._queue: queue.Queue = queue.Queue()
+        self.utterance_pub = self.publisher(Utterance, 'agechat/utterance', qos.EVENTS)
+        self.age_pub = self.publisher(AgeEstimate, 'agechat/age', qos.EVENTS)
+        self._queue = queue.Queue()
         self._queued_samples = 0
-        self.utterance_pub = self.create_publisher(Utterance, 'agechat/utterance', qos.EVENTS)
-        self.age_pub = self.create_publisher(AgeEstimate, 'agechat/age', qos.EVENTS)
-        group = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(
-            AudioData, 'audio', self._on_audio, qos.AUDIO_STREAM, callback_group=group
+        self._worker = threading.Thread(target=self._work, name='age_node_pipeline', daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f'age_node ready: {recognizer.name}, {estimator.name} ({model_path}), audio '
+            f'{self._rate} Hz x {self._channels} ch, end of speech after '
+            f'{self.p.end_silence_s} s silence (recogniser warm-up {warm_s:.1f} s)'
         )
-        self.create_subscription(
+
+    def activate(self) -> None:
+        """Listen to the microphone, its AudioInfo and the agent's speaking state."""
+        group = MutuallyExclusiveCallbackGroup()
+        self.subscribe(AudioData, 'audio', self._on_audio, qos.AUDIO_STREAM, callback_group=group)
+        self.subscribe(
             AudioInfo, 'audio_info', self._on_audio_info, qos.LATCHED, callback_group=group
         )
-        self.create_subscription(
+        self.subscribe(
             SpeechState,
             'agechat/speech_state',
             self._on_speech_state,
             qos.LATCHED,
             callback_group=group,
         )
-        self._worker = threading.Thread(target=self._work, name='age_node_pipeline', daemon=True)
-        self._worker.start()
-        self.get_logger().info(
-            f'age_node ready: {recognizer.name}, {estimator.name} ({model_path}), audio {self._rate} Hz x '
-            f'{self._channels} ch, end of speech after {self.p.end_silence_s} s silence (recogniser warm-up '
-            f'{warm_s:.1f} s)'
-        )
 
-    # -- callbacks (executor thread): decode + queue only ------------------------------------------
+    def deactivate(self) -> None:
+        """Drop queued audio and any open utterance: nothing heard while inactive is kept."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, tuple):
+                with self._lock:
+                    self._queued_samples -= item[0].size
+        self._queue.put(_RESET)
+
+    def cleanup(self) -> None:
+        """Stop the worker and free the models."""
+        if self._worker is not None:
+            self._queue.put(_STOP)
+            self._worker.join(timeout=5.0)
+            self._worker = None
+        self.pipeline = None
+
+    def parameters_changed(self, changes) -> None:
+        """VAD and segmentation settings apply from the next audio chunk."""
+        if self.pipeline is not None:
+            self.pipeline.segmenter.config = self._segmenter_config()
+
+    # -- callbacks (executor thread): decode + queue only -------------------------------------
     def _on_audio_info(self, msg: AudioInfo) -> None:
         try:
             check_audio_info(msg)
@@ -268,7 +322,7 @@ class AgeNode(Node):
             return
         self._queue.put((samples, rate, arrival_ns, muted))
 
-    # -- worker thread -----------------------------------------------------------------------------
+    # -- worker thread ------------------------------------------------------------------------
     def _work(self) -> None:
         resampler = None
         was_muted = False
@@ -286,7 +340,8 @@ class AgeNode(Node):
             try:
                 if muted:
                     if not was_muted:
-                        self.pipeline.reset()  # cancels an open utterance: never transcribe our own voice
+                        # cancel an open utterance: never transcribe our own voice
+                        self.pipeline.reset()
                     was_muted = True
                     self.health.count('chunks_ignored_while_speaking')
                     continue
@@ -344,19 +399,16 @@ class AgeNode(Node):
         self.health.set('last_publish_after_vad_close_ms', f'{publish_ms:.1f}')
         self.health.set('last_age_ms', f'{age.inference_ms:.1f}')
         self.get_logger().info(
-            f'utterance {result.utterance_id}: {result.duration_s:.2f} s, "{result.transcript.text}", '
+            f'utterance {result.utterance_id}: {result.duration_s:.2f} s, '
+            f'"{result.transcript.text}", '
             f'{age.group_label} ({age.confidence:.2f}, ~{age.estimated_age_years:.0f} y), '
             f'published {publish_ms:.0f} ms after VAD close'
             + (' [truncated]' if result.truncated else '')
         )
 
-    def close(self) -> None:
-        """Stop the worker thread (called by run_node on shutdown)."""
-        self._queue.put(_STOP)
-        self._worker.join(timeout=2.0)
-
 
 def main(args=None) -> int:
+    """Entry point of the age_node executable."""
     return run_node(AgeNode, args=args, executor_threads=2)
 
 

@@ -1,5 +1,7 @@
 """Shared helpers for age_node's unit tests."""
 
+from agechat_ros.testing import graph, pytest_runtest_makereport  # noqa: F401 - for the DDS tests
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope='session')
 def speech_with_pauses():
-    """Three espeak-ng utterances separated by 1.2 s of low noise (16 kHz) with their audible spans."""
+    """Three espeak-ng utterances, 1.2 s of low noise apart (16 kHz), with their audible spans."""
     from age_node.core.synth import synthesize_speech
 
     rng = np.random.default_rng(0)

@@ -57,7 +57,7 @@ def test_bins_cover_5_to_89_in_five_year_steps():
 
 
 def test_bins_never_straddle_a_group_boundary():
-    for lower, group in zip(ages.BIN_LOWER_YEARS, ages.BIN_GROUP):
+    for lower, group in zip(ages.BIN_LOWER_YEARS, ages.BIN_GROUP, strict=True):
         upper = min(lower + ages.BIN_WIDTH, ages.MAX_AGE + 1) - 0.01
         assert ages.age_to_group(lower) == ages.age_to_group(upper) == group
     assert list(ages.BIN_GROUP).count(0) == 3 and list(ages.BIN_GROUP).count(2) == 6

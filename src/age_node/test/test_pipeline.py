@@ -44,7 +44,7 @@ def test_three_utterances_text_and_age_on_the_right_ids(estimator, recognizer, s
     # a forced two-word grammar sometimes inserts a word on the pre-roll noise; the spoken word is
     # always the last one, and a result landing on the wrong id would show the other word there
     assert [r.transcript.text.split()[-1] for r in results] == [t for t, _, _ in texts]
-    for result, (begin, end) in zip(results, spans):
+    for result, (begin, end) in zip(results, spans, strict=True):
         assert (
             result.speech_start_ns
             < result.speech_end_ns
@@ -82,7 +82,7 @@ def test_silence_nan_and_reset(estimator, recognizer):
 
 
 def test_shipped_model_on_unseen_demo_voices(estimator):
-    """Held-out seeds (never used in training or in default_model's evaluation) and demo sentences."""
+    """Held-out seeds (never used in training or default_model's evaluation), demo sentences."""
     correct = total = 0
     for group in ('child', 'adult', 'senior'):
         for k in range(8):

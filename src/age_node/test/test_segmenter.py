@@ -1,4 +1,4 @@
-"""Streaming segmentation: state machine on known probabilities, then real silero-vad on espeak speech."""
+"""Streaming segmentation: the state machine on known probabilities, then silero-vad on speech."""
 
 import numpy as np
 import pytest
@@ -18,7 +18,7 @@ FRAME_S = FRAME / 16000
 
 
 class ScriptedProbability:
-    """Returns the next value of a fixed list per frame (drives the state machine deterministically)."""
+    """Returns the next value of a fixed list per frame (drives the state machine exactly)."""
 
     def __init__(self, values):
         self.values = list(values)
@@ -97,15 +97,13 @@ def test_silero_finds_each_espeak_utterance(speech_with_pauses):
     audio, spans, _ = speech_with_pauses
     vad = SileroVad()
     segmenter = Segmenter(SegmenterConfig(), vad, vad.reset)
-    closes, opens = [], []
+    closes = []
     for start in range(0, audio.size, 320):  # 20 ms chunks, as a microphone driver sends them
         for event in segmenter.push(audio[start : start + 320], int(start / 16 * 1e6)):
             if isinstance(event, Close):
                 closes.append(event)
-            elif isinstance(event, Open):
-                opens.append(start)
     assert len(closes) == len(spans) == 3
-    for (begin, end), close, opened in zip(spans, closes, opens):
+    for (begin, end), close in zip(spans, closes, strict=True):
         assert abs(close.speech_start_ns / 1e9 - begin / 16000) < 0.35  # silero needs a few frames
         assert abs(close.speech_end_ns / 1e9 - end / 16000) < 0.3
 
@@ -121,3 +119,39 @@ def test_silence_and_noise_only_open_nothing():
     for start in range(0, audio.size, 512):
         events += segmenter.push(audio[start : start + 512], start)
     assert events == []
+
+
+def test_onnx_vad_matches_the_torch_model_and_needs_no_torch(speech_with_pauses):
+    """The bundled ONNX file gives the TorchScript model's probabilities, and imports no torch."""
+    import subprocess
+    import sys
+
+    import torch
+    from silero_vad import load_silero_vad
+
+    audio, _, _ = speech_with_pauses
+    frames = audio[: audio.size // FRAME * FRAME].reshape(-1, FRAME)
+    onnx_vad, torch_vad = SileroVad(), load_silero_vad(onnx=False)
+    onnx_p = np.array([onnx_vad(frame) for frame in frames])
+    with torch.inference_mode():
+        torch_p = np.array([torch_vad(torch.from_numpy(f.copy()), 16000).item() for f in frames])
+    assert (torch_p > 0.5).sum() > 50  # the comparison covers speech
+    assert np.abs(onnx_p - torch_p).max() < 1e-4
+    onnx_vad.reset()
+    assert onnx_vad(frames[0]) == pytest.approx(onnx_p[0], abs=1e-6)
+
+    script = (
+        'import sys, numpy as np\n'
+        'from age_node.core.segmenter import SileroVad\n'
+        'vad = SileroVad()\n'
+        'vad(np.zeros(512, np.float32))\n'
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == 'False'
+
+
+def test_a_missing_vad_model_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match='make setup'):
+        SileroVad(str(tmp_path / 'missing.onnx'))

@@ -40,8 +40,8 @@ def pcm_s16le_to_float(data, channels: int = 1) -> np.ndarray:
     frame_bytes = BYTES_PER_SAMPLE * channels
     if len(data) % frame_bytes:
         raise ConversionError(
-            f'audio chunk of {len(data)} bytes is not a whole number of {channels}-channel S16LE frames '
-            f'({frame_bytes} bytes each)'
+            f'audio chunk of {len(data)} bytes is not a whole number of '
+            f'{channels}-channel S16LE frames ({frame_bytes} bytes each)'
         )
     samples = np.frombuffer(data, dtype='<i2').astype(np.float32) / 32768.0
     if channels > 1:

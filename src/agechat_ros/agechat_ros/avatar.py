@@ -91,7 +91,10 @@ def face_emotion_probabilities(msg: FaceEmotion) -> Tuple[np.ndarray, bool, str]
 
 
 def expression_weights(weights: Mapping[str, float], names: Iterable[str]) -> list:
-    """ExpressionWeight messages for `names` in order (missing names weigh 0, values clipped to [0, 1])."""
+    """Return ExpressionWeight messages for `names` in order.
+
+    Missing names weigh 0; values are clipped to [0, 1].
+    """
     result = []
     for name in names:
         value = float(weights.get(name, 0.0))

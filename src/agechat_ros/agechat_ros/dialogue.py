@@ -118,7 +118,8 @@ def age_from_msg(msg: AgeEstimate) -> AgeIn:
     if label:
         if label not in AGE_LABELS:
             raise ConversionError(
-                f"AgeEstimate group_label '{msg.group_label}' is not one of {', '.join(AGE_LABELS)}"
+                f"AgeEstimate group_label '{msg.group_label}' is not one of "
+                f"{', '.join(AGE_LABELS)}"
             )
         if msg.group < len(AGE_LABELS) and AGE_LABELS[msg.group] != label:
             raise ConversionError(
@@ -149,7 +150,8 @@ def emotion_from_msg(msg: FaceEmotion) -> EmotionIn:
         label = EMOTION_LABELS[msg.emotion]
     if label not in EMOTION_LABELS:
         raise ConversionError(
-            f"FaceEmotion emotion_label '{msg.emotion_label}' is not one of {', '.join(EMOTION_LABELS)}"
+            f"FaceEmotion emotion_label '{msg.emotion_label}' is not one of "
+            f"{', '.join(EMOTION_LABELS)}"
         )
     return EmotionIn(
         label, float(msg.confidence), time_to_ns(msg.header.stamp), bool(msg.face_found)
@@ -157,7 +159,7 @@ def emotion_from_msg(msg: FaceEmotion) -> EmotionIn:
 
 
 def reply_to_msg(reply: ReplyOut, stamp_ns: int) -> DialogueReply:
-    """A DialogueReply from the node's values; times not recorded stay zero."""
+    """Build a DialogueReply from the node's values; times not recorded stay zero."""
     msg = DialogueReply()
     msg.header.stamp = ns_to_time(stamp_ns)
     msg.utterance_id = reply.utterance_id

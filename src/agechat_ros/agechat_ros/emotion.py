@@ -63,8 +63,9 @@ def face_emotion_msg(
 ) -> FaceEmotion:
     """Return a FaceEmotion for one frame.
 
-    `header` is the source image's header (stamp and frame kept). `emotion` defaults to the argmax of
-    `probabilities` when a face was found and to NEUTRAL otherwise; `box` is (x, y, w, h) in pixels.
+    `header` is the source image's header (stamp and frame kept). `emotion` defaults to the argmax
+    of `probabilities` when a face was found and to NEUTRAL otherwise; `box` is (x, y, w, h) in
+    pixels.
     """
     smoothed = _probability_array(probabilities, 'probabilities')
     raw = _probability_array(raw_probabilities, 'raw_probabilities')
@@ -93,10 +94,12 @@ def face_emotion_msg(
 
 
 def face_emotion_to_dict(msg: FaceEmotion) -> Dict[str, object]:
-    """A plain summary of a FaceEmotion: label, confidence, face_found and {label: probability}."""
+    """Summarise a FaceEmotion: label, confidence, face_found and {label: probability}."""
     return {
         'face_found': bool(msg.face_found),
         'emotion': LABELS[msg.emotion] if msg.emotion < len(LABELS) else FaceEmotion.LABEL_NEUTRAL,
         'confidence': float(msg.confidence),
-        'probabilities': {label: float(p) for label, p in zip(LABELS, msg.probabilities)},
+        'probabilities': {
+            label: float(p) for label, p in zip(LABELS, msg.probabilities, strict=True)
+        },
     }

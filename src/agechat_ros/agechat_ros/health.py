@@ -65,7 +65,7 @@ class NodeHealth:
         self._node.get_logger().warning(text)
 
     def status(self) -> DiagnosticStatus:
-        """The node's DiagnosticStatus: WARN while drops are counted, else OK."""
+        """Return the node's DiagnosticStatus: WARN while drops are counted, else OK."""
         with self._lock:
             items = [KeyValue(key=k, value=str(v)) for k, v in sorted(self.counts.items())]
             items += [

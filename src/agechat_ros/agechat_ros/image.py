@@ -38,7 +38,7 @@ MAX_PIXELS = 4096 * 4096
 
 
 def cv_bridge_available() -> bool:
-    """True when a working cv_bridge is used for raw images."""
+    """Return True when a working cv_bridge is used for raw images."""
     return _BRIDGE is not None
 
 
@@ -56,7 +56,8 @@ def image_to_bgr(msg: Image) -> np.ndarray:
     encoding = msg.encoding.lower()
     if encoding not in _ENCODINGS:
         raise ConversionError(
-            f"unsupported image encoding '{msg.encoding}'; publish one of {', '.join(SUPPORTED_ENCODINGS)}"
+            f"unsupported image encoding '{msg.encoding}'; "
+            f"publish one of {', '.join(SUPPORTED_ENCODINGS)}"
         )
     channels, order = _ENCODINGS[encoding]
     row_bytes = width * channels

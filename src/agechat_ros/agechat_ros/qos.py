@@ -1,4 +1,4 @@
-"""The QoS profiles of agechat's topics, in one place so publishers and subscribers always match."""
+"""The QoS profiles of agechat's topics, in one place so that publishers and subscribers match."""
 
 from rclpy.qos import (
     QoSDurabilityPolicy,
@@ -20,8 +20,9 @@ LATEST_FRAME = QoSProfile(
 #: Sensor streams in general (ROS' standard sensor-data profile).
 SENSOR_DATA = qos_profile_sensor_data
 
-#: Microphone / TTS audio chunks: reliable, with room for 20 s of 20 ms chunks, so that no audio is lost while a
-#: consumer is busy (e.g. a long recogniser call holding the GIL) or a bag is replayed faster than real time.
+#: Microphone / TTS audio chunks: reliable, with room for 20 s of 20 ms chunks, so that no audio is
+#: lost while a consumer is busy (e.g. a long recogniser call holding the GIL) or a bag is replayed
+#: faster than real time.
 AUDIO_STREAM = QoSProfile(
     depth=1000, history=QoSHistoryPolicy.KEEP_LAST, reliability=QoSReliabilityPolicy.RELIABLE
 )

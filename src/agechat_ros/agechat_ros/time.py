@@ -17,7 +17,7 @@ def time_to_ns(stamp: Time) -> int:
 
 
 def is_zero(stamp: Time) -> bool:
-    """True for the all-zero Time that marks an instant that was not recorded."""
+    """Return True for the all-zero Time that marks an instant that was not recorded."""
     return stamp.sec == 0 and stamp.nanosec == 0
 
 

@@ -1,0 +1,1 @@
+"""avatar_node: Korean TTS in the listener's register and two avatars (user mirror, agent)."""

@@ -42,7 +42,10 @@ def _percentiles(values, name):
 
 
 def bench_pyttsx3(runs: int) -> dict:
-    """pyttsx3 save_to_file + runAndWait for one sentence (the call returns when the WAV is written)."""
+    """Time pyttsx3's save_to_file + runAndWait for one sentence.
+
+    The call returns when the WAV file is written.
+    """
     from avatar_node.core.tts import DEFAULT_PROSODY, Pyttsx3FileSynth
 
     synth = Pyttsx3FileSynth('ko+f3')
@@ -64,7 +67,7 @@ def bench_tts(runs: int) -> dict:
         start = time.perf_counter()
         seen = []
 
-        def on_audio(pcm, marks):
+        def on_audio(pcm, marks, seen=seen):
             if not seen:
                 seen.append(time.perf_counter())
             return True
@@ -92,7 +95,7 @@ def bench_tts(runs: int) -> dict:
 
 
 def bench_render(frames: int) -> dict:
-    """Render time per frame: a speaking scene with a caption, moving mouth and changing emotions."""
+    """Time the rendering per frame: a speaking scene, caption, moving mouth, changing emotions."""
     from avatar_node.core import expressions as ex
     from avatar_node.core.render import AvatarRenderer, FacePose, Scene, blink_at, find_font
 
@@ -232,6 +235,7 @@ def bench_graph(replies: int, fps: float, domain_id: int) -> dict:
 
 
 def main(argv=None) -> int:
+    """Run the avatar_node benchmarks and write their JSON; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', default='out/bench/avatar.json')
     parser.add_argument(

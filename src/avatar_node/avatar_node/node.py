@@ -1,5 +1,8 @@
-"""avatar_node: speaks agechat's replies (Korean TTS adapted to the listener's age group) and renders the
-user's mirror avatar and the lip-synced agent avatar.
+"""avatar_node: speaks agechat's replies and renders the user's and the agent's avatars.
+
+The Korean TTS adapts to the listener's age group; the user's avatar mirrors their expression and
+the agent's is lip-synced. A lifecycle node (agechat_ros.node): while inactive nothing is spoken
+or rendered.
 
 Wiring only; the work is in avatar_node.core (tts, speech, expressions, render) and message
 conversion in agechat_ros.avatar. Synthesis and audio pacing run in the Speaker's own threads;
@@ -15,15 +18,14 @@ import time
 from agechat_msgs.msg import AvatarState, DialogueReply, FaceEmotion, SpeechState
 from audio_common_msgs.msg import AudioData, AudioInfo
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from agechat_ros import ConversionError, qos
 from agechat_ros.audio import audio_info
 from agechat_ros.avatar import avatar_state, face_emotion_probabilities, reply_input, speech_state
-from agechat_ros.health import NodeHealth
 from agechat_ros.image import bgr_to_image
-from agechat_ros.params import Param, declare_and_read, run_node
+from agechat_ros.node import AgechatNode, run_node
+from agechat_ros.params import Param
 from agechat_ros.time import ns_to_time
 from avatar_node.core.expressions import (
     VRM_EXPRESSIONS,
@@ -48,6 +50,7 @@ def _per_group(name: str, low: int, high: int, description: str) -> Param:
         f'{description}, per listener age group [child, adult, senior]',
         check=lambda v: len(v) == 3 and all(low <= int(x) <= high for x in v),
         requirement=f'must be 3 integers [child, adult, senior], each in {low}..{high}',
+        dynamic=True,
     )
 
 
@@ -98,6 +101,7 @@ PARAMS = [
         'longer replies are cut (at a sentence end where possible)',
         low=20,
         high=10000,
+        dynamic=True,
     ),
     Param(
         'max_sentence_chars',
@@ -105,6 +109,7 @@ PARAMS = [
         'longer sentences are split at commas/spaces before synthesis',
         low=20,
         high=1000,
+        dynamic=True,
     ),
     Param(
         'max_pending_replies', 2, 'replies queued while speaking; more are dropped', low=1, high=20
@@ -116,7 +121,9 @@ PARAMS = [
         'player command reading raw S16LE mono PCM on stdin; {rate} = sample rate; '
         'empty = aplay, paplay or sox play',
     ),
-    Param('fps', 20.0, 'avatar image/state publishing rate in Hz', low=1.0, high=60.0),
+    Param(
+        'fps', 20.0, 'avatar image/state publishing rate in Hz', low=1.0, high=60.0, dynamic=True
+    ),
     Param('width', 960, 'avatar image width in pixels', low=320, high=3840),
     Param('height', 540, 'avatar image height in pixels', low=180, high=2160),
     Param(
@@ -130,14 +137,16 @@ PARAMS = [
         True,
         'blinking and a gentle head bob (off gives identical frames for identical '
         'states, e.g. for pixel comparisons)',
+        dynamic=True,
     ),
-    Param('frame_id', 'avatar', 'header.frame_id of the avatar image and state'),
+    Param('frame_id', 'avatar', 'header.frame_id of the avatar image and state', dynamic=True),
     Param(
         'user_smoothing_s',
         0.35,
         'time constant of the user avatar following the emotion',
         low=0.0,
         high=10.0,
+        dynamic=True,
     ),
     Param(
         'agent_smoothing_s',
@@ -145,6 +154,7 @@ PARAMS = [
         'time constant of the agent expression changes',
         low=0.0,
         high=10.0,
+        dynamic=True,
     ),
     Param(
         'face_timeout_s',
@@ -152,6 +162,7 @@ PARAMS = [
         'without a face this long, the user avatar relaxes to neutral',
         low=0.1,
         high=60.0,
+        dynamic=True,
     ),
     Param(
         'agent_hold_s',
@@ -159,19 +170,31 @@ PARAMS = [
         'the agent keeps the reply expression this long after speaking',
         low=0.0,
         high=60.0,
+        dynamic=True,
     ),
 ]
 
 
-class AvatarNode(Node):
-    """TTS + avatars; see the package README for topics and parameters."""
+class AvatarNode(AgechatNode):
+    """TTS + avatars; see the package README for topics and parameters (a lifecycle node)."""
 
     def __init__(self):
-        super().__init__('avatar_node')
-        self.p = declare_and_read(self, PARAMS)
+        super().__init__('avatar_node', PARAMS)
+        self._lock = threading.Lock()
+        self.renderer = self.synth = self.player = self.speaker = None
+        self.prosody = self._prosody()
+        self._agent_label = 'neutral'
+        self._agent_until = 0.0
+        self._caption, self._caption_age = '', 'adult'
+        self._first_audio = {}
+        self._t0 = time.monotonic()
+        self._render_ms_ema = 0.0
+        self._last_frame = None
+        self._render_timer = None
+
+    def _prosody(self):
         p = self.p
-        self.health = NodeHealth(self)
-        self.prosody = {
+        return {
             group: Prosody(
                 rate_wpm=int(p.rate_wpm[i]),
                 pitch=int(p.pitch[i]),
@@ -182,44 +205,44 @@ class AvatarNode(Node):
             )
             for i, group in enumerate(AGE_GROUPS)
         }
+
+    def configure(self) -> None:
+        """Load the voice, the caption font and the renderer; create the publishers."""
+        p = self.p
         font = find_font(p.font_path)  # FileNotFoundError for a configured but missing font
         if font is None:
             self.get_logger().warning(
                 f'no Korean font found: captions fall back to ASCII; {FONT_HINT}'
             )
         self.renderer = AvatarRenderer(p.width, p.height, font, idle_motion=p.idle_animation)
-        synth = create_synth(
-            p.tts_backend, p.voice, p.espeak_data_path
-        )  # VoiceUnavailable (FileNotFoundError)
-        self.sample_rate = synth.sample_rate
+        # VoiceUnavailable (a FileNotFoundError) names the missing voice
+        self.synth = create_synth(p.tts_backend, p.voice, p.espeak_data_path)
+        self.sample_rate = self.synth.sample_rate
         self.player = (
             LocalPlayer(player_command(p.playback_command, self.sample_rate))
             if p.playback
             else None
         )
-
-        self._lock = threading.Lock()
         self.user = EmotionSmoother(p.user_smoothing_s, p.face_timeout_s)
         self.agent = WeightSmoother(p.agent_smoothing_s)
-        self._agent_label = 'neutral'
-        self._agent_until = 0.0
-        self._caption, self._caption_age = '', 'adult'
-        self._first_audio = {}
-        self._t0 = time.monotonic()
-        self._render_ms_ema = 0.0
-        self._last_frame = None
+        self.pub_audio = self.publisher(AudioData, 'agechat/tts/audio', qos.AUDIO_STREAM)
+        self.pub_info = self.publisher(AudioInfo, 'agechat/tts/audio_info', qos.LATCHED)
+        self.pub_speech = self.publisher(SpeechState, 'agechat/speech_state', qos.LATCHED)
+        self.pub_image = self.publisher(Image, 'agechat/avatar/image', qos.SENSOR_DATA)
+        self.pub_state = self.publisher(AvatarState, 'agechat/avatar/state', qos.EVENTS)
+        self.get_logger().info(
+            f'avatar_node ready: TTS {self.synth.name}, voice {p.voice} at {self.sample_rate} '
+            f'Hz, {p.width}x{p.height} at {p.fps:g} fps, caption font '
+            f'{font or "(none: ASCII fallback)"}'
+        )
 
-        self.pub_audio = self.create_publisher(AudioData, 'agechat/tts/audio', qos.AUDIO_STREAM)
-        self.pub_info = self.create_publisher(AudioInfo, 'agechat/tts/audio_info', qos.LATCHED)
-        self.pub_speech = self.create_publisher(SpeechState, 'agechat/speech_state', qos.LATCHED)
-        self.pub_image = self.create_publisher(Image, 'agechat/avatar/image', qos.SENSOR_DATA)
-        self.pub_state = self.create_publisher(AvatarState, 'agechat/avatar/state', qos.EVENTS)
+    def activate(self) -> None:
+        """Start the speaker threads, the render timer and the reply/face subscriptions."""
+        p = self.p
         self.pub_info.publish(audio_info(self.sample_rate))
-        now = self.get_clock().now().to_msg()
-        self.pub_speech.publish(speech_state(now, False, '', ns_to_time(0), ns_to_time(0), 0.0))
-
+        self._publish_not_speaking()
         self.speaker = Speaker(
-            synth,
+            self.synth,
             chunk_ms=p.chunk_ms,
             lead_ms=p.audio_lead_ms,
             tail_ms=p.speaking_tail_ms,
@@ -229,21 +252,47 @@ class AvatarNode(Node):
             on_error=self._on_tts_error,
         )
         inputs = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(
+        self.subscribe(
             DialogueReply, 'agechat/reply', self._on_reply, qos.EVENTS, callback_group=inputs
         )
-        self.create_subscription(
+        self.subscribe(
             FaceEmotion, 'agechat/face_emotion', self._on_face, qos.EVENTS, callback_group=inputs
         )
-        self.create_timer(
+        self._render_timer = self.timer(
             1.0 / p.fps, self._render, callback_group=MutuallyExclusiveCallbackGroup()
         )
-        self.get_logger().info(
-            f'avatar_node ready: TTS {synth.name}, voice {p.voice} at {self.sample_rate} Hz, '
-            f'{p.width}x{p.height} at {p.fps:g} fps, caption font {font or "(none: ASCII fallback)"}'
-        )
 
-    # -- inputs ---------------------------------------------------------------------------------------
+    def deactivate(self) -> None:
+        """Cut the reply being spoken and say so (the microphone must not stay muted)."""
+        if self.speaker is not None:
+            self.speaker.close()
+            self.speaker = None
+        self._first_audio.clear()
+        self._publish_not_speaking()
+
+    def cleanup(self) -> None:
+        """Free the voice, the renderer and the local player."""
+        if self.player is not None:
+            self.player.close()
+        self.renderer = self.synth = self.player = None
+
+    def parameters_changed(self, changes) -> None:
+        """Apply prosody, smoothing and frame-rate changes from the next reply or frame."""
+        self.prosody = self._prosody()
+        if self.renderer is not None:
+            with self._lock:
+                self.user.tau_s = max(1e-3, self.p.user_smoothing_s)
+                self.user.face_timeout_s = self.p.face_timeout_s
+                self.agent.tau_s = max(1e-3, self.p.agent_smoothing_s)
+        if 'fps' in changes and self._render_timer is not None:
+            self._render_timer.timer_period_ns = int(1e9 / self.p.fps)
+            self._render_timer.reset()
+
+    def _publish_not_speaking(self) -> None:
+        now = self.get_clock().now().to_msg()
+        self.pub_speech.publish(speech_state(now, False, '', ns_to_time(0), ns_to_time(0), 0.0))
+
+    # -- inputs --------------------------------------------------------------------------------
     def _on_reply(self, msg: DialogueReply) -> None:
         received_ns = self.get_clock().now().nanoseconds
         try:
@@ -280,7 +329,10 @@ class AvatarNode(Node):
             received_ns=received_ns,
             truncated=truncated,
         )
-        if not self.speaker.say(request):
+        speaker = self.speaker
+        if speaker is None:  # deactivated while this reply was being read
+            return
+        if not speaker.say(request):
             self.health.drop(
                 'queue_full',
                 f"reply '{msg.utterance_id}' dropped: {self.p.max_pending_replies} "
@@ -299,7 +351,7 @@ class AvatarNode(Node):
             self.user.observe(probabilities, face_found, time.monotonic())
         self.health.count('face_emotions_received')
 
-    # -- speech callbacks (Speaker's pacer thread) ---------------------------------------------------
+    # -- speech callbacks (Speaker's pacer thread) ---------------------------------------------
     def _on_chunk(self, reply, data: bytes, first: bool) -> None:
         now = self.get_clock().now()
         msg = AudioData()
@@ -347,11 +399,14 @@ class AvatarNode(Node):
     def _on_tts_error(self, reply, error: BaseException) -> None:
         self.health.drop('tts_failed', f"reply '{reply.request.utterance_id}': {error}")
 
-    # -- render timer ---------------------------------------------------------------------------------------
+    # -- render timer --------------------------------------------------------------------------
     def _render(self) -> None:
         started = time.perf_counter()
         now = time.monotonic()
-        mouth = self.speaker.mouth(now)
+        speaker = self.speaker
+        if speaker is None:
+            return
+        mouth = speaker.mouth(now)
         with self._lock:
             probabilities = self.user.step(now).copy()
             face_found, user_label = self.user.face_found, self.user.label
@@ -412,14 +467,6 @@ class AvatarNode(Node):
         )
         self.health.count('frames')
         self.health.set('frame_ms', f'{self._render_ms_ema:.1f}')
-
-    def close(self) -> None:
-        """Stop the speech threads and the player (called by run_node on shutdown)."""
-        speaker = getattr(self, 'speaker', None)
-        if speaker is not None:
-            speaker.close()
-        if getattr(self, 'player', None) is not None:
-            self.player.close()
 
 
 def main(args=None) -> int:

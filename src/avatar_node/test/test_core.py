@@ -1,5 +1,8 @@
-"""Unit tests of avatar_node's pure core: text chunking and visemes, real espeak-ng synthesis, the
-paced Speaker, expression mapping/smoothing, and the renderer's pixels."""
+"""Unit tests of avatar_node's pure core.
+
+Text chunking and visemes, real espeak-ng synthesis, the paced Speaker, expression
+mapping/smoothing, and the renderer's pixels.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ from avatar_node.core.tts import (
 SENTENCE = '안녕하세요, 오늘 기분은 어떠세요?'
 
 
-# -- text ---------------------------------------------------------------------------------------------------
+# -- text -----------------------------------------------------------------------------------------
 def test_sentences_are_split_at_ends_and_long_ones_at_clauses():
     assert split_sentences('안녕하세요! 반가워요. 잘 지내셨어요?\n네') == [
         '안녕하세요!',
@@ -62,7 +65,7 @@ def test_hangul_vowels_map_to_vrm_visemes():
     assert syllable_visemes('네, 좋아요!') == ['ee', 'oh', 'aa', 'oh']
 
 
-# -- TTS (real espeak-ng) ---------------------------------------------------------------------------------------
+# -- TTS (real espeak-ng) -------------------------------------------------------------------------
 @pytest.fixture(scope='module')
 def synth():
     """libespeak-ng may be initialised once per process: one synthesizer for this module."""
@@ -91,7 +94,7 @@ def test_espeak_streams_korean_speech_in_small_buffers_with_word_marks(synth):
     # streamed in small buffers (libespeak-ng hands out ~50 ms), the sentence pause comes last
     assert len(chunks) > 20 and max(len(c) for c in chunks[:-1]) <= 22050 * 0.06
     assert [m.char_start for m in marks] == [0, 7, 10, 14]  # 안녕하세요, 오늘 기분은 어떠세요?
-    assert all(a.sample < b.sample for a, b in zip(marks, marks[1:]))
+    assert all(a.sample < b.sample for a, b in zip(marks, marks[1:], strict=False))
 
 
 def test_duration_grows_with_text_and_age_groups_change_the_voice(synth):
@@ -133,9 +136,11 @@ def test_pyttsx3_save_to_file_backend_speaks_too():
         'from avatar_node.core.tts import Pyttsx3FileSynth, DEFAULT_PROSODY\n'
         's = Pyttsx3FileSynth("ko")\n'
         'out = []\n'
-        'n = s.synthesize("안녕하세요, 반가워요.", DEFAULT_PROSODY["adult"], lambda p, m: out.append(p) or True)\n'
+        'n = s.synthesize("안녕하세요, 반가워요.", DEFAULT_PROSODY["adult"], '
+        'lambda p, m: out.append(p) or True)\n'
         'pcm = np.concatenate(out) / 32768.0\n'
-        'print(json.dumps({"n": int(n), "rms": float(np.sqrt(np.mean(pcm ** 2))), "rate": s.sample_rate}))\n'
+        'print(json.dumps({"n": int(n), "rms": float(np.sqrt(np.mean(pcm ** 2))), '
+        '"rate": s.sample_rate}))\n'
     )
     result = subprocess.run(
         [sys.executable, '-c', code], capture_output=True, text=True, timeout=60
@@ -145,7 +150,7 @@ def test_pyttsx3_save_to_file_backend_speaks_too():
     assert values['rate'] == 22050 and values['n'] > 22050 * 0.8 and values['rms'] > 0.03
 
 
-# -- Speaker (real synthesis, real threads) -----------------------------------------------------------------------
+# -- Speaker (real synthesis, real threads) -------------------------------------------------------
 def test_speaker_paces_chunks_in_real_time_and_moves_the_mouth(synth):
     chunks, ends, firsts = [], [], []
     done = threading.Event()
@@ -196,7 +201,7 @@ def test_speaker_paces_chunks_in_real_time_and_moves_the_mouth(synth):
         speaker.close()
 
 
-# -- expressions ------------------------------------------------------------------------------------------------
+# -- expressions ----------------------------------------------------------------------------------
 def test_fer_to_vrm_table_covers_every_class_with_vrm_names():
     assert set(ex.FER_TO_VRM) == set(ex.FER_LABELS)
     for label, row in ex.FER_TO_VRM.items():
@@ -231,7 +236,7 @@ def test_agent_expression_fits_the_reply():
     assert ex.agent_emotion_for_reply('그렇군요.', 'angry') == 'neutral'
 
 
-# -- renderer -----------------------------------------------------------------------------------------------
+# -- renderer -------------------------------------------------------------------------------------
 def _scene(label='neutral', mouth=0.0, viseme='aa', caption='', speaking=False):
     p = ex.one_hot(label)
     return Scene(

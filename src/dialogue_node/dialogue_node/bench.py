@@ -3,10 +3,10 @@
 - The embedded model through the node's engine on every held-out question x age group (emotions
   cycled): reply latency p50/p95 (max 40 new tokens, KV cache, sampling), register accuracy per age
   group, intent relevance, looping/capped replies (see dialogue_node.core.evaluate).
-- Forced 40-token generations (min = max = 40 new tokens) of the embedded model and of a 125M-parameter
-  GPT-2 of KoGPT2's shape (12 layers, 768 wide, 51,200 tokens; random weights) in float32 and bfloat16,
-  through the node's decoding loop; and the embedded model through transformers' `generate` for
-  comparison.
+- Forced 40-token generations (min = max = 40 new tokens) of the embedded model and of a
+  125M-parameter GPT-2 of KoGPT2's shape (12 layers, 768 wide, 51,200 tokens; random weights) in
+  float32 and bfloat16, through the node's decoding loop; and the embedded model through
+  transformers' `generate` for comparison.
 All on CPU with one torch thread unless --threads says otherwise; measured in one run.
 """
 
@@ -33,7 +33,10 @@ def time_forced_generation(
     reps: int = 5,
     seed: int = 0,
 ) -> list:
-    """Milliseconds per reply of exactly `new_tokens` tokens (sampling, KV cache), after one warm-up."""
+    """Return milliseconds per reply of exactly `new_tokens` tokens (sampling, KV cache).
+
+    One warm-up reply is generated first and not counted.
+    """
     settings = GenerationSettings(max_new_tokens=new_tokens, min_new_tokens=new_tokens)
     vocab = generator.model.get_input_embeddings().num_embeddings
     rng = torch.Generator().manual_seed(seed)
@@ -62,7 +65,7 @@ def time_hf_generate(
     new_tokens: int = 40,
     reps: int = 5,
 ) -> list:
-    """The same measurement through transformers' `model.generate` (for comparison)."""
+    """Take the same measurement through transformers' `model.generate` (for comparison)."""
     from transformers import GenerationConfig
 
     config = GenerationConfig(
@@ -93,7 +96,7 @@ def time_hf_generate(
 
 
 def kogpt2_shaped_model(dtype: torch.dtype):
-    """A randomly initialised GPT-2 with skt/kogpt2-base-v2's shape (125M parameters)."""
+    """Return a randomly initialised GPT-2 with skt/kogpt2-base-v2's shape (125M parameters)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = GPT2Config(vocab_size=51200, n_positions=1024, n_embd=768, n_layer=12, n_head=12)

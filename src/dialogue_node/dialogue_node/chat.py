@@ -1,6 +1,6 @@
 """`chat`: a terminal client of dialogue_node's typed-chat service (agechat/chat).
 
-ros2 run dialogue_node chat --age senior --emotion happy       # interactive; empty line or Ctrl-D quits
+ros2 run dialogue_node chat --age senior --emotion happy   # interactive; empty line/Ctrl-D quits
 ros2 run dialogue_node chat --age child --once "오늘 날씨 어때?"   # one request, reply on stdout
 """
 
@@ -51,8 +51,8 @@ def main(argv=None) -> int:
     try:
         if not client.wait_for_service(timeout_sec=args.timeout):
             print(
-                f'[chat] service {args.service} not available after {args.timeout} s: start dialogue_node '
-                '(and use the same ROS_DOMAIN_ID)',
+                f'[chat] service {args.service} not available after {args.timeout} s: '
+                'start dialogue_node (and use the same ROS_DOMAIN_ID)',
                 file=sys.stderr,
             )
             return 2
@@ -88,8 +88,8 @@ def main(argv=None) -> int:
             )
             if args.verbose:
                 print(
-                    f'     [{reply.age_group}/{reply.emotion}, {reply.model}, {reply.new_tokens} tokens'
-                    f'{", capped" if reply.hit_token_cap else ""}]',
+                    f'     [{reply.age_group}/{reply.emotion}, {reply.model}, '
+                    f'{reply.new_tokens} tokens{", capped" if reply.hit_token_cap else ""}]',
                     flush=True,
                 )
     except KeyboardInterrupt:

@@ -1,19 +1,21 @@
-"""dialogue_node: replies to each user utterance (and typed chat) in the register of the speaker's
-age group, conditioned on the facial emotion.
+"""dialogue_node: one reply per utterance (and typed chat) in the register of its age group.
+
+Replies are conditioned on the facial emotion.
 
 Subscribes `agechat/utterance`, `agechat/age`, `agechat/face_emotion`; publishes `agechat/reply`;
 serves `agechat/chat`. Generation runs on a worker thread so that subscriptions keep flowing.
+A lifecycle node (agechat_ros.node): the model loads on configure; while inactive nothing is
+heard or published and the chat service answers success=false.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-import time
 from pathlib import Path
+from typing import Optional
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
 
 from agechat_msgs.msg import AgeEstimate, DialogueReply, FaceEmotion, Utterance
 from agechat_msgs.srv import Chat
@@ -25,8 +27,8 @@ from agechat_ros.dialogue import (
     reply_to_msg,
     utterance_from_msg,
 )
-from agechat_ros.health import NodeHealth
-from agechat_ros.params import Param, declare_and_read, run_node
+from agechat_ros.node import AgechatNode, run_node
+from agechat_ros.params import Param
 from dialogue_node.core.engine import KIND_MODEL, DialogueEngine, EngineReply, InputError
 from dialogue_node.core.labels import LabelError
 from dialogue_node.core.model import GenerationSettings, Generator, check_checkpoint
@@ -37,7 +39,7 @@ _MAX_CLOCK_SKEW_NS = 10 * 1_000_000_000
 
 
 def default_model_path() -> str:
-    """The installed embedded model (share/dialogue_node/models/embedded)."""
+    """Return the installed embedded model (share/dialogue_node/models/embedded)."""
     try:
         from ament_index_python.packages import get_package_share_directory
 
@@ -54,19 +56,51 @@ PARAMS = [
         'model_dtype', 'float32', 'weights dtype for inference', choices=['float32', 'bfloat16']
     ),
     Param('threads', 1, 'torch CPU threads', low=1, high=64),
-    Param('max_new_tokens', 40, 'hard cap on generated tokens per reply', low=1, high=256),
-    Param('do_sample', True, 'sample (top-p/temperature) instead of greedy decoding'),
-    Param('temperature', 0.7, 'sampling temperature', low=0.05, high=2.0),
-    Param('top_p', 0.9, 'nucleus sampling probability mass', low=0.05, high=1.0),
-    Param('repetition_penalty', 1.1, 'penalty on repeating tokens (1 = none)', low=1.0, high=3.0),
+    Param(
+        'max_new_tokens',
+        40,
+        'hard cap on generated tokens per reply',
+        low=1,
+        high=256,
+        dynamic=True,
+    ),
+    Param(
+        'do_sample', True, 'sample (top-p/temperature) instead of greedy decoding', dynamic=True
+    ),
+    Param('temperature', 0.7, 'sampling temperature', low=0.05, high=2.0, dynamic=True),
+    Param('top_p', 0.9, 'nucleus sampling probability mass', low=0.05, high=1.0, dynamic=True),
+    Param(
+        'repetition_penalty',
+        1.1,
+        'penalty on repeating tokens (1 = none)',
+        low=1.0,
+        high=3.0,
+        dynamic=True,
+    ),
     Param(
         'seed', 0, 'sampling seed for reproducible replies; -1 = random', low=-1, high=2**31 - 1
     ),
-    Param('max_history_turns', 2, 'past turns given to the model as context', low=0, high=8),
-    Param('history_timeout_s', 120.0, 'history older than this is forgotten', low=0.0),
-    Param('max_input_chars', 200, 'longer user text is truncated', low=10, high=4000),
     Param(
-        'age_wait_s', 0.5, 'how long an utterance waits for its AgeEstimate', low=0.0, high=10.0
+        'max_history_turns',
+        2,
+        'past turns given to the model as context',
+        low=0,
+        high=8,
+        dynamic=True,
+    ),
+    Param(
+        'history_timeout_s', 120.0, 'history older than this is forgotten', low=0.0, dynamic=True
+    ),
+    Param(
+        'max_input_chars', 200, 'longer user text is truncated', low=10, high=4000, dynamic=True
+    ),
+    Param(
+        'age_wait_s',
+        0.5,
+        'how long an utterance waits for its AgeEstimate',
+        low=0.0,
+        high=10.0,
+        dynamic=True,
     ),
     Param(
         'emotion_window_s',
@@ -74,6 +108,7 @@ PARAMS = [
         'max time between speech end and the matched face emotion',
         low=0.0,
         high=60.0,
+        dynamic=True,
     ),
     Param(
         'emotion_time',
@@ -81,12 +116,14 @@ PARAMS = [
         "instant of a FaceEmotion: its image 'stamp', its 'received' time, or 'auto' "
         '(stamp unless it is more than 10 s off the node clock)',
         choices=['auto', 'stamp', 'received'],
+        dynamic=True,
     ),
-    Param('voice_history', True, 'keep multi-turn history for spoken utterances'),
+    Param('voice_history', True, 'keep multi-turn history for spoken utterances', dynamic=True),
     Param(
         'publish_chat_replies',
         True,
         'also publish typed-chat replies on agechat/reply (id chat-<n>)',
+        dynamic=True,
     ),
     Param(
         'register_attempts',
@@ -94,27 +131,36 @@ PARAMS = [
         'generations tried before the register-safe fallback reply',
         low=1,
         high=5,
+        dynamic=True,
     ),
 ]
 
 
-class DialogueNode(Node):
-    """The ROS wiring around :class:`DialogueEngine`."""
+class DialogueNode(AgechatNode):
+    """The ROS wiring around :class:`DialogueEngine` (a lifecycle node, see agechat_ros.node)."""
 
     def __init__(self):
-        super().__init__('dialogue_node')
-        self.p = declare_and_read(self, PARAMS)
-        model_path = self.p.model_path or default_model_path()
-        check_checkpoint(model_path)
-        settings = GenerationSettings(
+        super().__init__('dialogue_node', PARAMS)
+        self.generator = self.engine = self.pairer = self.reply_pub = None
+        self._chat_count = 0
+        self._jobs: 'queue.Queue' = queue.Queue()
+        self._worker: Optional[threading.Thread] = None
+
+    def _settings(self) -> GenerationSettings:
+        return GenerationSettings(
             max_new_tokens=self.p.max_new_tokens,
             do_sample=self.p.do_sample,
             temperature=self.p.temperature,
             top_p=self.p.top_p,
             repetition_penalty=self.p.repetition_penalty,
         )
+
+    def configure(self) -> None:
+        """Load the checkpoint; create the reply publisher and the chat service."""
+        model_path = self.p.model_path or default_model_path()
+        check_checkpoint(model_path)
         self.generator = Generator.from_checkpoint(
-            model_path, settings, self.p.model_dtype, self.p.threads
+            model_path, self._settings(), self.p.model_dtype, self.p.threads
         )
         self.engine = DialogueEngine(
             self.generator,
@@ -125,35 +171,68 @@ class DialogueNode(Node):
             seed=self.p.seed,
         )
         self.pairer = Pairer(self.p.age_wait_s, self.p.emotion_window_s)
-        self.health = NodeHealth(self)
         self.health.set('model', self.generator.name)
-        topics = MutuallyExclusiveCallbackGroup()
-        self.reply_pub = self.create_publisher(DialogueReply, 'agechat/reply', qos.EVENTS)
-        self.create_subscription(
-            Utterance, 'agechat/utterance', self._on_utterance, qos.EVENTS, callback_group=topics
-        )
-        self.create_subscription(
-            AgeEstimate, 'agechat/age', self._on_age, qos.EVENTS, callback_group=topics
-        )
-        self.create_subscription(
-            FaceEmotion,
-            'agechat/face_emotion',
-            self._on_emotion,
-            qos.EVENTS,
-            callback_group=topics,
-        )
-        self.create_timer(0.02, self._dispatch_due, callback_group=topics)
-        self.create_service(
+        self.reply_pub = self.publisher(DialogueReply, 'agechat/reply', qos.EVENTS)
+        self.service(
             Chat, 'agechat/chat', self._on_chat, callback_group=MutuallyExclusiveCallbackGroup()
         )
-        self._chat_count = 0
-        self._jobs: 'queue.Queue' = queue.Queue()
+        self._jobs = queue.Queue()
         self._worker = threading.Thread(target=self._work, name='dialogue-generation', daemon=True)
         self._worker.start()
         self.get_logger().info(
             f'dialogue model {self.generator.name} from {model_path} '
             f'(max {self.p.max_new_tokens} new tokens, seed {self.p.seed})'
         )
+
+    def activate(self) -> None:
+        """Listen to utterances, age estimates and face emotions."""
+        topics = MutuallyExclusiveCallbackGroup()
+        self.subscribe(
+            Utterance, 'agechat/utterance', self._on_utterance, qos.EVENTS, callback_group=topics
+        )
+        self.subscribe(AgeEstimate, 'agechat/age', self._on_age, qos.EVENTS, callback_group=topics)
+        self.subscribe(
+            FaceEmotion,
+            'agechat/face_emotion',
+            self._on_emotion,
+            qos.EVENTS,
+            callback_group=topics,
+        )
+        self.timer(0.02, self._dispatch_due, callback_group=topics)
+
+    def deactivate(self) -> None:
+        """Forget utterances waiting for their age and queued generations."""
+        self.pairer = Pairer(self.p.age_wait_s, self.p.emotion_window_s)
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                self._jobs.put(None)
+                break
+            self.health.count('utterances_dropped_on_deactivate')
+
+    def cleanup(self) -> None:
+        """Stop the generation worker and free the model."""
+        if self._worker is not None:
+            self._jobs.put(None)
+            self._worker.join(timeout=5)
+            self._worker = None
+        self.generator = self.engine = self.pairer = None
+
+    def parameters_changed(self, changes) -> None:
+        """Apply decoding, history and pairing settings to the next reply."""
+        if self.generator is not None:
+            self.generator.settings = self._settings()
+        if self.engine is not None:
+            self.engine.max_history_turns = self.p.max_history_turns
+            self.engine.max_input_chars = self.p.max_input_chars
+            self.engine.history_timeout_s = self.p.history_timeout_s
+            self.engine.attempts = self.p.register_attempts
+        if self.pairer is not None:
+            self.pairer.age_wait_ns = int(self.p.age_wait_s * 1e9)
+            self.pairer.emotion_window_ns = int(self.p.emotion_window_s * 1e9)
 
     # -- inputs -------------------------------------------------------------------------------
     def _now_ns(self) -> int:
@@ -210,7 +289,7 @@ class DialogueNode(Node):
                 self._publish_error_reply(*job)
 
     def _publish_error_reply(self, utterance, received_ns: int, age) -> None:
-        """Every utterance gets a reply: after an internal error, the clarification in its register."""
+        """Give every utterance a reply: after an internal error, the clarification."""
         try:
             result = EngineReply(
                 utterance.text,
@@ -313,10 +392,17 @@ class DialogueNode(Node):
             round((times['generation_end_time'] - times['generation_start_time']) / 1e6, 1),
         )
 
-    # -- typed chat ---------------------------------------------------------------------------------
+    # -- typed chat --------------------------------------------------------------------------
     def _on_chat(self, request: Chat.Request, response: Chat.Response) -> Chat.Response:
         received_ns = self._now_ns()
         self.health.count('chat_requests')
+        if not self.active or self.engine is None:
+            response.success = False
+            response.error = (
+                'dialogue_node is inactive (lifecycle); activate it with '
+                '`ros2 lifecycle set /dialogue_node activate`'
+            )
+            return response
         try:
             result = self.engine.reply(
                 request.text,
@@ -350,11 +436,6 @@ class DialogueNode(Node):
         if self.p.publish_chat_replies:
             self._publish(reply)
         return response
-
-    def close(self) -> None:
-        """Stop the generation worker."""
-        self._jobs.put(None)
-        self._worker.join(timeout=5)
 
 
 def main(args=None) -> int:

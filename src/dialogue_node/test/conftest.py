@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from agechat_ros.testing import graph, pytest_runtest_makereport  # noqa: F401 - for the DDS tests
+
 
 import pytest
 import torch

@@ -1,5 +1,8 @@
-"""The authored corpus meets the issue's shape: >= 30 intents, 15-30 paraphrases per intent, held-out
-questions worded differently from every training question, several answers per age group."""
+"""The authored corpus meets the issue's shape.
+
+At least 30 intents, 15-30 paraphrases per intent, held-out questions worded differently from
+every training question, several answers per age group.
+"""
 
 import json
 import random

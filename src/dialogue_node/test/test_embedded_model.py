@@ -1,4 +1,4 @@
-"""The shipped embedded checkpoint: loads, answers held-out questions in each age group's register."""
+"""The shipped embedded checkpoint loads and answers held-out questions in each register."""
 
 import json
 from pathlib import Path
@@ -17,7 +17,8 @@ EMBEDDED = Path(__file__).resolve().parents[1] / 'models' / 'embedded'
 def engine():
     if not (EMBEDDED / 'model.safetensors').is_file():
         pytest.fail(
-            f'embedded model missing in {EMBEDDED}: run python -m dialogue_node.core.train --out {EMBEDDED}'
+            f'embedded model missing in {EMBEDDED}: '
+            f'run python -m dialogue_node.core.train --out {EMBEDDED}'
         )
     return DialogueEngine(Generator.from_checkpoint(EMBEDDED, threads=1))
 

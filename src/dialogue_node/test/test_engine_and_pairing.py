@@ -45,7 +45,7 @@ def test_strict_mode_raises_clear_errors(engine):
 
 
 def test_random_model_output_is_replaced_by_a_register_safe_reply(engine):
-    """A random-weight model cannot produce 하십시오체: after the attempts the engine falls back."""
+    """A random-weight model cannot produce 하십시오체: the engine falls back after retries."""
     result = engine.reply('오늘 날씨 ' * 40, 'senior', 'sad', conversation_id='c1')
     assert result.input_truncated and len(result.user_text) <= 50
     assert result.attempts == 2 and result.kind == KIND_REGISTER

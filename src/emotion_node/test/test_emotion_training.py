@@ -26,11 +26,14 @@ def _run(*args):
 
 
 def _synthetic_faces(count: int, seed: int = 0):
-    """48x48 grey images whose class decides where a bright blob sits (learnable in a few epochs)."""
+    """Return 48x48 grey images whose class decides where a bright blob sits, and their labels.
+
+    The task is learnable in a few epochs.
+    """
     rng = np.random.default_rng(seed)
     labels = np.arange(count) % len(LABELS)
     faces = rng.integers(0, 60, (count, 48, 48)).astype(np.uint8)
-    for face, label in zip(faces, labels):
+    for face, label in zip(faces, labels, strict=True):
         angle = 2 * np.pi * label / len(LABELS)
         cv2.circle(face, (int(24 + 14 * np.cos(angle)), int(24 + 14 * np.sin(angle))), 7, 230, -1)
     return faces, labels

@@ -1,1 +1,4 @@
-"""Pure core of age_node (no rclpy): segmentation, speech recognition, age model, training, synthesis."""
+"""Pure core of age_node (no rclpy).
+
+Segmentation, speech recognition, the age model, its training and speech synthesis.
+"""

@@ -1,6 +1,7 @@
 """Age bins and age groups: the one place that maps years to bins and bins/years to groups.
 
-The model predicts 17 five-year bins whose lower bounds are 5, 10, ..., 85 (the last bin covers 85-89).
+The model predicts 17 five-year bins whose lower bounds are 5, 10, ..., 85 (the last bin covers
+85-89).
 Groups: child 5-19, adult 20-59, senior 60-89. The seed computed the group with an
 operator-precedence bug that made "senior" unreachable; here the mapping is a plain chain of
 comparisons on the age in years, and every boundary (19/20, 59/60) is unit-tested.
@@ -32,7 +33,10 @@ BIN_CENTER_YEARS = np.array(
 
 
 def age_to_group(age_years: float) -> int:
-    """Group index for an age in years: child below 20, adult 20 up to (not incl.) 60, senior from 60."""
+    """Return the group index for an age in years.
+
+    Child below 20, adult from 20 up to (not including) 60, senior from 60.
+    """
     age = float(age_years)
     if not np.isfinite(age):
         raise ValueError(f'age must be a finite number of years, got {age_years!r}')
@@ -76,6 +80,6 @@ def group_probabilities(bin_probabilities: Sequence[float]) -> np.ndarray:
 
 
 def expected_age(bin_probabilities: Sequence[float]) -> np.ndarray:
-    """Expected age in years under the bin distribution (bin centres weighted by probability)."""
+    """Return the expected age in years under the bin distribution (centres weighted by it)."""
     probs = np.asarray(bin_probabilities, dtype=np.float64)
     return (probs * BIN_CENTER_YEARS).sum(axis=-1) / np.maximum(probs.sum(axis=-1), 1e-12)

@@ -23,11 +23,15 @@ def write_wav(path, samples: np.ndarray, sample_rate: int) -> None:
 
 
 def read_wav(path) -> Tuple[np.ndarray, int]:
-    """Read a 16-bit PCM WAV file; return (mono float32 samples, sample rate). Channels are averaged."""
+    """Read a 16-bit PCM WAV file; return (mono float32 samples, sample rate).
+
+    Channels are averaged.
+    """
     with wave.open(str(path), 'rb') as src:
         if src.getsampwidth() != 2:
             raise ValueError(
-                f'{path}: only 16-bit PCM WAV is supported (sample width {src.getsampwidth()} bytes)'
+                f'{path}: only 16-bit PCM WAV is supported '
+                f'(sample width {src.getsampwidth()} bytes)'
             )
         channels, rate = src.getnchannels(), src.getframerate()
         data = (

@@ -62,7 +62,8 @@ def read_manifest(path) -> List[Clip]:
         missing = {'path', 'age', 'speaker_id'} - set(reader.fieldnames or [])
         if missing:
             raise ValueError(
-                f'{path}: missing column(s) {sorted(missing)}; expected path,age,speaker_id[,split]'
+                f'{path}: missing column(s) {sorted(missing)}; '
+                'expected path,age,speaker_id[,split]'
             )
         for line, row in enumerate(reader, start=2):
             try:
@@ -104,7 +105,7 @@ def write_manifest(path, rows: Sequence[dict]) -> None:
 
 
 def soft_bin_targets(age_years: float, sigma_years: float = 3.5) -> np.ndarray:
-    """A Gaussian over the age bins around the true age (neighbouring bins share a little mass)."""
+    """Return a Gaussian over the age bins around the true age (neighbours share a little mass)."""
     centers = ages.BIN_CENTER_YEARS.astype(np.float64)
     weights = np.exp(-0.5 * ((centers - age_years) / sigma_years) ** 2)
     weights[ages.age_to_bin(age_years)] += 1.0
@@ -122,6 +123,7 @@ class Augment:
     max_seconds: float = 6.0
 
     def __call__(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Return a randomly augmented copy of `audio`, drawing from `rng`."""
         x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
         if self.speed > 0:
             factor = 1.0 + rng.uniform(-self.speed, self.speed)
@@ -167,9 +169,11 @@ class ClipDataset(torch.utils.data.Dataset):
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
+        """Return the number of clips."""
         return len(self.clips)
 
     def __getitem__(self, index: int):
+        """Return (audio, soft bin targets, age in years) of clip `index`, augmented if set."""
         audio = self.audio[index]
         if self.augment is not None:
             audio = self.augment(audio, self.rng)

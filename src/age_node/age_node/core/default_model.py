@@ -31,7 +31,10 @@ DEMO_EVAL_FIRST_SEED = 100_000
 
 
 def evaluate_demo_voices(model_path, voices_per_group: int = 40) -> dict:
-    """Accuracy of the model on `synthesize_speech` voices with unseen seeds and the demo sentences."""
+    """Measure the model's accuracy on `synthesize_speech` voices with unseen seeds.
+
+    The voices speak the demo sentences.
+    """
     estimator = AgeEstimator(model_path)
     confusion = np.zeros((3, 3), dtype=int)
     errors = []
@@ -56,6 +59,7 @@ def evaluate_demo_voices(model_path, voices_per_group: int = 40) -> dict:
 
 
 def main(argv=None) -> int:
+    """Regenerate the default age model as the module docstring describes; return 0."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

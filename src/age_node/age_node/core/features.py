@@ -31,7 +31,10 @@ class LogMel(torch.nn.Module):
         )
 
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor = None):
-        """Return (features, frame_lengths). The mean log energy over valid frames is subtracted (gain invariance)."""
+        """Return (features, frame_lengths).
+
+        The mean log energy over the valid frames is subtracted (gain invariance).
+        """
         spec = torch.log(self.mel(waveform) + 1e-6).unsqueeze(1)  # (B, 1, M, T)
         frames = spec.shape[-1]
         if lengths is None:

@@ -71,6 +71,7 @@ def _noise_like(audio: np.ndarray, seconds: float, rng: np.random.Generator) -> 
 
 
 def main(argv=None) -> int:
+    """Write the synthetic speech set from the command line; return the exit status."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

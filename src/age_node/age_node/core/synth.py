@@ -4,7 +4,8 @@ No age-labelled real speech can be had offline, so the shipped default age model
 speech made here. A *voice* (one synthetic speaker) is drawn from a seed and an age in years:
 
 - fundamental frequency (espeak variant ``pitch``) follows age and sex: high for young children,
-  dropping through the teens (more for boys), slightly rising for old men and falling for old women;
+  dropping through the teens (more for boys), slightly rising for old men and falling for old
+  women;
 - vocal-tract length (all ``formant`` frequencies scaled): short for children, adult by ~17;
 - speaking rate (``-s`` words per minute): slower for young children and for the elderly;
 - voice quality of ageing: F0 jitter (``flutter``), ``roughness``, breathiness, and a 4-7 Hz
@@ -197,7 +198,7 @@ _DATA_DIR: Optional[Path] = None
 
 
 def _espeak_data_dir() -> Path:
-    """The system espeak-ng-data folder (from `espeak-ng --version`)."""
+    """Return the system espeak-ng-data folder (from `espeak-ng --version`)."""
     if shutil.which(ESPEAK) is None:
         raise FileNotFoundError(
             f'{ESPEAK} is not installed; install it with `apt-get install espeak-ng`'
@@ -210,7 +211,10 @@ def _espeak_data_dir() -> Path:
 
 
 def _private_data_root() -> Path:
-    """A private espeak-ng data root (symlinked mirror) whose voices/!v folder accepts new variants."""
+    """Return a private espeak-ng data root whose voices/!v folder accepts new variants.
+
+    It mirrors the system data with symlinks, in a folder per user in the temporary directory.
+    """
     global _DATA_DIR
     with _DATA_LOCK:
         if _DATA_DIR is not None and _DATA_DIR.is_dir():
@@ -248,7 +252,10 @@ def _variant_text(voice: Voice) -> str:
 
 
 def render(text: str, voice: Voice, sample_rate: int = 16000, noise_seed: int = 0) -> np.ndarray:
-    """Speak `text` with `voice`; return float32 mono samples at `sample_rate` (no leading/trailing pad)."""
+    """Speak `text` with `voice`; return float32 mono samples at `sample_rate`.
+
+    The samples have no leading or trailing padding.
+    """
     root = _private_data_root()
     variant = _variant_text(voice)
     name = 'agechat_' + hashlib.sha1(variant.encode()).hexdigest()[:12]
@@ -304,12 +311,15 @@ def render(text: str, voice: Voice, sample_rate: int = 16000, noise_seed: int = 
 def synthesize_for_age(
     text: str, age_years: float, voice_seed: int, sample_rate: int = 16000, noise_seed: int = 0
 ) -> np.ndarray:
-    """Speak `text` with the synthetic speaker `voice_seed` aged `age_years`; float32 mono samples."""
+    """Speak `text` with the synthetic speaker `voice_seed` aged `age_years`.
+
+    Return float32 mono samples at `sample_rate`.
+    """
     return render(text, voice_for(age_years, voice_seed), sample_rate, noise_seed)
 
 
 def demo_age(age_group: str, voice_seed: int) -> float:
-    """The age (years) that `synthesize_speech` uses for a group and seed (within GROUP_DEMO_AGES)."""
+    """Return the age in years `synthesize_speech` uses for a group and seed (GROUP_DEMO_AGES)."""
     low, high = GROUP_DEMO_AGES[group_from_label(age_group)]
     rng = np.random.default_rng([int(voice_seed) & 0xFFFFFFFF, 977])
     return float(rng.uniform(low, high))
@@ -328,5 +338,5 @@ def synthesize_speech(
 
 
 def voice_description(voice: Voice) -> dict:
-    """The voice's parameters as a plain dict (for manifests and logs)."""
+    """Return the voice's parameters as a plain dict (for manifests and logs)."""
     return asdict(voice)

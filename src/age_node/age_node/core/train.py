@@ -1,9 +1,9 @@
 """CLI: train, calibrate, evaluate and export the age CNN from a manifest CSV (see core.data).
 
-    python -m age_node.core.train train --manifest data/manifest.csv --out models/age_cnn.safetensors \
-        --report-dir out/age_train --epochs 20
-    python -m age_node.core.train evaluate --model models/age_cnn.safetensors --manifest data/manifest.csv \
-        --split test --report-dir out/age_eval
+    python -m age_node.core.train train --manifest data/manifest.csv \
+        --out models/age_cnn.safetensors --report-dir out/age_train --epochs 20
+    python -m age_node.core.train evaluate --model models/age_cnn.safetensors \
+        --manifest data/manifest.csv --split test --report-dir out/age_eval
 
 `train` fits on the train speakers (augmented), keeps the epoch with the best validation group
 accuracy, fits a softmax temperature on the validation speakers (group negative log-likelihood),
@@ -55,7 +55,10 @@ def predict_logits(model: AgeCNN, dataset: ClipDataset, batch_size: int = 16):
 
 
 def fit_temperature(logits: torch.Tensor, true_ages: torch.Tensor) -> float:
-    """The softmax temperature that minimises the group negative log-likelihood (grid search)."""
+    """Return the softmax temperature that minimises the group negative log-likelihood.
+
+    It is found by a grid search.
+    """
     groups = torch.tensor([ages.age_to_group(a) for a in true_ages.tolist()])
     best, best_nll = 1.0, float('inf')
     for temperature in np.exp(np.linspace(np.log(0.3), np.log(8.0), 80)):
@@ -74,7 +77,7 @@ def metrics(logits: torch.Tensor, true_ages: torch.Tensor, temperature: float = 
     predicted = group_probs.argmax(axis=1)
     truth = np.array([ages.age_to_group(a) for a in true_ages.tolist()])
     confusion = np.zeros((3, 3), dtype=int)
-    for t, p in zip(truth, predicted):
+    for t, p in zip(truth, predicted, strict=True):
         confusion[t, p] += 1
     recall = {
         ages.group_label(g): (
@@ -86,7 +89,7 @@ def metrics(logits: torch.Tensor, true_ages: torch.Tensor, temperature: float = 
     correct = predicted == truth
     ece = 0.0
     edges = np.linspace(0, 1, 11)
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         inside = (confidence > lo) & (confidence <= hi)
         if inside.any():
             ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
@@ -152,7 +155,7 @@ def train(
     extra_metadata: Optional[Dict] = None,
     progress: bool = True,
 ) -> Dict:
-    """Train, calibrate, evaluate and export; return the report dict (also written to report_dir)."""
+    """Train, calibrate, evaluate and export; return the report (also written to report_dir)."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     clips = read_manifest(manifest)
@@ -266,7 +269,7 @@ def train(
 
 
 def evaluate(model_path, manifest, split: str = 'test', report_dir=None) -> Dict:
-    """Evaluate an exported model on one split of a manifest (uses the model's stored temperature)."""
+    """Evaluate an exported model on one split of a manifest, with its stored temperature."""
     from safetensors.torch import load_file
 
     model = AgeCNN()
@@ -290,6 +293,7 @@ def evaluate(model_path, manifest, split: str = 'test', report_dir=None) -> Dict
 
 
 def main(argv=None) -> int:
+    """Train or evaluate from the command line; return the exit status."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -76,9 +76,12 @@ _CUES = (
 
 
 def vrm_from_probabilities(probabilities: Sequence[float]) -> Dict[str, float]:
-    """VRM weights for 7 FER class probabilities: the probability-weighted blend of FER_TO_VRM rows."""
+    """Return the VRM weights for 7 FER class probabilities.
+
+    They are the probability-weighted blend of the FER_TO_VRM rows.
+    """
     weights = {name: 0.0 for name in VRM_EXPRESSIONS}
-    for label, p in zip(FER_LABELS, probabilities):
+    for label, p in zip(FER_LABELS, probabilities, strict=True):
         for name, w in FER_TO_VRM[label].items():
             weights[name] += float(p) * w
     return {name: float(min(1.0, max(0.0, w))) for name, w in weights.items()}
@@ -92,7 +95,10 @@ def vrm_for_agent(label: str) -> Dict[str, float]:
 
 
 def agent_emotion_for_reply(reply_text: str, user_emotion: str) -> str:
-    """The agent's expression (a FER label) for a reply: its word cues, else the empathic answer to the user."""
+    """Return the agent's expression (a FER label) for a reply.
+
+    The reply's word cues decide; without any, the empathic answer to the user's emotion.
+    """
     for label, pattern in _CUES:
         if pattern.search(reply_text):
             return label
@@ -100,7 +106,7 @@ def agent_emotion_for_reply(reply_text: str, user_emotion: str) -> str:
 
 
 def one_hot(label: str) -> np.ndarray:
-    """A 7-class probability vector with all mass on `label`."""
+    """Return a 7-class probability vector with all mass on `label`."""
     vector = np.zeros(len(FER_LABELS), np.float32)
     vector[FER_LABELS.index(label)] = 1.0
     return vector

@@ -18,7 +18,9 @@ DEFAULT_PLAYERS = (
 
 
 def player_command(configured: str, sample_rate: int) -> List[str]:
-    """The player argv: `configured` (a shell-like string with {rate}) or the first installed default.
+    """Return the player argv.
+
+    That is `configured` (a shell-like string with {rate}) or the first installed default.
 
     Raises FileNotFoundError naming the players tried when none is installed.
     """
@@ -28,13 +30,17 @@ def player_command(configured: str, sample_rate: int) -> List[str]:
         if argv and shutil.which(argv[0]):
             return argv
     raise FileNotFoundError(
-        f"no audio player found (tried: {'; '.join(c.split()[0] for c in candidates)}); install alsa-utils "
-        "(aplay), pulseaudio-utils (paplay) or sox (play), set parameter playback_command, or set playback:=false"
+        f"no audio player found (tried: {'; '.join(c.split()[0] for c in candidates)}); "
+        "install alsa-utils (aplay), pulseaudio-utils (paplay) or sox (play), "
+        "set parameter playback_command, or set playback:=false"
     )
 
 
 class LocalPlayer:
-    """Feeds PCM bytes to a player process from its own thread (a stalled player never blocks the caller)."""
+    """Feeds PCM bytes to a player process from its own thread.
+
+    A stalled player never blocks the caller.
+    """
 
     def __init__(self, argv: List[str], max_queued_chunks: int = 500):
         self.argv = argv

@@ -1,4 +1,4 @@
-"""The avatar canvas: the user's mirror avatar (left) and the speaking agent (right), drawn with OpenCV.
+"""The avatar canvas, drawn with OpenCV: the user's mirror (left) and the speaking agent (right).
 
 Faces are parametric cartoons driven by VRM expression weights (happy, angry, sad, relaxed,
 surprised, neutral): brows, eyes, cheeks and the mouth curve follow the weights; the agent's mouth
@@ -52,7 +52,9 @@ WHITE = (255, 255, 255)
 
 
 def find_font(configured: str = '') -> Optional[str]:
-    """Path of a TrueType font with Hangul: `configured` (must exist), else the first installed candidate.
+    """Return the path of a TrueType font with Hangul.
+
+    That is `configured` (which must exist), else the first installed candidate.
 
     Raises FileNotFoundError when `configured` is given but missing; returns None when no
     candidate is installed (the caller degrades to ASCII captions).
@@ -176,7 +178,10 @@ class TextPainter:
         color: Tuple[int, int, int] = INK,
         anchor: str = 'left',
     ) -> int:
-        """Blend text onto canvas at origin (top-left, or top-centre with anchor='center'); returns its width."""
+        """Blend text onto canvas at origin; return its width.
+
+        `origin` is the text's top-left corner, or its top centre with anchor='center'.
+        """
         bgr, alpha = self.sprite(text, size, color)
         h, w = alpha.shape[:2]
         x, y = origin
@@ -227,7 +232,7 @@ def _ascii(text: str) -> str:
 
 
 def _mix(a: Sequence[int], b: Sequence[int], t: float) -> Tuple[int, int, int]:
-    return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b))
+    return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b, strict=True))
 
 
 def _pt(x: float, y: float, shift: int = 4) -> Tuple[int, int]:
@@ -299,13 +304,13 @@ class AvatarRenderer:
         self._background = self._draw_background()
         self._caption_cache: Dict[tuple, np.ndarray] = {}
 
-    # -- static layer -----------------------------------------------------------------------------------
+    # -- static layer -----------------------------------------------------------------------------
     def _draw_background(self) -> np.ndarray:
         h, w, u = self.height, self.width, self.u
         top, bottom = np.array([250, 246, 240], np.float32), np.array([236, 226, 214], np.float32)
         ramp = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]
         canvas = (top * (1 - ramp) + bottom * ramp).repeat(w, axis=1).astype(np.uint8)
-        for (x0, y0, x1, y1), who in zip(self.cards, (USER, AGENT)):
+        for (x0, y0, x1, y1), who in zip(self.cards, (USER, AGENT), strict=True):
             self._rounded_rect(
                 canvas,
                 (x0 + int(4 * u), y0 + int(6 * u), x1 + int(4 * u), y1 + int(6 * u)),
@@ -321,11 +326,11 @@ class AvatarRenderer:
             (205, 196, 188),
         )
         self._rounded_rect(canvas, self.caption_box, int(18 * u), WHITE)
-        for tray, who in zip(self.trays, (USER, AGENT)):
+        for tray, who in zip(self.trays, (USER, AGENT), strict=True):
             self._rounded_rect(canvas, tray, int(16 * u), _mix(who.card, WHITE, 0.55))
         size = int(24 * u)
         titles = ('나', '에이전트') if self.text.has_hangul else ('You', 'Agent')
-        for (cx0, cy0, cx1, _), title, who in zip(self.cards, titles, (USER, AGENT)):
+        for (cx0, cy0, cx1, _), title, who in zip(self.cards, titles, (USER, AGENT), strict=True):
             self.text.draw(
                 canvas,
                 title,
@@ -350,7 +355,7 @@ class AvatarRenderer:
         ):
             cv2.circle(canvas, (cx, cy), radius, color, -1, cv2.LINE_AA)
 
-    # -- frame ------------------------------------------------------------------------------------------
+    # -- frame ------------------------------------------------------------------------------------
     def render(self, scene: Scene) -> np.ndarray:
         """Draw one frame."""
         canvas = self._background.copy()
@@ -703,7 +708,7 @@ class AvatarRenderer:
             region[:] = (region * (1 - a) + tongue * a).astype(np.uint8)
         cv2.polylines(img, [_poly(outline)], True, INK, max(1, thick - 1), cv2.LINE_AA, 4)
 
-    # -- panels -----------------------------------------------------------------------------------------
+    # -- panels -----------------------------------------------------------------------------------
     def _draw_user_panel(self, canvas, scene: Scene) -> None:
         u = self.u
         x0, y0, x1, y1 = self.cards[0]

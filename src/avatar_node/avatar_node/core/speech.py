@@ -1,5 +1,7 @@
-"""Speaking a reply: sentence-by-sentence synthesis in a worker thread, real-time paced audio chunks,
-and the agent's mouth (amplitude envelope + Hangul-vowel visemes) at any instant of the playback.
+"""Speaking a reply.
+
+Sentence-by-sentence synthesis in a worker thread, real-time paced audio chunks, and the agent's
+mouth (amplitude envelope + Hangul-vowel visemes) at any instant of the playback.
 
 The :class:`Speaker` owns two threads so that nothing here ever runs in a ROS callback:
 
@@ -9,7 +11,8 @@ The :class:`Speaker` owns two threads so that nothing here ever runs in a ROS ca
   that the speaking state and the mouth follow what a speaker is actually playing.
 
 Callbacks (set by the node) run in the pacer thread:
-``on_chunk(reply, pcm_bytes, first)``, ``on_end(reply)``, and ``on_error(reply, error)`` from the worker.
+``on_chunk(reply, pcm_bytes, first)``, ``on_end(reply)``, and ``on_error(reply, error)`` from the
+worker.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import numpy as np
 from avatar_node.core.text import VISEMES, syllable_visemes
 from avatar_node.core.tts import Prosody, WordMark
 
-#: Envelope analysis window (10 ms at 22.05 kHz is 220 samples) and the dB span mapped to mouth 0..1.
+#: Envelope analysis window (10 ms at 22.05 kHz is 220 samples) and the dB span mapped to mouth
+#: opening 0..1.
 ENVELOPE_WINDOW_S = 0.010
 MOUTH_FLOOR_DB = -42.0
 MOUTH_FULL_DB = -14.0
@@ -37,7 +41,7 @@ MAX_SYLLABLE_S = 0.45
 
 @dataclass
 class SpeechRequest:
-    """A reply to speak: its id, caption text, sentences, voice and the agent expression to show."""
+    """A reply to speak: its id, caption text, sentences, voice and the agent's expression."""
 
     utterance_id: str
     text: str
@@ -135,7 +139,7 @@ class ReplyAudio:
             self.done, self.error = True, error
             self.changed.notify_all()
 
-    # -- read by the pacer and the renderer ---------------------------------------------------------
+    # -- read by the pacer and the renderer -------------------------------------------------------
     @property
     def samples(self) -> int:
         """Samples synthesised so far."""
@@ -147,7 +151,7 @@ class ReplyAudio:
         return self._count / self.sample_rate
 
     def pcm(self, start: int, stop: int) -> np.ndarray:
-        """A copy of samples [start, stop) synthesised so far."""
+        """Return a copy of the samples [start, stop) synthesised so far."""
         with self.changed:
             return self._pcm[start : min(stop, self._count)].copy()
 
@@ -160,7 +164,10 @@ class ReplyAudio:
         return _db_to_open(envelope[index])
 
     def mouth_at(self, t_s: float) -> Tuple[float, Dict[str, float]]:
-        """Mouth opening 0..1 (envelope over ~30 ms around t_s) and viseme weights at t_s into the audio."""
+        """Return the mouth opening 0..1 and the viseme weights at `t_s` into the audio.
+
+        The opening follows the envelope over ~30 ms around `t_s`.
+        """
         index = int(t_s / ENVELOPE_WINDOW_S)
         envelope = self._envelope_db
         if index < 0 or index >= len(envelope):
@@ -230,7 +237,7 @@ class Speaker:
         self._worker.start()
         self._pacer.start()
 
-    # -- API ------------------------------------------------------------------------------------------
+    # -- API --------------------------------------------------------------------------------------
     def say(self, request: SpeechRequest) -> bool:
         """Queue a reply; False (nothing queued) when max_pending replies already wait."""
         with self._pending_lock:
@@ -247,7 +254,7 @@ class Speaker:
             return self._pending > 0
 
     def mouth(self, now: Optional[float] = None) -> MouthState:
-        """The agent's mouth and caption at `now` (the speaker's clock; default: current time)."""
+        """Return the agent's mouth and caption at `now` (the speaker's clock; default: now)."""
         now = self._clock() if now is None else now
         with self._state_lock:
             reply, start, end = self._playing, self._play_start, self._play_end
@@ -286,7 +293,7 @@ class Speaker:
         self._worker.join(timeout)
         self._pacer.join(timeout)
 
-    # -- synthesis worker ----------------------------------------------------------------------------
+    # -- synthesis worker -------------------------------------------------------------------------
     def _synthesis_loop(self) -> None:
         while not self._stop.is_set():
             request = self._requests.get()
@@ -303,8 +310,8 @@ class Speaker:
                         break
                     start, marks = reply.samples, []
 
-                    def on_audio(pcm, new_marks, _marks=marks):
-                        reply.append(pcm)
+                    def on_audio(pcm, new_marks, _marks=marks, _reply=reply):
+                        _reply.append(pcm)
                         _marks.extend(new_marks)
                         return not self._stop.is_set()
 
@@ -315,7 +322,7 @@ class Speaker:
                 self.on_error(reply, failure)
             reply.finish(error)
 
-    # -- pacer -------------------------------------------------------------------------------------------
+    # -- pacer ------------------------------------------------------------------------------------
     def _next_reply(self) -> Optional[ReplyAudio]:
         with self._ready_cond:
             while not self._ready and not self._stop.is_set():

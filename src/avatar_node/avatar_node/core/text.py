@@ -1,4 +1,4 @@
-"""Reply text handling: cleaning, sentence chunking for streaming TTS, Hangul vowels -> VRM visemes."""
+"""Reply text handling: cleaning, sentence chunking for streaming TTS, Hangul vowels to visemes."""
 
 from __future__ import annotations
 
@@ -44,7 +44,10 @@ _CLAUSE_BREAK = re.compile(r'(?<=[,;:，、])\s+')
 
 
 def clean_text(text: str) -> str:
-    """Return text fit for TTS and captions: control characters, emoji and symbols removed, spaces squeezed."""
+    """Return text fit for TTS and captions.
+
+    Control characters, emoji and symbols are removed and runs of spaces squeezed.
+    """
     kept = []
     for char in text:
         category = unicodedata.category(char)
@@ -91,7 +94,7 @@ def _cut(text: str, max_chars: int) -> List[str]:
 
 
 def truncate(text: str, max_chars: int) -> Tuple[str, bool]:
-    """Shorten text to at most max_chars, preferring a sentence end; returns (text, was_truncated)."""
+    """Shorten text to at most max_chars, preferably at a sentence end; return (text, cut)."""
     if len(text) <= max_chars:
         return text, False
     head = text[:max_chars]
@@ -105,7 +108,7 @@ def truncate(text: str, max_chars: int) -> Tuple[str, bool]:
 
 
 def viseme_of(char: str) -> Optional[str]:
-    """The viseme a character's vowel makes (Hangul syllables and Latin vowels), or None."""
+    """Return the viseme a character's vowel makes (Hangul syllables and Latin vowels), or None."""
     code = ord(char)
     if _HANGUL_FIRST <= code <= _HANGUL_LAST:
         medial = ((code - _HANGUL_FIRST) // 28) % 21
@@ -116,5 +119,5 @@ def viseme_of(char: str) -> Optional[str]:
 
 
 def syllable_visemes(text: str) -> List[str]:
-    """Visemes of the spoken syllables of text, in order (characters without a vowel are skipped)."""
+    """Return the visemes of the spoken syllables of text, in order (skipping vowel-less ones)."""
     return [v for v in (viseme_of(c) for c in text) if v is not None]

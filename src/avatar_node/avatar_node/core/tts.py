@@ -29,7 +29,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from agechat_ros.labels import AGE_GROUPS
+from agechat_ros.labels import AGE_GROUPS  # noqa: F401 - re-exported for avatar_node.node
 
 #: Where Debian/Ubuntu/Fedora/Homebrew put espeak-ng's data (searched when no path is configured).
 DATA_DIR_CANDIDATES = (
@@ -47,7 +47,7 @@ _RATE, _VOLUME, _PITCH, _RANGE, _WORDGAP = 1, 2, 3, 4, 7
 
 
 class VoiceUnavailable(FileNotFoundError):
-    """espeak-ng, its data or the requested voice is missing; the text says what to install or set."""
+    """espeak-ng, its data or the requested voice is missing; the text says what to install."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,9 @@ AudioCallback = Callable[[np.ndarray, List[WordMark]], bool]
 
 
 def find_data_dir(configured: str = '') -> str:
-    """Return espeak-ng's data directory: `configured`, else $ESPEAK_DATA_PATH, else a standard place.
+    """Return espeak-ng's data directory.
+
+    That is `configured`, else $ESPEAK_DATA_PATH, else the first standard place that holds it.
 
     Raises VoiceUnavailable naming what was searched when none holds espeak-ng's `phontab`.
     """
@@ -109,13 +111,13 @@ def find_data_dir(configured: str = '') -> str:
         if os.path.isfile(os.path.join(candidate, 'phontab')):
             return candidate
     raise VoiceUnavailable(
-        f"espeak-ng data (phontab) not found in {', '.join(candidates)} (from {origin}); {INSTALL_HINT}, "
-        "or point parameter 'espeak_data_path' at the espeak-ng-data folder"
+        f"espeak-ng data (phontab) not found in {', '.join(candidates)} (from {origin}); "
+        f"{INSTALL_HINT}, or point parameter 'espeak_data_path' at the espeak-ng-data folder"
     )
 
 
 def check_voice(data_dir: str, voice: str) -> None:
-    """Raise VoiceUnavailable unless `voice` ('ko' or 'ko+f3') has its language and variant files."""
+    """Raise VoiceUnavailable unless `voice` ('ko', 'ko+f3') has its language and variant files."""
     language, _, variant = voice.partition('+')
     if not language:
         raise VoiceUnavailable(f"voice '{voice}' names no language; use e.g. 'ko' or 'ko+f3'")
@@ -123,8 +125,10 @@ def check_voice(data_dir: str, voice: str) -> None:
     language_files = glob.glob(os.path.join(data_dir, 'lang', '**', language), recursive=True)
     if not language_files or not os.path.isfile(dictionary):
         raise VoiceUnavailable(
-            f"espeak-ng voice '{language}' is missing in {data_dir} (need lang/**/{language} and {language}_dict); "
-            f"{INSTALL_HINT} (espeak-ng-data ships the Korean voice 'ko'), or set parameter 'voice'"
+            f"espeak-ng voice '{language}' is missing in {data_dir} "
+            f"(need lang/**/{language} and {language}_dict); "
+            f"{INSTALL_HINT} (espeak-ng-data ships the Korean voice 'ko'), "
+            "or set parameter 'voice'"
         )
     if variant and not os.path.isfile(os.path.join(data_dir, 'voices', '!v', variant)):
         available = (
@@ -134,7 +138,8 @@ def check_voice(data_dir: str, voice: str) -> None:
         )
         raise VoiceUnavailable(
             f"espeak-ng voice variant '{variant}' is missing in {data_dir}/voices/!v; "
-            f"use one of {', '.join(available[:20]) or '(none installed)'} or no variant (voice 'ko')"
+            f"use one of {', '.join(available[:20]) or '(none installed)'} "
+            "or no variant (voice 'ko')"
         )
 
 
@@ -186,7 +191,8 @@ class EspeakStreamSynth:
             )
             if rate <= 0:
                 raise VoiceUnavailable(
-                    f'libespeak-ng failed to initialise with data in {self.data_dir}; {INSTALL_HINT}'
+                    f'libespeak-ng failed to initialise with data in {self.data_dir}; '
+                    f'{INSTALL_HINT}'
                 )
             EspeakStreamSynth._initialised = True
         self._espeak = espeak
@@ -234,7 +240,10 @@ class EspeakStreamSynth:
         return 0
 
     def synthesize(self, text: str, prosody: Prosody, on_audio: AudioCallback) -> int:
-        """Synthesize one sentence, streaming it to on_audio; returns the sample count (pause included)."""
+        """Synthesize one sentence, streaming it to on_audio; return its sample count.
+
+        The count includes the pause after the sentence.
+        """
         with self._lock:
             self._on_audio, self._samples, self._cancelled, self._error = on_audio, 0, False, None
             try:
@@ -279,7 +288,7 @@ class Pyttsx3FileSynth:
         self._folder = tempfile.mkdtemp(prefix='agechat-tts-')
 
     def synthesize(self, text: str, prosody: Prosody, on_audio: AudioCallback) -> int:
-        """Synthesize one sentence to a WAV file and pass all of it to on_audio; returns the sample count."""
+        """Synthesize one sentence via a WAV file, pass it to on_audio; return the sample count."""
         with self._lock:
             pcm = np.zeros(0, np.int16)
             if text.strip():

@@ -1,1 +1,4 @@
-"""Pure core of dialogue_node (no rclpy): corpus, tokenizer, prompts, model, training, evaluation."""
+"""Pure core of dialogue_node (no rclpy).
+
+Corpus, tokenizer, prompts, model, training and evaluation.
+"""

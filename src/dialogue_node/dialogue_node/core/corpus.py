@@ -1,5 +1,7 @@
-"""agechat's Korean dialogue corpus: expansion of the authored text into paraphrases, the train /
-held-out split, JSON export and sampling of (question, answer, age, emotion) training examples.
+"""agechat's Korean dialogue corpus.
+
+Expansion of the authored text into paraphrases, the train / held-out split, JSON export and
+sampling of (question, answer, age, emotion) training examples.
 
 Run ``python -m dialogue_node.core.corpus --out src/dialogue_node/data/corpus.json`` to export it.
 JSON format (also accepted by the training and evaluation CLIs with ``--corpus``)::
@@ -51,7 +53,7 @@ class Example:
 
 @dataclass
 class Corpus:
-    """Questions per intent and split, answers per intent and age, emotion openers and fallbacks."""
+    """Questions per intent and split, answers per intent and age, emotion openers, fallbacks."""
 
     questions: Dict[str, Dict[str, List[str]]]
     answers: Dict[str, Dict[str, List[str]]]
@@ -64,7 +66,10 @@ class Corpus:
         return sorted(self.questions)
 
     def texts(self, include_heldout: bool = False) -> List[str]:
-        """Every text of the corpus (held-out questions only when asked): tokenizer training input."""
+        """Return every text of the corpus, the tokenizer's training input.
+
+        Held-out questions are included only when asked for.
+        """
         out = []
         for intent in self.intents:
             out += self.questions[intent]['train']
@@ -80,7 +85,7 @@ class Corpus:
         return out
 
     def to_json(self) -> dict:
-        """The JSON document described in the module docstring."""
+        """Return the JSON document described in the module docstring."""
         return {
             'version': 1,
             'intents': {
@@ -100,7 +105,7 @@ def expand_questions(
 
 
 def build_corpus() -> Corpus:
-    """The corpus from the authored text in :mod:`corpus_text`."""
+    """Build the corpus from the authored text in :mod:`corpus_text`."""
     questions, answers = {}, {}
     for name, intent in corpus_text.INTENTS.items():
         questions[name] = {
@@ -142,7 +147,7 @@ def load_corpus(path: Optional[str] = None) -> Corpus:
 
 
 def compose_answer(corpus: Corpus, intent: str, age: str, emotion: str, rng: random.Random) -> str:
-    """A reply of the corpus: emotion opener (unless neutral) then one of the intent's answers."""
+    """Compose a reply: an emotion opener (unless neutral), then one of the intent's answers."""
     answer = rng.choice(corpus.answers[intent][age])
     openers = corpus.emotion_openers.get(emotion, {}).get(age)
     if emotion == 'neutral' or not openers:
@@ -157,7 +162,7 @@ def sample_example(
     history_prob: float = 0.0,
     max_history: int = 2,
 ) -> Example:
-    """Draw one example: a random intent, paraphrase, age, emotion and answer (+ optional history)."""
+    """Draw one example: a random intent, paraphrase, age, emotion, answer (+ optional history)."""
     intent = rng.choice(corpus.intents)
     question = rng.choice(corpus.questions[intent][split])
     age = rng.choice(AGE_GROUPS)
@@ -202,8 +207,8 @@ def main(argv=None) -> int:
     n_held = sum(len(corpus.questions[i]['heldout']) for i in corpus.intents)
     n_answers = sum(len(corpus.answers[i][a]) for i in corpus.intents for a in AGE_GROUPS)
     print(
-        f'{len(corpus.intents)} intents, {n_train} train + {n_held} held-out questions, {n_answers} answers, '
-        f'{len(EMOTIONS) - 1} emotions with openers -> {args.out}'
+        f'{len(corpus.intents)} intents, {n_train} train + {n_held} held-out questions, '
+        f'{n_answers} answers, {len(EMOTIONS) - 1} emotions with openers -> {args.out}'
     )
     return 0
 

@@ -1,6 +1,9 @@
-"""The dialogue engine: input checks, bounded multi-turn history, generation with a register check,
-and register-appropriate fallbacks. Used by the node (topics and chat service), the evaluation and
-the benchmark."""
+"""The dialogue engine.
+
+Input checks, bounded multi-turn history, generation with a register check, and
+register-appropriate fallbacks. Used by the node (topics and chat service), the evaluation and the
+benchmark.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Deque, Dict, List, Optional, Tuple
+from typing import Deque, List, Optional, Tuple
 
 from dialogue_node.core import corpus_text
 from dialogue_node.core.labels import normalize_age, normalize_emotion
@@ -24,7 +27,10 @@ KIND_REGISTER = 'fallback:register'
 
 
 class InputError(ValueError):
-    """The user text cannot be answered (empty after cleaning, or no Korean); the text says what to send."""
+    """The user text cannot be answered (empty after cleaning, or no Korean).
+
+    The message says what to send instead.
+    """
 
 
 @dataclass
@@ -81,11 +87,13 @@ class DialogueEngine:
         clean = clean_user_text(text, self.max_input_chars)
         if not clean.text:
             raise InputError(
-                'text is empty (after removing control characters and emoji); send a Korean sentence'
+                'text is empty (after removing control characters and emoji); '
+                'send a Korean sentence'
             )
         if not clean.has_korean:
             raise InputError(
-                f"text '{clean.text[:40]}' has no Korean (Hangul) characters; this model answers Korean"
+                f"text '{clean.text[:40]}' has no Korean (Hangul) characters; "
+                'this model answers Korean'
             )
         return clean
 
@@ -124,7 +132,7 @@ class DialogueEngine:
     # -- replies ----------------------------------------------------------------------------------
     @staticmethod
     def fallback_text(kind: str, age: str) -> str:
-        """The rule reply for a fallback kind in the register of `age`."""
+        """Return the rule reply for a fallback kind in the register of `age`."""
         key = 'not_korean' if kind == KIND_NOT_KOREAN else 'clarify'
         return corpus_text.FALLBACKS[key][age]
 
@@ -137,8 +145,11 @@ class DialogueEngine:
         seed: Optional[int] = None,
         strict: bool = False,
     ) -> EngineReply:
-        """Reply to `text`. Labels are validated (LabelError). Unanswerable text raises InputError when
-        `strict` (chat service), else gives a register-appropriate fallback reply (voice topics)."""
+        """Reply to `text`.
+
+        Labels are validated (LabelError). Unanswerable text raises InputError when `strict` (chat
+        service), else gives a register-appropriate fallback reply (voice topics).
+        """
         age, emotion = normalize_age(age), normalize_emotion(emotion)
         try:
             clean = self.check_text(text)

@@ -1,7 +1,10 @@
-"""Evaluation CLI: held-out answer perplexity, register accuracy per age group, intent relevance and
+"""Evaluation CLI of the dialogue model.
+
+It measures held-out answer perplexity, register accuracy per age group, intent relevance and
 emotion conditioning on held-out paraphrases, distinct-n, looping and capped replies, latency.
 
-    python -m dialogue_node.core.evaluate --model src/dialogue_node/models/embedded --out out/eval/dialogue.json
+    python -m dialogue_node.core.evaluate --model src/dialogue_node/models/embedded \
+        --out out/eval/dialogue.json
 
 Replies are generated with the node's default decoding (sampling, fixed seed) through the same
 :class:`DialogueEngine` the node uses. Intent relevance: the reply (emotion opener removed) is
@@ -17,7 +20,7 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 from dialogue_node.core.corpus import Corpus, compose_answer, heldout_cases, load_corpus
 from dialogue_node.core.engine import KIND_MODEL, DialogueEngine
@@ -53,7 +56,10 @@ class ReplyJudge:
         ]
 
     def emotion_of(self, reply: str, age: str) -> Tuple[str, str]:
-        """(emotion whose opener the reply starts with, or 'neutral'; the reply without that opener)."""
+        """Return the emotion whose opener the reply starts with, and the reply without it.
+
+        The emotion is 'neutral' when the reply starts with no opener of `age`.
+        """
         best, best_score, best_len = 'neutral', 0.0, 0
         for emotion, opener_age, opener in self.openers:
             if opener_age != age:
@@ -83,7 +89,7 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (nearest rank)."""
+    """Return the q-th percentile (nearest rank)."""
     ordered = sorted(values)
     if not ordered:
         return float('nan')
@@ -91,7 +97,10 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def heldout_perplexity(generator: Generator, corpus: Corpus, seed: int = 0) -> float:
-    """exp(mean NLL) of answer tokens for held-out questions, every age, a random emotion and answer."""
+    """Return exp(mean NLL) of the answer tokens for the held-out questions.
+
+    Each question is asked in every age group, with a random emotion and answer.
+    """
     rng = random.Random(seed)
     examples = []
     for intent, question in heldout_cases(corpus):
@@ -110,7 +119,7 @@ def evaluate(
     limit: Optional[int] = None,
     examples: int = 12,
 ) -> dict:
-    """Generate a reply for every held-out question x age group (emotions cycled) and score them."""
+    """Generate a reply for every held-out question x age group (emotions cycled); score them."""
     corpus = corpus or load_corpus()
     judge = ReplyJudge(corpus)
     engine = DialogueEngine(generator, max_history_turns=0, seed=seed)

@@ -1,10 +1,11 @@
-"""Retrieval hint for the prompt: a character-n-gram nearest-centroid intent matcher over the TRAINING
-questions (numpy only).
+"""Retrieval hint for the prompt.
+
+A character-n-gram nearest-centroid intent matcher over the TRAINING questions (numpy only).
 
 Each training question becomes a TF-IDF vector of its character 1-3-grams (spaces normalised);
-an intent is the normalised mean of its questions' vectors. A question's hint is the intent with the
-highest cosine similarity; the prompt carries that intent's first training question as text (see
-:class:`dialogue_node.core.prompt.PromptCodec`). The matcher is stored in the checkpoint's
+an intent is the normalised mean of its questions' vectors. A question's hint is the intent with
+the highest cosine similarity; the prompt carries that intent's first training question as text
+(see :class:`dialogue_node.core.prompt.PromptCodec`). The matcher is stored in the checkpoint's
 agechat.json (`intent_hints`), so inference needs no corpus file.
 """
 
@@ -19,7 +20,10 @@ NGRAM_SIZES = (1, 2, 3)
 
 
 def char_ngrams(text: str, sizes: Sequence[int] = NGRAM_SIZES) -> Counter:
-    """Counts of the character n-grams of `text` (whitespace runs -> one space, padded with spaces)."""
+    """Count the character n-grams of `text`.
+
+    Whitespace runs become one space, and the text is padded with a space at each end.
+    """
     padded = ' ' + ' '.join(text.split()) + ' '
     counts: Counter = Counter()
     for n in sizes:
@@ -60,7 +64,7 @@ class IntentMatcher:
         self.centroids = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
 
     def predict(self, text: str) -> str:
-        """The intent whose training questions are nearest to `text`."""
+        """Return the intent whose training questions are nearest to `text`."""
         vector = np.zeros(len(self.vocab), dtype=np.float32)
         for gram, count in char_ngrams(text).items():
             index = self.vocab.get(gram)
@@ -70,11 +74,11 @@ class IntentMatcher:
         return self.intents[int(np.argmax(self.centroids @ vector))]
 
     def hint_text(self, intent: str) -> str:
-        """The text put into the prompt for an intent: its first training question."""
+        """Return the text put into the prompt for an intent: its first training question."""
         return self.questions[intent][0]
 
     def to_json(self) -> Dict[str, List[str]]:
-        """What :meth:`from_json` needs (the training questions per intent)."""
+        """Return what :meth:`from_json` needs (the training questions per intent)."""
         return self.questions
 
     @classmethod

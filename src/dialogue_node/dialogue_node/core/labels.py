@@ -1,4 +1,4 @@
-"""Conditioning labels: the three age groups and the seven FER2013 emotions, and their validation."""
+"""Conditioning labels: the three age groups, the seven FER2013 emotions, and their validation."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ __all__ = [
 
 
 class LabelError(ValueError):
-    """An age group or emotion label that the model does not know; the text lists the valid ones."""
+    """An age group or emotion label that the model does not know; the text lists valid ones."""
 
 
 def normalize_age(label: str, empty_means_default: bool = True) -> str:

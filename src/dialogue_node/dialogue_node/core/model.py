@@ -30,7 +30,10 @@ _SENTENCE_ENDS = '.!?~'
 
 
 def check_checkpoint(path) -> Path:
-    """Return the checkpoint directory, or raise FileNotFoundError naming what is missing and the fix."""
+    """Return the checkpoint directory.
+
+    Raises FileNotFoundError naming what is missing and the fix.
+    """
     directory = Path(path)
     problems = []
     if not directory.is_dir():
@@ -46,8 +49,9 @@ def check_checkpoint(path) -> Path:
         raise FileNotFoundError(
             'dialogue model checkpoint not usable: '
             + '; '.join(problems)
-            + f'. Produce it with `{TRAIN_COMMAND.format(path=directory)}` (embedded model) or point model_path '
-            'at a GPT-2 checkpoint in KoGPT2 format (config.json, model.safetensors, tokenizer.json).'
+            + f'. Produce it with `{TRAIN_COMMAND.format(path=directory)}` (embedded model) '
+            'or point model_path at a GPT-2 checkpoint in KoGPT2 format '
+            '(config.json, model.safetensors, tokenizer.json).'
         )
     return directory
 
@@ -74,7 +78,7 @@ def load_checkpoint(path, dtype: str = 'float32', threads: Optional[int] = None)
 
 
 def save_checkpoint(model, tokenizer: Tokenizer, path, metadata: Optional[dict] = None) -> Path:
-    """Write model (safetensors), tokenizer.json (+ transformers tokenizer files) and agechat.json."""
+    """Write model (safetensors), tokenizer.json (+ transformers tokenizer files), agechat.json."""
     from transformers import PreTrainedTokenizerFast
 
     directory = Path(path)
@@ -116,7 +120,7 @@ class Generated:
 
 
 def is_looping(ids: Sequence[int], n: int = 3, repeats: int = 3, run: int = 4) -> bool:
-    """True when some n-gram occurs `repeats` times or one token repeats `run` times in a row."""
+    """Return True if an n-gram occurs `repeats` times or a token repeats `run` times in a row."""
     ids = list(ids)
     for i in range(len(ids) - run + 1):
         if len(set(ids[i : i + run])) == 1:
@@ -184,12 +188,13 @@ class Generator:
         return self.max_positions - self.settings.max_new_tokens
 
     def _forward(self, input_ids, cache):
-        """One forward step with the KV cache (transformers 5 names it `cache`, 4.x `past_key_values`)."""
+        """Run one forward step with the KV cache.
+
+        transformers 5 names the cache `cache`, 4.x `past_key_values`.
+        """
         kwargs = {self._cache_arg: cache} if cache is not None else {}
         out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs)
-        return out.logits[:, -1, :].float(), getattr(out, 'cache', None) or getattr(
-            out, 'past_key_values'
-        )
+        return out.logits[:, -1, :].float(), getattr(out, 'cache', None) or out.past_key_values
 
     def _processors(self, s: GenerationSettings):
         from transformers import (
@@ -214,11 +219,14 @@ class Generator:
         seed: Optional[int] = None,
         settings: Optional[GenerationSettings] = None,
     ) -> Generated:
-        """Sample a reply to a prompt (from :meth:`PromptCodec.prompt_ids`); `seed` makes it reproducible.
+        """Sample a reply to a prompt (from :meth:`PromptCodec.prompt_ids`).
+
+        `seed` makes it reproducible.
 
         Incremental decoding with the model's KV cache and transformers' logits processors
         (repetition penalty, temperature, top-p); stops at `</s>` or after `max_new_tokens`. This
-        loop replaces `model.generate`, whose per-token bookkeeping cost ~25 % of the latency here."""
+        loop replaces `model.generate`, whose per-token bookkeeping cost ~25 % of the latency here.
+        """
         s = settings or self.settings
         prompt = list(prompt_ids)[-self.prompt_budget :]
         processors = self._processors(s)
@@ -257,7 +265,10 @@ class Generator:
         )
 
     def answer_nll(self, examples) -> tuple:
-        """(sum of negative log-likelihood, token count) of answer tokens for (input_ids, labels) pairs."""
+        """Return (sum of negative log-likelihood, token count) of the answer tokens.
+
+        `examples` are (input_ids, labels) pairs.
+        """
         total, count = 0.0, 0
         with self._lock, torch.inference_mode():
             for input_ids, labels in examples:

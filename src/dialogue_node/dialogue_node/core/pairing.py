@@ -39,7 +39,7 @@ class _Pending:
 
 
 class Pairer:
-    """Thread-safe store of recent age estimates / emotions and of utterances waiting for their age."""
+    """Thread-safe store of recent age estimates and emotions, and of utterances awaiting age."""
 
     def __init__(
         self,
@@ -70,7 +70,7 @@ class Pairer:
     def add_emotion(
         self, label: str, confidence: float, time_ns: int, face_found: bool = True
     ) -> None:
-        """Record a face-emotion result placed at `time_ns` (results without a face are ignored)."""
+        """Record a face-emotion result placed at `time_ns` (ignored when no face was found)."""
         if not face_found:
             return
         with self._lock:
@@ -87,7 +87,10 @@ class Pairer:
             return len(self._pending)
 
     def due(self, now_ns: int) -> List[Tuple[Any, LabelChoice]]:
-        """Utterances ready now (their age arrived, or their wait ended), in arrival order, with the age."""
+        """Return the utterances ready now, in arrival order, each with its age.
+
+        An utterance is ready when its age arrived or its wait ended.
+        """
         ready = []
         with self._lock:
             keep = []
@@ -112,7 +115,7 @@ class Pairer:
         return ready
 
     def emotion_at(self, time_ns: int) -> LabelChoice:
-        """The recorded emotion nearest to `time_ns` within the window, else neutral (default)."""
+        """Return the recorded emotion nearest to `time_ns` within the window, else neutral."""
         with self._lock:
             best = None
             for stamp, label, confidence in self._emotions:

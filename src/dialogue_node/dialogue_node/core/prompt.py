@@ -2,20 +2,20 @@
 
 One turn is laid out KoGPT2-chatbot style, with the labels in the `<sent>` slot::
 
-    [<usr> q_1 <sys> a_1 </s>] ... <usr> question [<usr> hint] <sent> <age> <emotion> <sys>  answer </s>
-     `--- bounded history ---'     `------------------- prompt -----------------------'  `- target -'
+  [<usr> q <sys> a </s>] ... <usr> question [<usr> hint] <sent> <age> <emotion> <sys>  answer </s>
+   `- bounded history -'     `----------------------- prompt -----------------------' `- target -'
 
-The optional hint (an :class:`dialogue_node.core.intent_hint.IntentMatcher` given to the codec) is the
-first training question of the intent nearest to the question.
+The optional hint (an :class:`dialogue_node.core.intent_hint.IntentMatcher` given to the codec) is
+the first training question of the intent nearest to the question.
 
 The loss is computed on the target only (prompt and history positions are masked with -100).
 
 User text (question and past user turns) is encoded either with the tokenizer's BPE merges
 (`question_mode='bpe'`, right for a pretrained KoGPT2) or as single characters — Hangul syllables —
-(`'chars'`, the embedded model's choice: a reworded question still shares most of its syllables with
-the training questions, so a small model trained from scratch generalises to new wording). Replies
-always use BPE merges (fewer tokens to generate). Special-token text typed by a user ('<sys>') is
-never turned into a special token.
+(`'chars'`, the embedded model's choice: a reworded question still shares most of its syllables
+with the training questions, so a small model trained from scratch generalises to new wording).
+Replies always use BPE merges (fewer tokens to generate). Special-token text typed by a user
+('<sys>') is never turned into a special token.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ QUESTION_MODES = ('bpe', 'chars')
 
 
 def char_level_copy(tokenizer: Tokenizer) -> Tokenizer:
-    """A copy of a BPE tokenizer that applies no merges (every character is one token)."""
+    """Return a copy of a BPE tokenizer that applies no merges (every character is one token)."""
     state = json.loads(tokenizer.to_str())
     state['model']['dropout'] = 1.0
     return Tokenizer.from_str(json.dumps(state))
@@ -57,7 +57,8 @@ class PromptCodec:
         missing = [t for t in tok.SPECIAL_TOKENS if tokenizer.token_to_id(t) is None]
         if missing:
             raise ValueError(
-                f'tokenizer lacks special tokens {missing}; call tokenizer.ensure_special_tokens first'
+                f'tokenizer lacks special tokens {missing}; '
+                'call tokenizer.ensure_special_tokens first'
             )
         self.ids = {t: tokenizer.token_to_id(t) for t in tok.SPECIAL_TOKENS}
         self.pad_id, self.eos_id = self.ids[tok.PAD], self.ids[tok.EOS]
@@ -79,8 +80,10 @@ class PromptCodec:
         return [i for i in ids if i not in self._special_ids or i == self.unk_id]
 
     def encode_question(self, text: str, tokenizer: Optional[Tokenizer] = None) -> List[int]:
-        """Token ids of user text in this codec's question mode (`tokenizer`: e.g. a BPE-dropout copy,
-        used in 'bpe' mode only)."""
+        """Return the token ids of user text in this codec's question mode.
+
+        `tokenizer` (e.g. a BPE-dropout copy) is used in 'bpe' mode only.
+        """
         if self.question_mode == 'chars':
             return self.encode(text, self._question_tokenizer)
         return self.encode(text, tokenizer)
@@ -90,7 +93,7 @@ class PromptCodec:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True).strip()
 
     def label_ids(self, age: str, emotion: str) -> List[int]:
-        """The `<sent>` slot: `<sent> <age> <emotion>` (labels validated)."""
+        """Return the `<sent>` slot: `<sent> <age> <emotion>` (labels validated)."""
         return [
             self.sent_id,
             self.ids[tok.age_token(normalize_age(age))],
@@ -98,8 +101,10 @@ class PromptCodec:
         ]
 
     def hint_ids(self, question: str) -> List[int]:
-        """The retrieval hint block `<usr> hint` (empty without an intent matcher): the first training
-        question of the intent nearest to `question`."""
+        """Return the retrieval hint block `<usr> hint` (empty without an intent matcher).
+
+        The hint is the first training question of the intent nearest to `question`.
+        """
         if self.intent_matcher is None:
             return []
         hint = self.intent_matcher.hint_text(self.intent_matcher.predict(question))
@@ -125,8 +130,11 @@ class PromptCodec:
         max_tokens: Optional[int] = None,
         question_ids: Optional[List[int]] = None,
     ) -> List[int]:
-        """The prompt for one turn. Over `max_tokens`, the oldest history turns go first, then the
-        question is cut (its beginning is kept)."""
+        """Return the prompt for one turn.
+
+        Over `max_tokens`, the oldest history turns go first, then the question is cut (its
+        beginning is kept).
+        """
         question_ids = list(
             self.encode_question(question) if question_ids is None else question_ids
         )
@@ -155,8 +163,10 @@ class PromptCodec:
         max_tokens: Optional[int] = None,
         question_ids: Optional[List[int]] = None,
     ) -> Tuple[List[int], List[int]]:
-        """(input_ids, labels) for one turn: the prompt from :meth:`prompt_ids`, then answer + `</s>`;
-        labels are -100 on the prompt."""
+        """Return (input_ids, labels) for one turn.
+
+        The prompt from :meth:`prompt_ids`, then answer + `</s>`; labels are -100 on the prompt.
+        """
         target = self.encode(answer) + [self.eos_id]
         budget = None if max_tokens is None else max_tokens - len(target)
         prompt = self.prompt_ids(question, age, emotion, history, budget, question_ids)

@@ -1,9 +1,10 @@
 """A rule-based classifier of Korean speech level (register) from sentence endings.
 
-agechat answers children in 반말 (casual, e.g. -아/-어/-야/-자/-지), adults in 해요체 (polite, -요/-죠)
-and seniors in 하십시오체 (formal, -ㅂ니다/-습니다/-ㅂ니까/-십시오). Each sentence is classified by its
-final word; vocatives ('어르신,') and one-word interjections ('네.') carry no register and are skipped.
-A text has a register when all its classified sentences agree, else it is 'mixed'.
+agechat answers children in 반말 (casual, e.g. -아/-어/-야/-자/-지), adults in 해요체
+(polite, -요/-죠) and seniors in 하십시오체 (formal, -ㅂ니다/-습니다/-ㅂ니까/-십시오).
+Each sentence is classified by its final word; vocatives ('어르신,') and one-word
+interjections ('네.') carry no register and are skipped. A text has a register when all its
+classified sentences agree, else it is 'mixed'.
 """
 
 from __future__ import annotations
@@ -62,7 +63,10 @@ def classify_sentence(sentence: str) -> Optional[str]:
 
 
 def classify_text(text: str) -> str:
-    """Register of a whole reply: one of casual/polite/formal, 'mixed', or 'unknown' (nothing to judge)."""
+    """Return the register of a whole reply: casual, polite or formal, 'mixed', or 'unknown'.
+
+    'unknown' means that no sentence could be judged.
+    """
     found = {r for r in (classify_sentence(s) for s in split_sentences(text)) if r is not None}
     if not found:
         return UNKNOWN
@@ -70,13 +74,15 @@ def classify_text(text: str) -> str:
 
 
 def matches_age(text: str, age_group: str) -> bool:
-    """True when the text is entirely in the register agechat uses for `age_group`."""
+    """Return True when the text is entirely in the register agechat uses for `age_group`."""
     return classify_text(text) == REGISTER_FOR_AGE[age_group]
 
 
 def classify_register(text: str) -> Optional[str]:
-    """The age group whose register the whole text is in ('child'/'adult'/'senior'), or None when
-    the text is mixed or has no judgeable sentence."""
+    """Return the age group whose register the whole text is in ('child'/'adult'/'senior').
+
+    None when the text is mixed or has no judgeable sentence.
+    """
     register = classify_text(text)
     for age, expected in REGISTER_FOR_AGE.items():
         if register == expected:

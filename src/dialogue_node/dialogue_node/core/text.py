@@ -1,5 +1,7 @@
-"""Cleaning of user text before it reaches the tokenizer: Unicode normalisation, control characters
-and emoji removed, whitespace collapsed, length capped."""
+"""Cleaning of user text before it reaches the tokenizer.
+
+Unicode normalisation, control characters and emoji removed, whitespace collapsed, length capped.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ class CleanText:
 
 
 def is_hangul(char: str) -> bool:
-    """True for Hangul syllables and jamo."""
+    """Return True for Hangul syllables and jamo."""
     code = ord(char)
     return 0xAC00 <= code <= 0xD7A3 or 0x1100 <= code <= 0x11FF or 0x3130 <= code <= 0x318F
 
@@ -30,7 +32,8 @@ def _keep(char: str) -> bool:
     if char.isspace():
         return True
     category = unicodedata.category(char)
-    # C*: control/format/unassigned/private; So: symbols incl. emoji; Sk/Mn leftovers of emoji sequences
+    # C*: control/format/unassigned/private; So: symbols incl. emoji; Sk/Mn: leftovers of emoji
+    # sequences
     if category[0] == 'C' or category in ('So', 'Sk', 'Cs'):
         return False
     if category == 'Mn' and not is_hangul(char):
@@ -39,7 +42,7 @@ def _keep(char: str) -> bool:
 
 
 def clean_user_text(text: str, max_chars: int) -> CleanText:
-    """NFKC-normalise, drop control characters and emoji, collapse spaces, truncate to `max_chars`."""
+    """NFKC-normalise, drop control characters and emoji, collapse spaces, cut to `max_chars`."""
     normalized = unicodedata.normalize('NFKC', text or '')
     kept = ''.join(c for c in normalized if _keep(c))
     removed = len(normalized) - len(kept)

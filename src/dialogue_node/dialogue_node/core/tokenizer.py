@@ -24,12 +24,12 @@ PAD, UNK, EOS, USR, SYS, SENT = '<pad>', '<unk>', '</s>', '<usr>', '<sys>', '<se
 
 
 def age_token(age: str) -> str:
-    """The special token of an age group, e.g. '<child>'."""
+    """Return the special token of an age group, e.g. '<child>'."""
     return f'<{age}>'
 
 
 def emotion_token(emotion: str) -> str:
-    """The special token of an emotion, e.g. '<sad>'."""
+    """Return the special token of an emotion, e.g. '<sad>'."""
     return f'<{emotion}>'
 
 
@@ -61,7 +61,7 @@ def train_tokenizer(
 
 
 def ensure_special_tokens(tokenizer: Tokenizer) -> List[str]:
-    """Add any of agechat's special tokens the tokenizer lacks (e.g. a stock KoGPT2 one); return them."""
+    """Add the agechat special tokens missing in a tokenizer (e.g. a stock KoGPT2); return them."""
     missing = [t for t in SPECIAL_TOKENS if tokenizer.token_to_id(t) is None]
     if missing:
         tokenizer.add_special_tokens(
@@ -71,7 +71,7 @@ def ensure_special_tokens(tokenizer: Tokenizer) -> List[str]:
 
 
 def with_dropout(tokenizer: Tokenizer, dropout: float) -> Tokenizer:
-    """A copy of a BPE tokenizer that applies BPE-dropout (random merge skipping) when encoding."""
+    """Return a copy of a BPE tokenizer that applies BPE-dropout (random merge skipping)."""
     copy = Tokenizer.from_str(tokenizer.to_str())
     if dropout > 0:
         copy.model.dropout = dropout

@@ -2,7 +2,7 @@
 
     # embedded model (tokenizer + 4-layer, 256-wide GPT-2), a few CPU minutes:
     nice python -m dialogue_node.core.train --out src/dialogue_node/models/embedded
-    # fine-tune a local KoGPT2 (e.g. a downloaded skt/kogpt2-base-v2 directory) with the same scheme:
+    # fine-tune a local KoGPT2 (e.g. a downloaded skt/kogpt2-base-v2 folder) with the same scheme:
     python -m dialogue_node.core.train --init /path/to/kogpt2-base-v2 --out /path/to/agechat-kogpt2
 
 Examples are drawn afresh every step from the train split (random paraphrase, age group, emotion,
@@ -19,7 +19,6 @@ import json
 import math
 import random
 import time
-from pathlib import Path
 from typing import List, Optional
 
 import torch
@@ -40,7 +39,7 @@ def build_scratch_model(
     eos_id: int = 2,
     pad_id: int = 0,
 ):
-    """A GPT-2 of the given shape with random weights."""
+    """Build a GPT-2 of the given shape with random weights."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = GPT2Config(
@@ -70,10 +69,11 @@ def make_batch(
     history_prob: float = 0.0,
     word_dropout: float = 0.0,
 ):
-    """A padded batch (input_ids, attention_mask, labels) of freshly sampled training examples.
+    """Sample a padded batch (input_ids, attention_mask, labels) of fresh training examples.
 
-    Question augmentation: each word dropped with probability `word_dropout` (one always stays), each
-    token replaced by `<unk>` with probability `unk_prob`."""
+    Question augmentation: each word dropped with probability `word_dropout` (one always stays),
+    each token replaced by `<unk>` with probability `unk_prob`.
+    """
     rows = []
     # history makes sequences long: a batch has history for all or none of its rows (less padding)
     batch_history = 1.0 if history_prob > 0 and rng.random() < history_prob else 0.0
@@ -138,9 +138,10 @@ def train(
 ) -> dict:
     """Train (or fine-tune `init`) and save to `out`; return a summary with the loss curve.
 
-    `question_mode` (see dialogue_node.core.prompt): default 'chars' from scratch, 'bpe' fine-tuning.
-    `intent_hint`: add the retrieval hint of :mod:`dialogue_node.core.intent_hint` (built from the train
-    split only) to every prompt."""
+    `question_mode` (see dialogue_node.core.prompt): default 'chars' from scratch, 'bpe'
+    fine-tuning. `intent_hint`: add the retrieval hint of :mod:`dialogue_node.core.intent_hint`
+    (built from the train split only) to every prompt.
+    """
     question_mode = question_mode or ('bpe' if init else 'chars')
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -300,8 +301,8 @@ def main(argv=None) -> int:
         intent_hint=not args.no_intent_hint,
     )
     print(
-        f'saved {args.out}: {summary["parameters"]} parameters, final loss {summary["loss_curve"][-1][1]}, '
-        f'{summary["train_seconds"]} s'
+        f'saved {args.out}: {summary["parameters"]} parameters, '
+        f'final loss {summary["loss_curve"][-1][1]}, {summary["train_seconds"]} s'
     )
     return 0
 

@@ -1,1 +1,4 @@
-"""Pure core of emotion_node (no rclpy): model, fast inference, face detection, smoothing, training."""
+"""Pure core of emotion_node (no rclpy).
+
+The model, fast inference, face detection, smoothing and training.
+"""

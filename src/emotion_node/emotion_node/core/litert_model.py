@@ -1,18 +1,20 @@
-"""The float32 TFLite file the node runs, kept beside the weights it was exported from (torch-free).
+"""The float32 TFLite file the node runs, kept beside the weights it was exported from.
 
-Importing PyTorch costs about 490 MB of resident memory per process here, while the node classifies
-with LiteRT. So the TFLite export of the safetensors weights is made once (at setup time by
-``scripts/setup.d/20-emotion-weights.sh``, or by the first node start with new weights) and cached as
+Importing PyTorch costs about 490 MB of resident memory per process here, while the node
+classifies with LiteRT. So the TFLite export of the safetensors weights is made once (at setup time
+by ``scripts/setup.d/20-emotion-weights.sh``, or by the first node start with new weights) and
+cached as
 
     <weights folder>/<weights stem>.float32-<first 16 hex of the weights' sha256>.tflite
 
 with the full sha256 and the export format version written into the model's description. At start
 :func:`resolve_litert_model` hashes the weights and looks for a matching file beside the weights
-(as given, then the symlink-resolved folder) and in the user cache folder; only when none matches does
-it import torch, export, and write the file beside the weights (or in the cache folder when that
-folder is read-only). Command line (what the setup script runs)::
+(as given, then the symlink-resolved folder) and in the user cache folder; only when none matches
+does it import torch, export, and write the file beside the weights (or in the cache folder when
+that folder is read-only). Command line (what the setup script runs)::
 
-    python -m emotion_node.core.litert_model --ensure src/emotion_node/models/fer2013_mini_xception.safetensors
+    python -m emotion_node.core.litert_model \
+        --ensure src/emotion_node/models/fer2013_mini_xception.safetensors
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
 
-#: Bumped whenever :mod:`emotion_node.core.tflite_export` writes a different graph (old files go stale).
+#: Bumped whenever :mod:`emotion_node.core.tflite_export` writes a different graph (old files go
+#: stale).
 EXPORT_VERSION = 1
 _STAMP_PREFIX = 'emotion_node-export-v'
 
@@ -53,7 +56,7 @@ def weights_sha256(weights_path) -> str:
 
 
 def stamp(sha256: str) -> str:
-    """The text written into the model description that ties a TFLite file to its weights."""
+    """Return the text in the model description that ties a TFLite file to its weights."""
     return f'{_STAMP_PREFIX}{EXPORT_VERSION} weights_sha256={sha256}'
 
 
@@ -69,7 +72,7 @@ def user_cache_dir() -> Path:
 
 
 def is_current(tflite_path, sha256: str) -> bool:
-    """True when the file exists and its description carries this weights hash and export version."""
+    """Return True when the file exists and its description has this weights hash and version."""
     try:
         data = Path(tflite_path).read_bytes()
     except OSError:
@@ -94,7 +97,7 @@ def _candidate_dirs(weights_path: Path, cache_dir: Optional[Path]) -> List[Path]
 def find_current(
     weights_path, sha256: str = None, cache_dir: Optional[Path] = None
 ) -> Optional[Path]:
-    """The existing export that matches the weights, or None (never imports torch)."""
+    """Return the existing export that matches the weights, or None (never imports torch)."""
     weights_path = Path(weights_path)
     sha256 = sha256 or weights_sha256(weights_path)
     for folder in _candidate_dirs(weights_path, cache_dir):
@@ -156,7 +159,10 @@ def export_for(
 def resolve_litert_model(
     weights_path, cache_dir: Optional[Path] = None, log: Callable[[str], None] = None
 ) -> LiteRTModel:
-    """The float32 TFLite model for these weights: the cached export when current, else a fresh one."""
+    """Return the float32 TFLite model for these weights.
+
+    That is the cached export when it is current, else a fresh export.
+    """
     sha256 = weights_sha256(weights_path)
     found = find_current(weights_path, sha256, cache_dir)
     if found is not None:
@@ -177,6 +183,7 @@ def remove_stale(weights_path, sha256: str) -> List[Path]:
 
 
 def main(argv=None) -> int:
+    """Export or check the cached TFLite model from the command line; return the exit status."""
     parser = argparse.ArgumentParser(
         description='Export emotion weights to the cached float32 TFLite model.'
     )

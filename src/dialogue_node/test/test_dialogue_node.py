@@ -1,16 +1,29 @@
-"""dialogue_node over real DDS: utterance + age (+ emotion) in, one reply per utterance with its id,
-in the register of the age group; label fallbacks; the typed-chat service and the `chat` client;
-bad input and bad parameters."""
+"""dialogue_node over real DDS.
+
+Utterance + age (+ emotion) in, one reply per utterance with its id, in the register of the age
+group; label fallbacks; the typed-chat service and the `chat` client; bad input and bad
+parameters.
+"""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import time
 
 from agechat_msgs.msg import AgeEstimate, DialogueReply, FaceEmotion, Utterance
 from agechat_msgs.srv import Chat
+from diagnostic_msgs.msg import DiagnosticArray
 from agechat_ros.time import ns_to_time, time_to_ns
-from ros_graph import NodeDiagnostics, find_executable, wait_until
+from agechat_ros.testing import (
+    SILENCE_WINDOW_S,
+    activate,
+    assert_refused,
+    deactivate,
+    NodeDiagnostics,
+    find_executable,
+    wait_until,
+)
 
 from dialogue_node.core.register import classify_register
 
@@ -221,3 +234,41 @@ def test_bad_parameters_and_missing_model_stop_the_node_with_a_message(graph):
     assert bad.popen.returncode == 2 and 'top_p' in bad.log() and 'emotion_time' in bad.log()
     assert missing.popen.returncode == 2
     assert '/nonexistent/kogpt2' in missing.log() and 'dialogue_node.core.train' in missing.log()
+
+
+def test_dialogue_node_lifecycle_and_run_time_parameters(graph):
+    graph.start_node('dialogue_node', 'dialogue_node', parameters={'age_wait_s': 0.0})
+    replies = graph.collect('/agechat/reply', DialogueReply)
+    diagnostics = graph.collect('/diagnostics', DiagnosticArray)
+    utterances = graph.publisher('/agechat/utterance', Utterance)
+    graph.wait_for_subscribers(utterances, timeout=60)
+
+    described = graph.describe_parameters(
+        'dialogue_node', 'max_new_tokens', 'temperature', 'model_path'
+    )
+    tokens_range = described['max_new_tokens'].integer_range[0]
+    assert (tokens_range.from_value, tokens_range.to_value) == (1, 256)
+    assert not described['max_new_tokens'].read_only and described['max_new_tokens'].description
+    assert described['temperature'].floating_point_range[0].to_value == 2.0
+    assert described['model_path'].read_only
+
+    deactivate(graph, 'dialogue_node', diagnostics, utterances)
+    answer = graph.call(Chat, '/agechat/chat', Chat.Request(text='안녕', age_group='child'))
+    assert not answer.success and 'inactive' in answer.error
+    utterances.publish(utterance('u-while-inactive', '오늘 날씨 어때?', time.time_ns()))
+    time.sleep(SILENCE_WINDOW_S)
+    assert replies.snapshot() == []
+
+    activate(graph, 'dialogue_node', diagnostics, utterances)
+    utterances.publish(utterance('u-active', '오늘 날씨 어때?', time.time_ns()))
+    (reply,) = replies.wait_for(1, timeout=30)
+    assert reply.utterance_id == 'u-active' and reply.reply_text
+
+    assert graph.set_parameters('dialogue_node', max_new_tokens=3)[0].successful
+    answer = graph.call(Chat, '/agechat/chat', Chat.Request(text='안녕', age_group='child'))
+    assert answer.success and 1 <= answer.reply.new_tokens <= 3
+    assert_refused(graph.set_parameters('dialogue_node', max_new_tokens=1000), 'max_new_tokens')
+    assert_refused(graph.set_parameters('dialogue_node', model_path='/tmp'), 'read-only')
+    assert_refused(graph.set_parameters('dialogue_node', temperature=math.nan), 'temperature')
+    assert_refused(graph.set_parameters('dialogue_node', emotion_time='never'), 'one of')
+    graph.assert_alive()

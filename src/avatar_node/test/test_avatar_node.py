@@ -1,6 +1,8 @@
-"""avatar_node over real DDS: replies become Korean speech (audio chunks + speaking state), the agent's
-mouth follows the audio, the user avatar mirrors face emotions (state and pixels), and bad input or a
-missing voice never crashes the node.
+"""avatar_node over real DDS.
+
+Replies become Korean speech (audio chunks + speaking state), the agent's mouth follows the audio,
+the user avatar mirrors face emotions (state and pixels), and bad input or a missing voice never
+crashes the node.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from agechat_ros.audio import pcm_s16le_to_float
 from agechat_ros.avatar import weights_dict
 from agechat_ros.image import image_to_bgr
 from agechat_ros.time import time_to_ns
-from ros_graph import wait_until
+from agechat_ros.testing import (
+    SILENCE_WINDOW_S,
+    activate,
+    assert_refused,
+    deactivate,
+    wait_until,
+)
 
 FER = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral']
 SMALL = {'width': 640, 'height': 360, 'fps': 15.0, 'speaking_tail_ms': 200}
@@ -54,7 +62,7 @@ def make_face(label: str, found: bool = True) -> FaceEmotion:
 
 
 class Latest:
-    """Keeps only the newest message of a topic plus arrival times (images are too big to keep all)."""
+    """Keeps only the newest message of a topic, and arrival times (images are too big to keep)."""
 
     def __init__(self, graph, topic, msg_type, profile):
         self.msg, self.times, self._lock = None, [], threading.Lock()
@@ -79,7 +87,7 @@ def start_avatar(graph, **parameters):
 def speak_and_wait(
     graph, pub, speech, audio, uid, text, age='adult', emotion='neutral', timeout=40.0
 ):
-    """Publish a reply, wait until it has been spoken; return (its speech states, its PCM floats)."""
+    """Publish a reply and wait until it has been spoken; return (its speech states, its PCM)."""
     audio.clear()
     pub.publish(make_reply(uid, text, age, emotion))
     states = speech.wait_for(
@@ -197,7 +205,7 @@ def test_face_emotion_moves_the_user_avatar_in_state_and_pixels(graph):
         time.sleep(0.6)  # let the smoothing settle, then take a frame rendered after it
         settled_ns = time.time_ns()
         wait_until(
-            lambda: (
+            lambda settled_ns=settled_ns: (
                 image.get()[0] is not None and time_to_ns(image.get()[0].header.stamp) > settled_ns
             ),
             10,
@@ -352,3 +360,37 @@ def test_pyttsx3_save_to_file_backend_speaks_over_dds(graph):
     assert [m.speaking for m in seq] == [True, False]
     assert len(pcm) / 22050 > 0.8 and np.sqrt(np.mean(pcm**2)) > 0.03
     assert seq[1].audio_duration_s == pytest.approx(len(pcm) / 22050, abs=0.03)
+
+
+def test_avatar_node_lifecycle_and_run_time_parameters(graph):
+    graph.start_node('avatar_node', 'avatar_node', parameters=dict(SMALL))
+    states = graph.collect('/agechat/avatar/state', AvatarState, qos.EVENTS)
+    audio = graph.collect('/agechat/tts/audio', AudioData, qos.AUDIO_STREAM)
+    diagnostics = graph.collect('/diagnostics', DiagnosticArray)
+    replies = graph.publisher('/agechat/reply', DialogueReply)
+    graph.wait_for_subscribers(replies, timeout=60)
+    states.wait_for(3, timeout=30)
+
+    deactivate(graph, 'avatar_node', diagnostics, replies)
+    replies.publish(make_reply('r-inactive', '안녕하세요, 반가워요.'))
+    states.clear()
+    audio.clear()
+    time.sleep(SILENCE_WINDOW_S)
+    assert states.snapshot() == [] and audio.snapshot() == []
+
+    activate(graph, 'avatar_node', diagnostics, replies)
+    replies.publish(make_reply('r-active', '안녕하세요, 반가워요.'))
+    audio.wait_for(5, timeout=30)
+    states.wait_for(1, 30, lambda ms: any(m.utterance_id == 'r-active' for m in ms))
+
+    # 5 frames per second from the next frame on
+    assert graph.set_parameters('avatar_node', fps=5.0)[0].successful
+    states.clear()
+    time.sleep(2.0)
+    stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in states.snapshot()]
+    assert len(stamps) >= 4
+    assert 0.15 <= float(np.median(np.diff(stamps))) <= 0.4
+    assert_refused(graph.set_parameters('avatar_node', voice='en'), 'read-only')
+    assert_refused(graph.set_parameters('avatar_node', fps=0.0), 'fps')
+    assert_refused(graph.set_parameters('avatar_node', rate_wpm=[100, 100]), 'rate_wpm')
+    graph.assert_alive()

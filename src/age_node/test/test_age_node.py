@@ -21,7 +21,14 @@ from agechat_ros.audio import audio_info, float_to_pcm_s16le
 from agechat_ros.time import time_to_ns
 
 from age_node.core.synth import DEMO_SENTENCES, synthesize_speech
-from ros_graph import NodeDiagnostics, wait_until
+from agechat_ros.testing import (
+    SILENCE_WINDOW_S,
+    activate,
+    assert_refused,
+    deactivate,
+    NodeDiagnostics,
+    wait_until,
+)
 
 WORDS = '안녕하세요|감사합니다'
 BASE_PARAMS = {
@@ -134,7 +141,6 @@ def start(graph, **params):
     return node, utterances, estimates, diagnostics, audio
 
 
-
 def test_n_segments_give_n_utterances_with_matching_age_ids(graph):
     node, utterances, estimates, _, audio = start(graph)
     health = NodeDiagnostics(graph, 'age_node')
@@ -149,7 +155,7 @@ def test_n_segments_give_n_utterances_with_matching_age_ids(graph):
     # the forced two-word grammar may insert a word on pre-roll noise; the spoken word is the last
     assert [u.text.split()[-1] for u in got] == [text for text, _, _ in TURNS]
     assert [a.group_label for a in ages] == [group for _, group, _ in TURNS]
-    for u, a in zip(got, ages):
+    for u, a in zip(got, ages, strict=True):
         assert u.recognizer.startswith('vosk:') and u.language == 'ko' and 0 < u.confidence <= 1
         assert (
             time_to_ns(u.speech_start) < time_to_ns(u.speech_end) <= time_to_ns(u.vad_closed_time)
@@ -192,16 +198,21 @@ def test_nothing_is_published_while_the_agent_speaks(graph):
 
 def test_bad_input_never_crashes_and_long_speech_is_cut(graph):
     node, utterances, estimates, diagnostics, audio = start(graph, max_utterance_s=3.0)
+    health = NodeDiagnostics(graph, 'age_node')
     audio.publish(AudioData(data=array.array('B', b'\x01\x02\x03')))  # odd byte count
     audio.publish(AudioData(data=array.array('B', b'')))  # empty
-    send(audio, gap(3.0))  # silence only
+    sent = send(audio, gap(3.0))  # silence only
     long_speech = np.concatenate(
         [synthesize_speech(t, 'adult', 21) for t in DEMO_SENTENCES['adult']]
     )
     loud = np.clip(long_speech * 30.0, -1, 1)  # heavy clipping, > 3 s of speech
-    send(audio, np.concatenate([gap(0.5), loud, gap(1.5)]))
+    sent += send(audio, np.concatenate([gap(0.5), loud, gap(1.5)]))
     got = utterances.wait_for(1, timeout=30, predicate=lambda m: any(u.truncated for u in m))
     assert any(u.truncated and u.duration_s <= 3.2 for u in got)
+    # the rest of the long speech gives more utterances: the node is done with it once every
+    # chunk is handled (the worker publishes before it counts the chunk)
+    published = int(wait_handled(health, sent)['utterances'])
+    utterances.wait_for(published, timeout=10)
     # stereo at 48 kHz announced by audio_info
     info = graph.publisher('/audio_info', AudioInfo, qos.LATCHED)
     graph.wait_for_subscribers(info)
@@ -218,9 +229,10 @@ def test_bad_input_never_crashes_and_long_speech_is_cut(graph):
     # AudioInfo and audio are separate topics: the 48 kHz audio goes out once the node has the info
     wait_until(lambda: '48000 Hz x 2 ch' in node.log(), 20, 'the 48 kHz stereo AudioInfo taken')
     before = len(utterances.snapshot())
+    assert before == published
     send(audio, turns_audio(TURNS[1:2], rate=48000), rate=48000, channels=2)
     after = utterances.wait_for(before + 1, timeout=30)
-    assert after[-1].text.split()[-1] == '감사합니다'
+    assert len(after) == before + 1 and after[-1].text.split()[-1] == '감사합니다'
     wait_until(
         lambda: (
             diagnostic_value(diagnostics, 'dropped_malformed_audio') >= 1
@@ -246,3 +258,32 @@ def test_bad_parameters_are_refused_at_start(graph, params, fragment):
     node = graph.start_node('age_node', 'age_node', parameters=params)
     assert node.popen.wait(60) == 2
     assert fragment in node.log()
+
+
+def test_age_node_lifecycle_and_run_time_parameters(graph):
+    graph.start_node('age_node', 'age_node', parameters=BASE_PARAMS)
+    utterances = graph.collect('/agechat/utterance', Utterance)
+    diagnostics = graph.collect('/diagnostics', DiagnosticArray)
+    audio = graph.publisher('/audio', AudioData, qos.AUDIO_STREAM)
+    graph.wait_for_subscribers(audio, timeout=60)
+    speech = np.concatenate([gap(0.8), synthesize_speech('안녕하세요', 'adult', 12), gap(1.2)])
+
+    deactivate(graph, 'age_node', diagnostics, audio)
+    send(audio, speech)
+    time.sleep(SILENCE_WINDOW_S)
+    assert utterances.snapshot() == []
+
+    activate(graph, 'age_node', diagnostics, audio)
+    send(audio, speech)
+    (heard,) = utterances.wait_for(1, timeout=30)
+    assert not heard.truncated and heard.duration_s > 1.0
+
+    # the same speech, cut at 1 s from the next chunk on
+    assert graph.set_parameters('age_node', max_utterance_s=1.0)[0].successful
+    send(audio, speech)
+    heard = utterances.wait_for(2, timeout=30)[-1]
+    assert heard.truncated and heard.duration_s <= 1.05
+    assert_refused(graph.set_parameters('age_node', stt_engine='none'), 'read-only')
+    assert_refused(graph.set_parameters('age_node', vad_end_threshold=0.9), 'vad_end_threshold')
+    assert_refused(graph.set_parameters('age_node', end_silence_s=0.0), 'end_silence_s')
+    graph.assert_alive()

@@ -1,4 +1,4 @@
-"""Graph test harness: real node processes, real DDS, no sleeps.
+"""Graph test harness: real node processes, real DDS, no sleeps (for pytest; needs pytest).
 
 A :class:`Graph` owns one rclpy context in the test process (the "probe" node, spun in a
 background thread) and any number of node processes started from their installed executables,
@@ -7,7 +7,9 @@ and collect through the probe, wait until endpoints are matched instead of sleep
 nodes with SIGINT (then SIGKILL). Each node's output goes to a log file that the pytest fixture
 prints when a test fails.
 
-Usage (see tests/conftest.py for the ``graph`` fixture)::
+Every test folder's ``conftest.py`` imports the ``graph`` fixture and the report hook from here
+(``from agechat_ros.testing import graph, pytest_runtest_makereport``), so the same tests run
+under ``make test`` and ``colcon test``. Usage::
 
     node = graph.start_node('emotion_node', 'emotion_node', parameters={'max_rate_hz': 30.0})
     replies = graph.collect('/agechat/face_emotion', FaceEmotion)
@@ -27,14 +29,13 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional
 
+import pytest
 import rclpy
 import yaml
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, QoSHistoryPolicy
 
-from agechat_tools.processes import find_executable, interrupt_then_kill
-
-REPO = Path(__file__).resolve().parents[1]
+from agechat_ros.processes import find_executable, interrupt_then_kill
 
 
 def wait_until(
@@ -67,7 +68,7 @@ class NodeProcess:
         self.returncode: Optional[int] = None
 
     def alive(self) -> bool:
-        """True while the process runs."""
+        """Return True while the process runs."""
         return self.popen.poll() is None
 
     def log(self) -> str:
@@ -77,7 +78,10 @@ class NodeProcess:
         return self.log_path.read_text(errors='replace')
 
     def stop(self, timeout: float = 10.0) -> int:
-        """SIGINT (as Ctrl-C / ros2 launch does), then SIGKILL after `timeout` s; return the exit code."""
+        """Stop the process: SIGINT (as Ctrl-C or ros2 launch), SIGKILL after `timeout` s.
+
+        Return the exit code.
+        """
         interrupt_then_kill(self.popen, timeout)
         self.returncode = self.popen.returncode
         self._log_file.close()
@@ -105,7 +109,7 @@ class Collector:
         timeout: float = 10.0,
         predicate: Optional[Callable[[list], bool]] = None,
     ) -> list:
-        """Block until `count` messages arrived (and `predicate(messages)` holds); return a copy."""
+        """Block until `count` messages arrived (and `predicate(messages)` holds); return them."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while len(self.messages) < count or (
@@ -114,18 +118,19 @@ class Collector:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(
-                        f'{self.topic}: got {len(self.messages)} message(s) in {timeout:.1f} s, wanted {count}'
-                        + (' matching the predicate' if predicate else '')
+                        f'{self.topic}: got {len(self.messages)} message(s) in {timeout:.1f} s, '
+                        f'wanted {count}' + (' matching the predicate' if predicate else '')
                     )
                 self._cond.wait(remaining)
             return list(self.messages)
 
     def snapshot(self) -> list:
-        """The messages received so far."""
+        """Return the messages received so far."""
         with self._cond:
             return list(self.messages)
 
     def clear(self) -> None:
+        """Forget the messages received so far."""
         with self._cond:
             self.messages.clear()
             self.receive_times_ns.clear()
@@ -156,7 +161,7 @@ class Graph:
 
     # -- processes ----------------------------------------------------------------------------
     def env(self, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-        """The environment for node processes: this one, pinned to the graph's DDS domain."""
+        """Return the environment for node processes: this one, pinned to the graph's domain."""
         env = dict(os.environ)
         env.update(
             {
@@ -189,7 +194,7 @@ class Graph:
         env: Optional[Dict[str, str]] = None,
         ros_args: Iterable[str] = (),
     ) -> NodeProcess:
-        """Start an installed node executable with parameters (via a params file) and remappings."""
+        """Start an installed node executable with parameters (in a params file) and remappings."""
         name = name or executable
         command = [
             str(find_executable(package, executable)),
@@ -258,6 +263,51 @@ class Graph:
         wait_until(future.done, timeout, f'response from {name}')
         self.node.destroy_client(client)
         return future.result()
+
+    # -- lifecycle and parameters (what `ros2 lifecycle` / `ros2 param` do) -------------------
+    def lifecycle_state(self, node: str, timeout: float = 20.0) -> str:
+        """Return the label of a lifecycle node's current state ('active', 'inactive', ...)."""
+        from lifecycle_msgs.srv import GetState
+
+        return self.call(
+            GetState, f'/{node}/get_state', GetState.Request(), timeout
+        ).current_state.label
+
+    def change_state(self, node: str, transition: str, timeout: float = 20.0) -> bool:
+        """Trigger a lifecycle transition by label (e.g. 'deactivate'); return True on success."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        ids = {
+            'configure': Transition.TRANSITION_CONFIGURE,
+            'cleanup': Transition.TRANSITION_CLEANUP,
+            'activate': Transition.TRANSITION_ACTIVATE,
+            'deactivate': Transition.TRANSITION_DEACTIVATE,
+        }
+        request = ChangeState.Request(transition=Transition(id=ids[transition]))
+        return self.call(ChangeState, f'/{node}/change_state', request, timeout).success
+
+    def set_parameters(self, node: str, timeout: float = 20.0, **values) -> list:
+        """Set parameters of a node; return its SetParametersResult for each, in order."""
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
+        request = SetParameters.Request(
+            parameters=[
+                Parameter(name, value=value).to_parameter_msg() for name, value in values.items()
+            ]
+        )
+        return self.call(SetParameters, f'/{node}/set_parameters', request, timeout).results
+
+    def describe_parameters(self, node: str, *names: str, timeout: float = 20.0) -> dict:
+        """Return {name: ParameterDescriptor} for the named parameters of a node."""
+        from rcl_interfaces.srv import DescribeParameters
+
+        request = DescribeParameters.Request(names=list(names))
+        descriptors = self.call(
+            DescribeParameters, f'/{node}/describe_parameters', request, timeout
+        ).descriptors
+        return {d.name: d for d in descriptors}
 
     # -- teardown ---------------------------------------------------------------------------------
     def _spin(self) -> None:
@@ -341,3 +391,78 @@ class NodeDiagnostics:
         return self.wait_for(
             lambda values: int(values.get(key, 0)) >= at_least, timeout, f'{key} >= {at_least}'
         )
+
+
+# -- pytest glue --------------------------------------------------------------------------------
+def domain_id() -> int:
+    """Return this run's DDS domain: ROS_DOMAIN_ID when set (make test picks one), else by PID."""
+    return int(os.environ.get('ROS_DOMAIN_ID') or (os.getpid() % 100 + 1))
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Remember each phase's report on the test item (the fixture prints logs on failure)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f'rep_{report.when}', report)
+
+
+@pytest.fixture
+def graph(request, tmp_path):
+    """Yield a Graph on this run's domain; node logs are printed when the test fails."""
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    the_graph = Graph(domain_id(), tmp_path / 'graph')
+    yield the_graph
+    the_graph.shutdown()
+    failed = any(
+        getattr(request.node, f'rep_{when}', None) is not None
+        and getattr(request.node, f'rep_{when}').failed
+        for when in ('setup', 'call')
+    )
+    if failed:
+        sys.stderr.write('\n' + the_graph.logs() + '\n')
+
+
+# -- lifecycle and parameter checks shared by the node tests -----------------------------------
+#: How long a node that should stay silent is watched (an absence needs a window).
+SILENCE_WINDOW_S = 2.0
+
+
+def lifecycle_label(diagnostics: Collector, node: str) -> str:
+    """Return the newest `lifecycle_state` a node reported on /diagnostics ('' if none yet)."""
+    for message in reversed(diagnostics.snapshot()):
+        for status in message.status:
+            if status.name.endswith(node):
+                values = {kv.key: kv.value for kv in status.values}
+                if 'lifecycle_state' in values:
+                    return values['lifecycle_state']
+    return ''
+
+
+def deactivate(graph: Graph, node: str, diagnostics: Collector, publisher) -> None:
+    """Deactivate `node`, check its state everywhere and that it stopped listening."""
+    assert graph.lifecycle_state(node) == 'active'
+    assert graph.change_state(node, 'deactivate')
+    assert graph.lifecycle_state(node) == 'inactive'
+    wait_until(
+        lambda: lifecycle_label(diagnostics, node) == 'inactive', 10, 'inactive on /diagnostics'
+    )
+    wait_until(lambda: publisher.get_subscription_count() == 0, 10, f'{node} to stop listening')
+
+
+def activate(graph: Graph, node: str, diagnostics: Collector, publisher) -> None:
+    """Activate `node` again and wait until it listens."""
+    assert graph.change_state(node, 'activate')
+    assert graph.lifecycle_state(node) == 'active'
+    wait_until(
+        lambda: lifecycle_label(diagnostics, node) == 'active', 10, 'active on /diagnostics'
+    )
+    graph.wait_for_subscribers(publisher)
+
+
+def assert_refused(results: list, *fragments: str) -> None:
+    """Check that a SetParameters answer is a refusal whose reason names each fragment."""
+    (result,) = results
+    assert not result.successful
+    for fragment in fragments:
+        assert fragment in result.reason, result.reason

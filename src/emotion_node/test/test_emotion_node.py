@@ -1,4 +1,4 @@
-"""emotion_node over real DDS: real faces in, FaceEmotion out; bad frames dropped; bad setup refused."""
+"""emotion_node over real DDS: faces in, FaceEmotion out; bad frames dropped; bad setup refused."""
 
 from __future__ import annotations
 
@@ -11,25 +11,34 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
 from agechat_msgs.msg import FaceEmotion
 from agechat_ros import qos
 from agechat_ros.image import bgr_to_compressed, bgr_to_image
 from agechat_ros.time import time_to_ns
+from agechat_ros.testing import (
+    SILENCE_WINDOW_S,
+    activate,
+    assert_refused,
+    deactivate,
+    wait_until,
+)
 
 TOPIC = '/agechat/face_emotion'
 #: an existing file that is not safetensors weights
-NOT_WEIGHTS = str(Path(__file__).resolve().parents[1] / 'src' / 'emotion_node' / 'package.xml')
+NOT_WEIGHTS = str(Path(__file__).resolve().parents[1] / 'package.xml')  # exists, not weights
 
 
 @pytest.fixture(scope='module')
 def astronaut_frame() -> np.ndarray:
-    """A 320x240 BGR frame with skimage's astronaut (smiling face, about 55 px wide).
+    """Return a 320x240 BGR frame with skimage's astronaut (smiling face, about 55 px wide).
 
-    320x240 because raw frames above Fast DDS' 512 KiB shared-memory segment (640x480 rgb8 is 900 KiB)
-    fall back to fragmented best-effort UDP, where most are lost with the built-in transports (see
-    src/emotion_node/config/fastdds_large_frames.xml); the 640x480 rate is measured by the benchmark.
+    320x240 because raw frames above Fast DDS' 512 KiB shared-memory segment (640x480 rgb8 is
+    900 KiB) fall back to fragmented best-effort UDP, where most are lost with the built-in
+    transports (see src/emotion_node/config/fastdds_large_frames.xml); the 640x480 rate is measured
+    by the benchmark.
     """
     from skimage import data
 
@@ -54,7 +63,10 @@ class Camera:
         return Time(sec=self.seconds, nanosec=500)
 
     def send(self, msg, timeout: float = 20.0) -> FaceEmotion:
-        """Publish `msg` with a fresh stamp (re-sent until answered: best-effort QoS) and return the reply."""
+        """Publish `msg` with a fresh stamp and return the reply.
+
+        The message is re-sent until answered (best-effort QoS).
+        """
         msg.header.stamp = stamp = self.stamp()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -84,7 +96,7 @@ class Camera:
 
 
 def node_diagnostics(messages) -> dict:
-    """The latest key/values emotion_node published on /diagnostics."""
+    """Return the latest key/values emotion_node published on /diagnostics."""
     values = {}
     for array_msg in messages:
         for status in array_msg.status:
@@ -115,8 +127,8 @@ def test_astronaut_is_happy_and_no_face_is_reported(graph, astronaut_frame):
     roi = reply.face_region
     assert 100 < roi.x_offset + roi.width / 2 < 210 and 25 < roi.width < 80
     assert 0 < reply.processing_ms < 1000 and time_to_ns(reply.processed_time) > 0
-    # run-time path without PyTorch (~490 MB RSS): the setup-time TFLite export of these weights is loaded
-    # and, after classifying the face, torch is still not in the node's sys.modules
+    # run-time path without PyTorch (~490 MB RSS): the setup-time TFLite export of these weights is
+    # loaded and, after classifying the face, torch is still not in the node's sys.modules
     after_face = diagnostics.wait_for(
         1, timeout=10, predicate=lambda ms: int(node_diagnostics(ms).get('faces_found', 0)) >= 1
     )
@@ -251,8 +263,8 @@ def test_max_rate_limits_the_processed_frames(graph, astronaut_frame):
         time.sleep(1 / 30)
     time.sleep(0.3)
     count = len(results.snapshot())
-    # About 5 per second, never the 30 sent. The lower bound is loose: on a loaded 2-core CI machine the
-    # sender itself stalls at times; the upper bound is what the rate limit guarantees.
+    # About 5 per second, never the 30 sent. The lower bound is loose: on a loaded 2-core CI
+    # machine the sender itself stalls at times; the upper bound is what the rate limit guarantees.
     assert 3 <= count <= 13, count
 
 
@@ -275,3 +287,39 @@ def test_bad_setup_is_refused_at_start_with_the_fix(graph, parameters, expected)
     for text in expected:
         assert text in log, log
     assert 'Traceback' not in log
+
+
+def test_emotion_node_lifecycle_and_run_time_parameters(graph, astronaut_frame):
+    frame = astronaut_frame
+    graph.start_node('emotion_node', 'emotion_node', parameters={'smoothing_s': 0.0})
+    results = graph.collect('/agechat/face_emotion', FaceEmotion)
+    diagnostics = graph.collect('/diagnostics', DiagnosticArray)
+    camera = graph.publisher('/image', Image, qos_profile_sensor_data)
+    graph.wait_for_subscribers(camera, timeout=60)
+    image = bgr_to_image(frame)
+
+    def show(count: int, period_s: float = 0.05) -> None:
+        for _ in range(count):
+            image.header.stamp = graph.node.get_clock().now().to_msg()
+            camera.publish(image)
+            time.sleep(period_s)
+
+    wait_until(lambda: show(1) or bool(results.snapshot()), 30, 'a first face emotion')
+    deactivate(graph, 'emotion_node', diagnostics, camera)
+    results.clear()
+    show(20)
+    time.sleep(SILENCE_WINDOW_S / 2)
+    assert results.snapshot() == []
+
+    activate(graph, 'emotion_node', diagnostics, camera)
+    wait_until(lambda: show(1) or bool(results.snapshot()), 30, 'face emotions again')
+    assert results.snapshot()[-1].emotion_label == 'happy'
+
+    # at most 2 frames per second from now on: 40 frames in 2 s give about 4
+    assert graph.set_parameters('emotion_node', max_rate_hz=2.0)[0].successful
+    results.clear()
+    show(40)
+    assert 1 <= len(results.snapshot()) <= 6, len(results.snapshot())
+    assert_refused(graph.set_parameters('emotion_node', detector='haar'), 'read-only')
+    assert_refused(graph.set_parameters('emotion_node', smoothing_s=100.0), 'smoothing_s')
+    graph.assert_alive()
