@@ -31,6 +31,13 @@ class NodeHealth:
         self._publisher = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._timer = node.create_timer(period_s, self.publish) if period_s > 0 else None
 
+    def set_period(self, period_s: float) -> None:
+        """Publish /diagnostics every `period_s` seconds from now on."""
+        if self._timer is None:
+            self._timer = self._node.create_timer(period_s, self.publish)
+        else:
+            self._timer.timer_period_ns = int(period_s * 1e9)
+
     def count(self, name: str, n: int = 1) -> None:
         """Add n to the counter `name` (e.g. 'frames_processed')."""
         with self._lock:

@@ -20,6 +20,7 @@ is repeated, stops the node with exit code 0 and no traceback.
 
 from __future__ import annotations
 
+import copy
 import signal
 import sys
 import threading
@@ -40,6 +41,15 @@ AUTOSTART = Param(
     'configure and activate the node at start; false: it waits in the unconfigured '
     'state for `ros2 lifecycle set <node> configure` and `activate`',
 )
+#: The period of the node's /diagnostics, named as ROS' diagnostic_updater names it.
+DIAGNOSTICS_PERIOD = Param(
+    'diagnostic_updater.period',
+    1.0,
+    'seconds between two /diagnostics messages of this node (counters, lifecycle state)',
+    low=0.01,
+    high=60.0,
+    dynamic=True,
+)
 
 #: Errors that mean "the node cannot start as configured": printed as one line, exit status 2.
 STARTUP_ERRORS = (ParameterError, FileNotFoundError)
@@ -54,11 +64,13 @@ class AgechatNode(LifecycleNode):
 
     def __init__(self, name: str, params: Sequence[Param], **node_kwargs):
         super().__init__(name, **node_kwargs)
-        self._param_specs: Dict[str, Param] = {spec.name: spec for spec in [*params, AUTOSTART]}
+        self._param_specs: Dict[str, Param] = {
+            spec.name: spec for spec in [*params, AUTOSTART, DIAGNOSTICS_PERIOD]
+        }
         self.p: SimpleNamespace = declare_and_read(
             self, self._param_specs.values(), self.check_parameters
         )
-        self.health = NodeHealth(self)
+        self.health = NodeHealth(self, period_s=getattr(self.p, DIAGNOSTICS_PERIOD.name))
         self.configure_error: Optional[BaseException] = None
         self._is_active = threading.Event()
         self._active_entities: List[Any] = []  # subscriptions and timers while active
@@ -110,7 +122,14 @@ class AgechatNode(LifecycleNode):
         return server
 
     def subscribe(self, msg_type, topic: str, callback: Callable, qos, **kwargs):
-        """Create a subscription that lives while the node is active."""
+        """Create a subscription that lives while the node is active.
+
+        With ``qos_overriding_options`` the profile is copied first: rclpy writes the
+        ``qos_overrides.<topic>.subscription.*`` parameters into the profile it is given, which
+        must not change agechat_ros.qos for the node's other subscriptions.
+        """
+        if kwargs.get('qos_overriding_options') is not None:
+            qos = copy.copy(qos)
         subscription = self.create_subscription(msg_type, topic, callback, qos, **kwargs)
         self._active_entities.append(subscription)
         return subscription
@@ -230,6 +249,8 @@ class AgechatNode(LifecycleNode):
         if result:
             self.p = SimpleNamespace(**{**vars(self.p), **result})
             try:
+                if DIAGNOSTICS_PERIOD.name in result:
+                    self.health.set_period(result[DIAGNOSTICS_PERIOD.name])
                 self.parameters_changed(result)
             except Exception as error:  # noqa: BLE001 - refuse rather than half-apply
                 self.get_logger().error(f'applying {sorted(result)} failed: {error!r}')

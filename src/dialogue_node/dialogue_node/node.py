@@ -239,7 +239,11 @@ class DialogueNode(AgechatNode):
         return self.get_clock().now().nanoseconds
 
     def _on_utterance(self, msg: Utterance) -> None:
-        utterance = utterance_from_msg(msg)
+        try:
+            utterance = utterance_from_msg(msg)
+        except ConversionError as error:
+            self.health.drop('bad_utterance', str(error))
+            return
         self.health.count('utterances')
         self.pairer.add_utterance(
             utterance.utterance_id, (utterance, self._now_ns()), self._now_ns()
@@ -252,6 +256,7 @@ class DialogueNode(AgechatNode):
         except ConversionError as error:
             self.health.drop('bad_age_estimate', str(error))
             return
+        self.health.count('age_estimates')
         self.pairer.add_age(age.utterance_id, age.group, age.confidence)
         self._dispatch_due()
 
@@ -267,6 +272,7 @@ class DialogueNode(AgechatNode):
             self.p.emotion_time == 'auto' and abs(at - now) > _MAX_CLOCK_SKEW_NS
         ):
             at = now
+        self.health.count('face_emotions')
         self.pairer.add_emotion(emotion.label, emotion.confidence, at, emotion.face_found)
 
     def _dispatch_due(self) -> None:
@@ -412,6 +418,7 @@ class DialogueNode(AgechatNode):
                 strict=True,
             )
         except (InputError, LabelError) as error:
+            self.health.drop('bad_chat_request', str(error))
             response.success = False
             response.error = str(error)
             return response

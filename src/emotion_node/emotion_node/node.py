@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 
 from agechat_msgs.msg import FaceEmotion
@@ -156,16 +157,23 @@ class EmotionNode(AgechatNode):
         )
 
     def activate(self) -> None:
-        """Listen to the camera (raw, and compressed with use_compressed)."""
-        group = MutuallyExclusiveCallbackGroup()
-        self.subscribe(Image, 'image', self._on_image, qos.LATEST_FRAME, callback_group=group)
+        """Listen to the camera (raw, and compressed with use_compressed).
+
+        Both take the standard ``qos_overrides.<topic>.subscription.{reliability,history,depth}``
+        parameters (read-only, set at start); the default is LATEST_FRAME.
+        """
+        camera = {
+            'callback_group': MutuallyExclusiveCallbackGroup(),
+            'qos_overriding_options': QoSOverridingOptions.with_default_policies(),
+        }
+        self.subscribe(Image, 'image', self._on_image, qos.LATEST_FRAME, **camera)
         if self.p.use_compressed:
             self.subscribe(
                 CompressedImage,
                 'image/compressed',
                 self._on_compressed,
                 qos.LATEST_FRAME,
-                callback_group=group,
+                **camera,
             )
 
     def deactivate(self) -> None:

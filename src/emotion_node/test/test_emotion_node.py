@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
 from agechat_msgs.msg import FaceEmotion
@@ -322,4 +322,60 @@ def test_emotion_node_lifecycle_and_run_time_parameters(graph, astronaut_frame):
     assert 1 <= len(results.snapshot()) <= 6, len(results.snapshot())
     assert_refused(graph.set_parameters('emotion_node', detector='haar'), 'read-only')
     assert_refused(graph.set_parameters('emotion_node', smoothing_s=100.0), 'smoothing_s')
+    graph.assert_alive()
+
+
+def _camera_reliability(graph, topic: str):
+    """Return the reliability of emotion_node's subscription on `topic` (from discovery)."""
+    infos = [
+        info
+        for info in graph.node.get_subscriptions_info_by_topic(topic)
+        if info.node_name == 'emotion_node'
+    ]
+    return infos[0].qos_profile.reliability if infos else None
+
+
+def test_camera_qos_overrides_and_the_diagnostics_period(graph):
+    reliable = {'reliability': 'reliable', 'history': 'keep_last', 'depth': 50}
+    graph.start_node(
+        'emotion_node',
+        'emotion_node',
+        parameters={
+            'use_compressed': True,
+            'qos_overrides': {'/image/compressed': {'subscription': reliable}},
+        },
+    )
+    diagnostics = graph.collect('/diagnostics', DiagnosticArray)
+    wait_until(
+        lambda: (
+            _camera_reliability(graph, '/image/compressed') is not None
+            and _camera_reliability(graph, '/image') is not None
+        ),
+        60,
+        'both camera subscriptions',
+    )
+    # the override applies to its topic only: raw frames keep LATEST_FRAME (best effort)
+    assert _camera_reliability(graph, '/image/compressed') == QoSReliabilityPolicy.RELIABLE
+    assert _camera_reliability(graph, '/image') == QoSReliabilityPolicy.BEST_EFFORT
+    name = 'qos_overrides./image/compressed.subscription.depth'
+    assert graph.describe_parameters('emotion_node', name)[name].read_only
+
+    # the same subscriptions after deactivate and activate
+    camera = graph.publisher('/image/compressed', CompressedImage)
+    deactivate(graph, 'emotion_node', diagnostics, camera)
+    activate(graph, 'emotion_node', diagnostics, camera)
+    assert _camera_reliability(graph, '/image/compressed') == QoSReliabilityPolicy.RELIABLE
+    assert _camera_reliability(graph, '/image') == QoSReliabilityPolicy.BEST_EFFORT
+
+    # /diagnostics every 0.1 s from now on (the default is 1 s)
+    period = 'diagnostic_updater.period'
+    assert graph.describe_parameters('emotion_node', period)[period].floating_point_range
+    assert graph.set_parameters('emotion_node', **{period: 0.1})[0].successful
+    start = len(diagnostics.snapshot())
+    stamps = [
+        time_to_ns(m.header.stamp) / 1e9
+        for m in diagnostics.wait_for(start + 11, timeout=30)[start + 1 : start + 11]
+    ]
+    assert float(np.median(np.diff(stamps))) < 0.5, np.diff(stamps)
+    assert_refused(graph.set_parameters('emotion_node', **{period: 0.0}), period)
     graph.assert_alive()
