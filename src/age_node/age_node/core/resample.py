@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import butter, sosfilt, sosfilt_zi
 
 
 class StreamResampler:
@@ -20,9 +19,15 @@ class StreamResampler:
         self.in_rate, self.out_rate = int(in_rate), int(out_rate)
         self.passthrough = self.in_rate == self.out_rate
         self.step = self.in_rate / self.out_rate
-        self._sos = butter(
-            8, 0.45 * min(self.in_rate, self.out_rate), fs=self.in_rate, output='sos'
-        )
+        self._sos = None
+        if not self.passthrough:
+            # scipy.signal takes 1.4 s to import here: only a microphone at another rate needs it
+            from scipy.signal import butter, sosfilt, sosfilt_zi
+
+            self._sosfilt, self._sosfilt_zi = sosfilt, sosfilt_zi
+            self._sos = butter(
+                8, 0.45 * min(self.in_rate, self.out_rate), fs=self.in_rate, output='sos'
+            )
         self._zi = None
         self._position = 0.0  # read position relative to the first sample of `_tail` + new chunk
         self._tail = np.zeros(0, dtype=np.float64)
@@ -44,8 +49,8 @@ class StreamResampler:
         if samples.size == 0:
             return np.zeros(0, dtype=np.float32)
         if self._zi is None:
-            self._zi = sosfilt_zi(self._sos) * samples[0]
-        filtered, self._zi = sosfilt(self._sos, samples, zi=self._zi)
+            self._zi = self._sosfilt_zi(self._sos) * samples[0]
+        filtered, self._zi = self._sosfilt(self._sos, samples, zi=self._zi)
         data = np.concatenate([self._tail, filtered])
         last = data.size - 1  # interpolation needs index+1 <= last
         count = (
