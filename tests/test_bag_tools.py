@@ -15,6 +15,7 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from agechat_ros.testing import wait_until
 from agechat_tools.bag import BagRecorder, bag_qos, typestore_with_custom_types
 
 START_NS = 1_000 * 10**9
@@ -121,7 +122,13 @@ def test_play_then_record_round_trip(graph, tmp_path):
     while player.alive():
         assert time.monotonic() < deadline, 'player did not finish'
         time.sleep(0.1)
-    time.sleep(0.5)  # the last best-effort frames are in flight
+    # the player exits once every reliable message is acknowledged; best-effort frames may be
+    # in flight a little longer (8 of 10 are enough below)
+    wait_until(
+        lambda: recorder.counts['/utterances'] == 10 and recorder.counts['/camera'] >= 8,
+        10,
+        'the recorder to take every reliable message and most frames',
+    )
     recorder.close()
     assert player.popen.returncode == 0, player.log()
 

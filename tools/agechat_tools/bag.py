@@ -188,6 +188,23 @@ class BagPlayer:
                 progress((timestamp - start_bag) / 1e9)
         return self.published
 
+    def wait_for_all_acked(self, timeout_s: float = 5.0) -> bool:
+        """Block until every reliable subscriber acknowledged all we published.
+
+        As `ros2 bag play --wait-for-all-acked`: exiting right after the last message then loses
+        none of it. Return False when some subscriber did not acknowledge within `timeout_s`.
+        """
+        from rclpy.duration import Duration
+
+        deadline = time.monotonic() + timeout_s
+        acked = True
+        for publisher in self.publishers.values():
+            if publisher.qos_profile.reliability != QoSReliabilityPolicy.RELIABLE:
+                continue
+            remaining = max(0.0, deadline - time.monotonic())
+            acked = publisher.wait_for_all_acked(Duration(seconds=remaining)) and acked
+        return acked
+
     def close(self) -> None:
         """Close the bag."""
         self.reader.close()
@@ -321,6 +338,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 flush=True,
             )
             count = player.play()
+            if not player.wait_for_all_acked():
+                print('warning: a subscriber did not acknowledge every message', flush=True)
             print(f'published {count} messages', flush=True)
             player.close()
         else:
