@@ -124,8 +124,8 @@ def stylekqc_sentences(data_dir: Path, half: Optional[str] = None) -> Iterator[L
 def read_fixture(path: Path) -> List[ParallelRow]:
     """Read our authored parallel sentences: a TSV with columns ``casual, polite, formal``.
 
-    Both halves are the same rows (the fixture is ours, written to test every rule); an empty
-    cell means that register is not given for that row.
+    Its halves follow row parity too (the fixture is ours, written to test the rules, so
+    neither half is held out); an empty cell means that register is not given for that row.
     """
     rows = []
     with open(path, encoding='utf-8', newline='') as handle:
