@@ -52,6 +52,7 @@ _FINAL_EC = {
 }  # fmt: skip
 #: Endings kiwipiepy tags EC before a comma that end a clause there ('그랬구나, 많이 …').
 _COMMA_FINAL_EC = {'구나', '군', '네', '지', '야', '어', '아', '니', '냐', '자', '잖아', '거든'}
+_REGISTER_MARKS = ('요', '니다', '니까', '시오', '시다')
 #: Connective endings that end a clause followed by an afterthought ('사지마 비싼 건').
 _MID_FINAL_EC = {'어', '아', '니', '냐', '나', '지', '자', '야'}
 
@@ -101,7 +102,8 @@ def ending_positions(tokens) -> List[int]:
             before_comma = following.tag == 'SP' and (
                 token.form in _FINAL_EC or token.form.endswith(('요', '니다', '니까'))
             )
-            if before_comma or (token.form in _MID_FINAL_EC and word_final):
+            marked = token.form in _MID_FINAL_EC or token.form.endswith(_REGISTER_MARKS)
+            if before_comma or (marked and word_final):
                 if following.tag != 'VX':
                     ends.append(i)
                     break

@@ -66,11 +66,12 @@ STATEMENT, ASK, COMMAND, LETS = 'statement', 'question', 'imperative', 'suggesti
 
 #: Kiwi EF forms (allomorphs folded, see :func:`_fold`) → (register, kind).
 ENDINGS: Dict[str, Tuple[str, str]] = {}
+# fmt: off
 for _forms, _register, _kind in (
-    (('어', '야', '아'), CASUAL, PLAIN),
+    (('어', '야', '아', '애'), CASUAL, PLAIN),
     (('다', 'ᆫ다', '는다', '단다', 'ᆫ단다', '는단다', '란다'), CASUAL, PLAIN_DA),
     (('니', '냐', '나', 'ᆫ가', '는가', '던가', '니야', '려나', 'ᆯ까나'), CASUAL, QUESTION),
-    (('어라', '아라', '거라', '렴', '려무나', '라'), CASUAL, IMPERATIVE),
+    (('어라', '아라', '거라', '렴', '려무나', '라', '게나', '게'), CASUAL, IMPERATIVE),
     (('자', '자꾸나'), CASUAL, PROPOSE),
     (('지',), CASUAL, CONFIRM),
     (('네',), CASUAL, EXCLAIM),
@@ -84,19 +85,15 @@ for _forms, _register, _kind in (
     (('ᆫ대', '는대', '대', '래', '냬'), CASUAL, HEARSAY),
     (('어야지', '아야지'), CASUAL, MUST),
     (('더라', '더라고'), CASUAL, RETRO),
-    (('ᆫ지', '는지'), CASUAL, WONDER),
+    (('ᆫ지', '는지', 'ᆯ런지', 'ᆯ는지'), CASUAL, WONDER),
     (('ᆷ', '음'), CASUAL, NOMINAL),
-    (('고', '구', '라고', '다고', 'ᆫ다고', '는다고', '냐고', '자고'), CASUAL, LINK),
-    (
-        ('어서', '아서', '니까', '니깐', '면서', '려고', '지만', '게', '는걸', 'ᆫ걸', 'ᆯ걸'),
-        CASUAL,
-        LINK,
-    ),
+    (('고', '구', '라고', '다고', 'ᆫ다고', '는다고', '냐고', '자고', '다구', '자구'), CASUAL, LINK),
+    (('어서', '아서', '니까', '니깐', '면서', '려고', '지만', '는걸', 'ᆫ걸', 'ᆯ걸'), CASUAL, LINK),
     (('어요', '아요', '에요', '예요', '이에요', '이예요', '세요'), POLITE, PLAIN),
-    (('나요', 'ᆫ가요', '는가요', '던가요', '니까요?'), POLITE, QUESTION),
+    (('나요', 'ᆫ가요', '는가요', '던가요'), POLITE, QUESTION),
     (('죠', '지요'), POLITE, CONFIRM),
     (('네요',), POLITE, EXCLAIM),
-    (('군요', '는군요', '로군요', '더군요', '구요?'), POLITE, GUN),
+    (('군요', '는군요', '로군요', '더군요'), POLITE, GUN),
     (('거든요',), POLITE, REASON),
     (('잖아요',), POLITE, JANHA),
     (('는데요', 'ᆫ데요', '데요', '던데요'), POLITE, CONTRAST),
@@ -106,7 +103,7 @@ for _forms, _register, _kind in (
     (('ᆫ대요', '는대요', '대요', '래요'), POLITE, HEARSAY),
     (('어야죠', '어야지요', '아야죠', '아야지요'), POLITE, MUST),
     (('더라고요', '더라구요'), POLITE, RETRO),
-    (('ᆫ지요', '는지요'), POLITE, WONDER),
+    (('ᆫ지요', '는지요', 'ᆯ런지요'), POLITE, WONDER),
     (('고요', '구요', '라고요', '다고요', 'ᆫ다고요', '는다고요', '니까요', '니깐요'), POLITE, LINK),
     (('어서요', '는걸요', 'ᆫ걸요', 'ᆯ걸요', '면서요', '려고요', '지만요'), POLITE, LINK),
     (('습니다', 'ᆸ니다', '습니까', 'ᆸ니까'), FORMAL, PLAIN),
@@ -114,75 +111,31 @@ for _forms, _register, _kind in (
     (('ᆸ시다', '십시다', '읍시다'), FORMAL, PROPOSE),
     (('ᆸ니다만',), FORMAL, CONTRAST),
     (('ᆫ답니다', '답니다', '랍니다', '는답니다'), FORMAL, HEARSAY),
+    (('렵니까', '시렵니까'), FORMAL, INTEND),
 ):
     for _form in _forms:
-        ENDINGS[_form.rstrip('?')] = (_register, _kind)
+        ENDINGS[_form] = (_register, _kind)
+# fmt: on
 
+# fmt: off
 _FORMAL_QUESTION = ('습니까', 'ᆸ니까')
 _PRED_TAGS = ('VV', 'VA', 'VX', 'VCP', 'VCN', 'XSV', 'XSA')
 _NOUN_TAGS = ('NNG', 'NNP', 'NNB', 'NP', 'NR', 'SL', 'SN', 'XSN')
 _SYMBOL_TAGS = ('SF', 'SP', 'SS', 'SSO', 'SSC', 'SE', 'SO', 'SW', 'SB', 'W_EMOJI')
-_WH = {
-    '뭐',
-    '무엇',
-    '어디',
-    '언제',
-    '누구',
-    '누가',
-    '왜',
-    '어떻게',
-    '몇',
-    '무슨',
-    '얼마',
-    '어느',
-    '어떤',
-}
-_WH |= {'얼마나', '무얼', '뭘', '어때', '어땠'}
+_WH = {'뭐', '무엇', '어디', '언제', '누구', '누가', '왜', '어떻게', '몇', '무슨', '얼마', '어느'}
+_WH |= {'어떤', '얼마나', '무얼', '뭘', '어때', '어땠'}
 
 SPEAKER, LISTENER, HONOURED, OTHER = 'speaker', 'listener', 'honoured', 'other'
 _SPEAKER_WORDS = {'나', '저', '우리', '저희'}
-_LISTENER_WORDS = {
-    '너',
-    '니',
-    '당신',
-    '너희',
-    '자네',
-    '그쪽',
-    '어르신',
-    '고객님',
-    '손님',
-    '여러분',
-}
+_LISTENER_WORDS = {'너', '니', '당신', '너희', '자네', '그쪽', '어르신', '고객님', '손님'}
+_LISTENER_WORDS |= {'여러분'}
 _HONOURED_WORDS = {
     '할머니', '할아버지', '선생님', '부모님', '어머니', '아버지', '어머님', '아버님', '사장님',
     '교수님', '의사 선생님', '분', '어른', '할머님', '할아버님',
-}  # fmt: skip
-_TIME_WORDS = {
-    '오늘',
-    '내일',
-    '어제',
-    '지금',
-    '요즘',
-    '이번',
-    '주말',
-    '아침',
-    '저녁',
-    '점심',
-    '밤',
 }
-_TIME_WORDS |= {
-    '모레',
-    '올해',
-    '작년',
-    '내년',
-    '이따',
-    '나중',
-    '다음',
-    '평소',
-    '요즘',
-    '그때',
-    '이제',
-}
+_TIME_WORDS = {'오늘', '내일', '어제', '지금', '요즘', '이번', '주말', '아침', '저녁', '점심'}
+_TIME_WORDS |= {'밤'}
+_TIME_WORDS |= {'모레', '올해', '작년', '내년', '이따', '나중', '다음', '평소', '그때', '이제'}
 _DEMONSTRATIVES = {'이거', '그거', '저거', '이것', '그것', '저것', '여기', '거기', '저기'}
 _IMPERATIVE_ADVERBS = {'푹', '꼭', '빨리', '얼른', '어서', '천천히', '조심히', '제발', '부디'}
 
@@ -190,14 +143,9 @@ _IMPERATIVE_ADVERBS = {'푹', '꼭', '빨리', '얼른', '어서', '천천히', 
 HONORIFIC_VERBS = {'드시': '먹', '주무시': '자', '계시': '있', '잡수시': '먹'}
 #: For the formal (senior) target: nouns the listener owns → their honorific word.
 SENIOR_NOUNS = {'나이': '연세', '이름': '성함', '집': '댁', '생일': '생신', '말': '말씀'}
-_PLAIN_NOUNS = {
-    '연세': '나이',
-    '성함': '이름',
-    '댁': '집',
-    '생신': '생일',
-    '진지': '밥',
-    '말씀': '말',
-}
+_PLAIN_NOUNS = {'연세': '나이', '성함': '이름', '댁': '집', '생신': '생일', '진지': '밥'}
+_PLAIN_NOUNS['말씀'] = '말'
+# fmt: on
 #: Simple words for children (반말 target): (morphemes) → (morphemes). Documented in the README.
 SIMPLE_WORDS_FOR_CHILDREN: Dict[Tuple[Morph, ...], Tuple[Morph, ...]] = {
     (('식사', 'NNG'), ('하', 'XSV')): (('밥', 'NNG'), ('먹', 'VV')),
@@ -374,6 +322,9 @@ class RegisterConverter:
             text = _SentenceWork(self, stripped, tokens, target).run()
         except _NotConfident as error:
             return SentenceConversion(sentence, sentence, False, str(error))
+        except (IndexError, KeyError, ValueError, TypeError) as error:  # a defect, never a crash
+            reason = f'error: {type(error).__name__}: {error}'
+            return SentenceConversion(sentence, sentence, False, reason)
         if text == stripped:
             return SentenceConversion(sentence, sentence, True)
         if self.check:
@@ -389,6 +340,9 @@ class RegisterConverter:
         candidate = head if comma else sentence
         core = _PUNCT_TAIL.sub('', candidate)
         row = _GREETING_INDEX.get(core.replace(' ', ''))
+        if core in ('그래', '그래요', '그렇습니까', '그렇습니다') and not comma:
+            asked = '?' in candidate[len(core) :]
+            row = ('그래', '그래요', '그렇습니까' if asked else '그렇습니다')
         if comma and core in _ANSWER_WORDS:
             row = _ANSWER_FORMS[_ANSWER_WORDS[core]]
         if row is None:
@@ -449,6 +403,8 @@ class _SentenceWork:
         self._answer_words()
         if self.target == CASUAL:
             self._drop_vocatives()
+        else:
+            self._drop_casual_calls()
         return self._rebuild()
 
     def _clauses(self, ends: List[int]) -> List[_Clause]:
@@ -472,7 +428,7 @@ class _SentenceWork:
 
     def _analyse(self, start: int, end: int, last: int, yo_after: bool) -> _Clause:
         token = self.tokens[end]
-        if token.tag == 'JX':  # 요 after a noun or particle
+        if token.form == '요' and token.tag in ('JX', 'EF'):  # 요 after a noun or particle
             found: Optional[Tuple[str, str]] = (POLITE, YO_NOUN)
         else:
             found = _lookup(token.form, yo_after)
@@ -484,8 +440,12 @@ class _SentenceWork:
         while i >= start and self.tag(i) == 'EP':
             eps.insert(0, '시' if self.form(i) == '으시' else self.form(i))
             i -= 1
-        if i >= start and self.tag(i) in _PRED_TAGS and token.tag != 'JX':
+        if i >= start and self.tag(i) in _PRED_TAGS and token.form != '요':
             stem = i
+        elif (
+            eps and i >= start and self.tag(i) == 'EC' and _fold(self.form(i)) in ('어야', '아야')
+        ):
+            stem = i  # 먹어야겠다: the ending hangs on 어야 (하 contracted away)
         folded = _fold(token.form)
         if folded == '세요':
             eps = eps + ['시']
@@ -584,6 +544,8 @@ class _SentenceWork:
             return ASK
         if folded in ('습니다', 'ᆸ니다'):
             return STATEMENT
+        if kind == INTEND and not mark:
+            return ASK  # '해줄래 …' without punctuation is a request
         if kind != PLAIN or clause.stem is None:
             return STATEMENT
         if not mark and clause.has_wh:
@@ -601,18 +563,25 @@ class _SentenceWork:
             return STATEMENT
         stem_tag = self.tag(clause.stem)
         words = {self.form(k) for k in range(clause.start, clause.end)}
+        main = clause.start  # the main clause: after the last sub-clause ending
+        for k in range(clause.start, clause.stem):
+            if self._boundary(k) or self.tag(k) == 'ETN':
+                main = k + 1
+        adverbs = {self.form(k) for k in range(main, clause.stem) if self.tag(k) == 'MAG'}
         if stem_tag in ('VV', 'VX', 'XSV') and (words & {'같이', '함께'} or subject == SPEAKER):
             return LETS
         if stem_tag in ('VV', 'VX', 'XSV'):
             stem_form = self.form(clause.stem)
             auxiliary = stem_tag == 'VX' or (clause.stem > 0 and self.tag(clause.stem - 1) == 'EC')
-            if words & _IMPERATIVE_ADVERBS or (auxiliary and stem_form in ('보', '주', '말')):
+            if stem_form == '되':
+                return STATEMENT  # 안 돼, 해도 돼
+            if adverbs & _IMPERATIVE_ADVERBS or (auxiliary and stem_form in ('보', '주', '말')):
                 return COMMAND
             conditional = any(
                 self.tag(k) == 'EC' and _fold(self.form(k)) in ('면', '려면')
                 for k in range(clause.start, clause.stem)
             )
-            if conditional and clause.subject is None:
+            if conditional and clause.subject is None and stem_form != '되':
                 return COMMAND  # advice: 배고프면 간식 먹어
             if stem_form == '보내' and '하루' in words:
                 return COMMAND  # 좋은 하루 보내
@@ -636,7 +605,9 @@ class _SentenceWork:
         if clause.mood == LETS and target == FORMAL:
             listener = True
         if clause.mood == ASK and clause.subject is None and clause.stem is not None:
-            if self.tag(clause.stem) in ('VV', 'VA', 'VX', 'XSV', 'XSA'):
+            if self.form(clause.stem) in ('그렇', '이렇', '저렇', '그러'):
+                pass  # 그런가? is about a situation, not the listener
+            elif self.tag(clause.stem) in ('VV', 'VA', 'VX', 'XSV', 'XSA'):
                 listener = clause.kind not in (SUGGEST,)
         clause_listener = listener
         self._words_in_clause(clause, clause_listener)
@@ -648,6 +619,8 @@ class _SentenceWork:
         if not self.same_word(clause.stem, clause.end):
             raise _NotConfident('ending apart from its predicate')
         stem = self.current(clause.stem)
+        if stem[-1][0] == '바래' and _base_tag(stem[-1][1]) == 'VV':
+            stem = stem[:-1] + [('바라', 'VV')]  # the common misspelling of 바라다 (to hope)
         eps = list(clause.eps)
         stem, eps = self._honorific(clause, stem, eps, clause_listener)
         ending, mark = self._ending(clause, stem, eps)
@@ -773,6 +746,10 @@ class _SentenceWork:
 
     def _casual_ending(self, clause: _Clause, folded: str, copula: bool) -> List[Morph]:
         kind, mood = clause.kind, clause.mood
+        token = self.tokens[clause.end]
+        if clause.register == POLITE and not folded.endswith(('요', '죠')) and kind != PLAIN:
+            if kind != QUESTION or folded not in ('ᆫ가', '는가', '나'):
+                return [(token.form, token.tag)]  # 싶은데 + 요, 해서 + 요: the 요 goes
         if kind in (PLAIN, QUESTION, PLAIN_DA, IMPERATIVE, PROPOSE, WONDER) or (
             kind == CONTRAST and folded == 'ᆸ니다만'
         ):
@@ -861,6 +838,8 @@ class _SentenceWork:
             return question, '?'  # 그랬구나 → 그러셨습니까?
         if kind == CONFIRM and mood == ASK and not clause.has_wh:
             return [('지', 'EC'), ('않', 'VX'), ('습니까', 'EF')], None
+        if kind == JANHA and stem_form == '아니':
+            return question, '?'  # 아니잖아요 → 아닙니까? (never 아니지 않습니까)
         if kind == JANHA:
             return [('지', 'EC'), ('않', 'VX'), ('습니까', 'EF')], '?'
         if kind == PROMISE:
@@ -917,12 +896,22 @@ class _SentenceWork:
 
     def _yo_noun(self, clause: _Clause) -> None:
         end = clause.end
-        if self.target == CASUAL:
-            self.replace(end, [])
-            return
         before = end - 1
+        copula = before >= clause.start and self.tag(before) == 'VCP'
+        afterthought = clause.start > 0  # another clause ended before this fragment
+        if self.target == CASUAL or afterthought:
+            self.replace(end, [])  # 저도요 → 나도; '…추천해 주세요 녹색으로요' → '… 녹색으로'
+            if copula:
+                self.replace(before, [])
+            return
+        if copula:
+            self.replace(end, [('ᆸ니다', 'EF')])
+            return
         if before >= 0 and self.tag(before) in ('NNG', 'NNP', 'NNB', 'NP', 'NR'):
             self.replace(end, [('이', 'VCP'), ('ᆸ니다', 'EF')])
+            return
+        if before >= 1 and self.form(before) == '도' and self.tag(before - 1) == 'NP':
+            self.replace(end, [('그렇', 'VA-I'), ('습니다', 'EF')])  # 저도요 → 저도 그렇습니다
             return
         raise _NotConfident('요 after a particle has no formal form')
 
@@ -1018,7 +1007,9 @@ class _SentenceWork:
         target = self.target
         if tag == 'NP' and form == '나':
             self.replace(k, [('저', 'NP')])
-        elif tag == 'NP' and form == '뭐' and target == FORMAL:
+        elif tag in ('NP', 'IC') and form == '뭐' and target == FORMAL and nxt is not None:
+            if nxt.tag in ('SP', 'SF'):
+                return k
             bare = nxt is None or not self.same_word(k, k + 1)
             verb = clause.stem is not None and self.tag(clause.stem) in ('VV', 'XSV', 'VX')
             self.replace(k, [('무엇', 'NP')] + ([('을', 'JKO')] if bare and verb else []))
@@ -1029,7 +1020,7 @@ class _SentenceWork:
             if not together:
                 self.replace(k, [('저희', 'NP')])
         elif tag == 'NP' and form in ('너', '니', '당신', '너희', '자네'):
-            return self._listener_pronoun(k, form, nxt)
+            return self._listener_pronoun(k, form, nxt, clause)
         elif tag in ('VV', 'VX') and form == '주' and offer:
             self.replace(k, [('드리', tag)])
         elif target == FORMAL and tag in ('NNG', 'NP') and form in SENIOR_NOUNS:
@@ -1047,13 +1038,16 @@ class _SentenceWork:
         elif target == FORMAL and tag == 'NNG' and form == '미안' and nxt is not None:
             if nxt.form == '하':
                 self.replace(k, [('죄송', 'NNG')])
-        elif tag == 'VV' and listener and k < clause.stem and form in ('먹', '자'):
+        elif tag == 'VV' and listener and k < (clause.stem or 0) and form in ('먹', '자'):
             following = self.tokens[k + 1] if k + 1 < len(self.tokens) else None
             if following is not None and following.tag == 'EC':
                 self.replace(k, [({'먹': '드시', '자': '주무시'}[form], 'VV')])
         return k
 
     def _listener_owns(self, k: int, clause: _Clause, listener: bool) -> bool:
+        if k > 0 and _base_tag(self.tokens[k - 1].tag) in _NOUN_TAGS:
+            if self.form(k - 1) not in _LISTENER_WORDS:
+                return False  # 이효리 제주도 집: someone else's
         if (
             k > 0
             and self.tag(k - 1) == 'JKG'
@@ -1080,9 +1074,12 @@ class _SentenceWork:
             return False
         return listener or clause.mood == ASK
 
-    def _listener_pronoun(self, k: int, form: str, nxt) -> int:
+    def _listener_pronoun(self, k: int, form: str, nxt, clause: _Clause) -> int:
         particle = nxt.form if nxt is not None and nxt.tag.startswith('J') else ''
         drop = particle in ('', '은', '는', 'ᆫ', '이', '가', '의', '를', '을', 'ᆯ')
+        stop = clause.stem if clause.stem is not None else clause.end
+        if any(self._boundary(j) for j in range(k + 1, stop)):
+            drop = False  # '너가 범인이라는 사실을 …': the pronoun belongs to a sub-clause
         if form == '너희':
             self.replace(k, [('여러분', 'NP')])
             return k
@@ -1114,6 +1111,13 @@ class _SentenceWork:
             new = _ANSWER_FORMS[_ANSWER_WORDS[token.form]][index]
             if new != token.form:
                 self.replace(k, [(new, 'IC')])
+
+    def _drop_casual_calls(self) -> None:
+        """Drop a leading '야' / '얘' (a call to a child or friend) for 해요체/하십시오체."""
+        if self.tokens and self.tokens[0].tag == 'IC' and self.tokens[0].form in ('야', '얘'):
+            self.replace(0, [])
+            if len(self.tokens) > 1 and self.tokens[1].tag == 'SP' and self.same_word(0, 1):
+                self.replace(1, [])
 
     def _drop_vocatives(self) -> None:
         for k, token in enumerate(self.tokens):
