@@ -480,6 +480,7 @@ class _SentenceWork:
             if self._boundary(k):
                 first = k + 1
         strong, topics, bare = [], [], []
+        descriptive = clause.stem is not None and self.tag(clause.stem) in ('VA', 'VCP', 'XSA')
         for k in range(clause.start, clause.end):
             if self.tag(k) not in _NOUN_TAGS:
                 continue
@@ -490,11 +491,11 @@ class _SentenceWork:
             if nxt is not None and nxt.tag == 'JKS':
                 if k >= first:
                     strong.append((k, nxt.form))
-                else:
-                    topics.append((k, nxt.form))
             elif nxt is not None and nxt.tag == 'JX' and nxt.form in ('은', '는', 'ᆫ', '도', '만'):
                 if nxt.form in ('도', '만') and not person:
                     continue
+                if not person and not descriptive:
+                    continue  # '이건 하지 마세요': a topic of an action verb is often its object
                 if self.form(k) not in _TIME_WORDS:
                     topics.append((k, nxt.form))
             elif self.tag(k) == 'NP' and (nxt is None or not self.same_word(k, k + 1)):
@@ -546,6 +547,8 @@ class _SentenceWork:
             return STATEMENT
         if kind == INTEND and not mark:
             return ASK  # '해줄래 …' without punctuation is a request
+        if kind == CONFIRM and not mark and clause.has_wh:
+            return ASK  # '언제였죠 …'
         if kind != PLAIN or clause.stem is None:
             return STATEMENT
         if not mark and clause.has_wh:
@@ -555,8 +558,11 @@ class _SentenceWork:
             return STATEMENT
         subject = clause.subject
         honorific = '시' in clause.eps or self.form(clause.stem) in HONORIFIC_VERBS
+        request = self.tag(clause.stem) == 'VX' and self.form(clause.stem) in ('말', '주')
         if folded == '세요' or (honorific and folded == '어요'):
-            return COMMAND if subject in (None, LISTENER) else STATEMENT
+            if request or subject in (None, LISTENER):
+                return COMMAND
+            return STATEMENT
         if subject in (SPEAKER, OTHER, HONOURED) and not (
             subject == SPEAKER and self.form_of_subject_is_we(clause)
         ):
@@ -575,12 +581,17 @@ class _SentenceWork:
             auxiliary = stem_tag == 'VX' or (clause.stem > 0 and self.tag(clause.stem - 1) == 'EC')
             if stem_form == '되':
                 return STATEMENT  # 안 돼, 해도 돼
-            if adverbs & _IMPERATIVE_ADVERBS or (auxiliary and stem_form in ('보', '주', '말')):
+            if adverbs & _IMPERATIVE_ADVERBS or (
+                auxiliary and stem_form in ('보', '주', '말', '오')
+            ):
                 return COMMAND
             conditional = any(
-                self.tag(k) == 'EC' and _fold(self.form(k)) in ('면', '려면')
+                self.tag(k) == 'EC'
+                and _fold(self.form(k)) in ('면', '려면')
+                and not self.same_word(k, clause.stem)
+                and self.word_of(clause.stem) - self.word_of(k) >= 2
                 for k in range(clause.start, clause.stem)
-            )
+            ) and stem_form not in ('하', '좋')
             if conditional and clause.subject is None and stem_form != '되':
                 return COMMAND  # advice: 배고프면 간식 먹어
             if stem_form == '보내' and '하루' in words:
@@ -650,6 +661,8 @@ class _SentenceWork:
                 stem = stem[:-1] + [(HONORIFIC_VERBS[form], 'VV' if base == 'VV' else base)]
             elif form == '편찮':
                 stem = stem[:-1] + [('아프', 'VA')]
+            elif form == '드리' and base == 'VV' and self._after_noun(clause.stem):
+                stem = stem[:-1] + [('하', 'XSV')]
             elif form == '드리' and base in ('VV', 'VX') and not self._recipient_honoured(clause):
                 stem = stem[:-1] + [('주', base)]
             return stem, eps
@@ -674,6 +687,9 @@ class _SentenceWork:
             if before and before[-1] == ('말', 'NNG'):
                 self.replace(clause.stem - 1, before[:-1] + [('말씀', 'NNG')])
         return stem, ['시'] + eps
+
+    def _after_noun(self, k: int) -> bool:
+        return k > 0 and self.same_word(k - 1, k) and _base_tag(self.tokens[k - 1].tag) == 'NNG'
 
     def _recipient_honoured(self, clause) -> bool:
         return any(
@@ -784,7 +800,7 @@ class _SentenceWork:
     def _polite_ending(self, clause, folded, copula, stem, clause_eps) -> List[Morph]:
         kind, mood = clause.kind, clause.mood
         if kind in (PLAIN, QUESTION, PLAIN_DA, IMPERATIVE, PROPOSE):
-            if copula and mood != COMMAND and '시' not in clause_eps:
+            if copula and mood != COMMAND and not clause_eps:
                 if _base_tag(stem[-1][1]) == 'VCN':
                     return [('에요', 'EF')]
                 before = self._text_before(clause.stem)
@@ -848,14 +864,15 @@ class _SentenceWork:
         if kind == INTEND:
             eps.append('겠')
             if mood == ASK and '시' not in eps and clause.subject in (None, LISTENER):
-                if not honorific_stem:
+                if not honorific_stem and clause.register == CASUAL and stem_form != '되':
                     eps.insert(0, '시')
             return (question if mood == ASK else statement), None
         if kind == SUGGEST:
             if clause.subject == SPEAKER or stem_form == '드리':
                 return [('어도', 'EC'), ('되', 'VV'), ('겠', 'EP'), ('습니까', 'EF')], None
             if clause.subject in (None, LISTENER) and '시' not in eps and not honorific_stem:
-                eps.insert(0, '시')
+                if clause.register == CASUAL and stem_form != '되':
+                    eps.insert(0, '시')
             eps.append('겠')
             return question, None
         if kind == MUST:
@@ -904,6 +921,10 @@ class _SentenceWork:
             if copula:
                 self.replace(before, [])
             return
+        if self.form(before) == '데' and before >= 1 and self.tag(before - 1) == 'ETM':
+            raise _NotConfident('는데요 read as 데 + 요')  # 재밌는데요
+        if copula and before >= 1 and self.form(before - 1) == '데':
+            raise _NotConfident('는데요 read as 데 + 이요')  # 재밌는데요
         if copula:
             self.replace(end, [('ᆸ니다', 'EF')])
             return
@@ -976,6 +997,14 @@ class _SentenceWork:
                 return k + 1
         elif tag in ('VV', 'VX') and form in HONORIFIC_VERBS and not honoured:
             self.replace(k, [(HONORIFIC_VERBS[form], tag)])
+        elif (
+            tag == 'VV'
+            and form == '드리'
+            and k > 0
+            and self.same_word(k - 1, k)
+            and (_base_tag(self.tokens[k - 1].tag) == 'NNG')
+        ):
+            self.replace(k, [('하', 'XSV')])  # 부탁드리다 → 부탁하다, 말씀드리다 → 말하다
         elif tag in ('VV', 'VX') and form == '드리' and not recipient_honoured:
             self.replace(k, [('주', tag)])
         elif tag == 'EP' and form in ('시', '으시') and not honoured:
@@ -1171,7 +1200,20 @@ class _SentenceWork:
         if not morphs:
             return '' if not prefix.strip() and not suffix.strip(' ,') else prefix + suffix
         text = self.kiwi.join(morphs)
+        # keep the original spelling of the unchanged start of the word ('오마이걸' + 이에요)
+        edited = [k for k in ks if first <= k <= last and k in self.edits]
+        if edited and edited[0] > first:
+            head = [(self.form(k), self.tokens[k].tag) for k in ks if first <= k < edited[0]]
+            joined_head = self.kiwi.join(head)
+            if text.startswith(joined_head):
+                original_head = self.sentence[
+                    self.tokens[first].start : self.tokens[edited[0]].start
+                ]
+                same = original_head.replace(' ', '') == joined_head.replace(' ', '')
+                if same and original_head and not original_head[-1].isspace():
+                    text = original_head + text[len(joined_head) :]
         text = text.replace('거입니', '겁니').replace('그렀', '그랬')
+        text = re.sub(r'마 (주|줘|드)', r'말아 \1', text)  # kiwipiepy writes 말아 주 as 마 주
         if any(f in HONORIFIC_VERBS for f, _ in morphs) and text.endswith('셔요'):
             text = text[:-2] + '세요'
         return prefix + text + suffix
