@@ -17,7 +17,7 @@ then judge the text up to that ending. Without an analyser (the default) nothing
 from __future__ import annotations
 
 import re
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 from agechat_ros.labels import CASUAL, FORMAL, POLITE, REGISTER_FOR_AGE
 
@@ -124,8 +124,27 @@ def _final_ending_end(tokens) -> Optional[int]:
     return end
 
 
-def _classify_by_morphology(sentence: str, analyzer: Any) -> Optional[str]:
+def clause_registers(sentence: str, analyzer: Any) -> Tuple[Optional[str], List[Optional[str]]]:
+    """Return the register of one sentence and of each of its clause endings (one analysis).
+
+    The first value is what :func:`classify_sentence` returns with the analyser.
+    """
     tokens = analyzer.tokenize(sentence)
+    registers = []
+    for index in ending_positions(tokens):
+        end = tokens[index].start + tokens[index].len
+        if index + 1 < len(tokens) and tokens[index + 1].tag == 'JX':
+            if tokens[index + 1].form == '요':
+                end = tokens[index + 1].start + tokens[index + 1].len
+        registers.append(_classify_surface(sentence[:end]))
+    return _classify_tokens(sentence, tokens), registers
+
+
+def _classify_by_morphology(sentence: str, analyzer: Any) -> Optional[str]:
+    return _classify_tokens(sentence, analyzer.tokenize(sentence))
+
+
+def _classify_tokens(sentence: str, tokens) -> Optional[str]:
     end = _final_ending_end(tokens)
     if end is None:
         content = [t for t in tokens if t.tag not in _SYMBOL_TAGS]

@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from agechat_ros.labels import CASUAL, FORMAL, POLITE, REGISTERS
 from dialogue_node.core.morphology import get_kiwi
-from dialogue_node.core.register import classify_sentence, ending_positions
+from dialogue_node.core.register import clause_registers, ending_positions
 
 Morph = Tuple[str, str]
 
@@ -88,6 +88,7 @@ for _forms, _register, _kind in (
     (('ᆫ지', '는지', 'ᆯ런지', 'ᆯ는지'), CASUAL, WONDER),
     (('ᆷ', '음'), CASUAL, NOMINAL),
     (('고', '구', '라고', '다고', 'ᆫ다고', '는다고', '냐고', '자고', '다구', '자구'), CASUAL, LINK),
+    (('라니', '다니', 'ᆫ다니', '는다니'), CASUAL, LINK),
     (('어서', '아서', '니까', '니깐', '면서', '려고', '지만', '는걸', 'ᆫ걸', 'ᆯ걸'), CASUAL, LINK),
     (('어요', '아요', '에요', '예요', '이에요', '이예요', '세요'), POLITE, PLAIN),
     (('나요', 'ᆫ가요', '는가요', '던가요'), POLITE, QUESTION),
@@ -256,6 +257,11 @@ def _has_final_consonant(text: str) -> bool:
     return False
 
 
+def _copula_before_gi(match) -> str:
+    char = match.group(1)
+    return char + ('이' if not _has_final_consonant(char) and char != '이' else '') + '기 때문'
+
+
 def _lookup(form: str, yo_after: bool) -> Optional[Tuple[str, str]]:
     folded = _fold(form)
     found = ENDINGS.get(folded) or ENDINGS.get(form)
@@ -328,9 +334,13 @@ class RegisterConverter:
         if text == stripped:
             return SentenceConversion(sentence, sentence, True)
         if self.check:
-            judged = classify_sentence(text, self.kiwi)
+            judged, clauses = clause_registers(text, self.kiwi)
             if judged != target and not (judged is None and target == CASUAL):
                 reason = f'check: result judged {judged}'
+                return SentenceConversion(sentence, sentence, False, reason)
+            others = {r for r in clauses if r is not None}
+            if others - {target}:
+                reason = f'check: a clause judged {sorted(others - {target})[0]}'
                 return SentenceConversion(sentence, sentence, False, reason)
         return SentenceConversion(sentence, lead + text + trail, True, '', True)
 
@@ -366,7 +376,7 @@ class _SentenceWork:
         self.tokens = list(tokens)
         self.target = target
         self.edits: Dict[int, List[Morph]] = {}
-        self.fix_seyo: set = set()  # words whose 셔요 must read 세요 (드셔요 → 드세요)
+        self.copula_gi: set = set()  # words where kiwipiepy drops the copula: 하나(이)기 때문
         self.words = [(m.start(), m.end()) for m in re.finditer(r'\S+', sentence)]
 
     # --- helpers -------------------------------------------------------------------------
@@ -559,6 +569,9 @@ class _SentenceWork:
         subject = clause.subject
         honorific = '시' in clause.eps or self.form(clause.stem) in HONORIFIC_VERBS
         request = self.tag(clause.stem) == 'VX' and self.form(clause.stem) in ('말', '주')
+        if self.form(clause.stem) == '보' and clause.stem > 0:
+            if _fold(self.form(clause.stem - 1)) in ('나', 'ᆫ가', '는가', '나요'):
+                return STATEMENT  # 했나 봐요: 'it seems', never a request
         if folded == '세요' or (honorific and folded == '어요'):
             if request or subject in (None, LISTENER):
                 return COMMAND
@@ -578,7 +591,10 @@ class _SentenceWork:
             return LETS
         if stem_tag in ('VV', 'VX', 'XSV'):
             stem_form = self.form(clause.stem)
-            auxiliary = stem_tag == 'VX' or (clause.stem > 0 and self.tag(clause.stem - 1) == 'EC')
+            before = _fold(self.form(clause.stem - 1)) if clause.stem > 0 else ''
+            auxiliary = (stem_tag == 'VX' or self.tag(clause.stem - 1) == 'EC') and (
+                before in ('어', '아', '지')  # 해 봐 / 하지 마 (not 했나 봐: 'it seems')
+            )
             if stem_form == '되':
                 return STATEMENT  # 안 돼, 해도 돼
             if adverbs & _IMPERATIVE_ADVERBS or (
@@ -627,7 +643,8 @@ class _SentenceWork:
             return
         if clause.stem is None:
             raise _NotConfident(f'no predicate before {self.form(clause.end)}')
-        if not self.same_word(clause.stem, clause.end):
+        apart = not self.same_word(clause.stem, clause.end)
+        if apart and not (self.tag(clause.stem) == 'EC' and clause.eps):
             raise _NotConfident('ending apart from its predicate')
         stem = self.current(clause.stem)
         if stem[-1][0] == '바래' and _base_tag(stem[-1][1]) == 'VV':
@@ -635,11 +652,16 @@ class _SentenceWork:
         eps = list(clause.eps)
         stem, eps = self._honorific(clause, stem, eps, clause_listener)
         ending, mark = self._ending(clause, stem, eps)
-        new = stem + [(ep, 'EP') for ep in eps] + ending
-        new = self._compose(new)
-        self.replace(clause.stem, new)
-        for k in range(clause.stem + 1, clause.end + 1):
-            self.replace(k, [])
+        if apart:  # '해야 겠네요': the ending's word is rebuilt on its own
+            new = self._compose([(ep, 'EP') for ep in eps] + ending)
+            self.replace(clause.stem + 1, new)
+            for k in range(clause.stem + 2, clause.end + 1):
+                self.replace(k, [])
+        else:
+            new = self._compose(stem + [(ep, 'EP') for ep in eps] + ending)
+            self.replace(clause.stem, new)
+            for k in range(clause.stem + 1, clause.end + 1):
+                self.replace(k, [])
         if clause.end + 1 <= clause.last and self.tokens[clause.end + 1].tag == 'JX':
             if self.form(clause.end + 1) == '요':
                 self.replace(clause.end + 1, [])
@@ -887,6 +909,11 @@ class _SentenceWork:
             return (question if mood == ASK else statement), None
         if kind == RETRO and mood != ASK:
             return statement, None
+        if kind == LINK and _fold(folded.rstrip('요')) in ('니까', '니깐', '어서', '아서'):
+            if clause.stem is not None and _base_tag(stem[-1][1]) == 'VCP':
+                self.copula_gi.add(self.word_of(clause.stem))
+            because = [('기', 'ETN'), ('때문', 'NNB'), ('이', 'VCP'), ('ᆸ니다', 'EF')]
+            return because, None  # 적으니까요 → 적기 때문입니다
         raise _NotConfident(f'no formal form for {folded}')
 
     def _text_before(self, stem_index: int) -> str:
@@ -1213,6 +1240,8 @@ class _SentenceWork:
                 if same and original_head and not original_head[-1].isspace():
                     text = original_head + text[len(joined_head) :]
         text = text.replace('거입니', '겁니').replace('그렀', '그랬')
+        if self.word_of(ks[0]) in self.copula_gi:
+            text = re.sub(r'([가-힣])기 때문', _copula_before_gi, text, count=1)
         text = re.sub(r'마 (주|줘|드)', r'말아 \1', text)  # kiwipiepy writes 말아 주 as 마 주
         if any(f in HONORIFIC_VERBS for f, _ in morphs) and text.endswith('셔요'):
             text = text[:-2] + '세요'
