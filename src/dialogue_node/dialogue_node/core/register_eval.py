@@ -20,8 +20,9 @@ reference) and our authored fixture (parallel, all three registers). For each di
   source to the same references;
 - speed: kiwipiepy load time and ms per sentence.
 
-The classifier judges with kiwipiepy (:func:`dialogue_node.core.register.classify_text` with an
-analyser). It is also scored against the datasets' own labels (``classifier``).
+The classifier judges with kiwipiepy (:func:`dialogue_node.core.register.clause_registers`):
+every clause ending of every sentence must be in the target register. The classifier is also
+scored against the datasets' own labels (``classifier``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from agechat_ros.labels import FORMAL, POLITE, REGISTERS
 from dialogue_node.core.morphology import load_kiwi
-from dialogue_node.core.register import classify_text
+from dialogue_node.core.register import MIXED, UNKNOWN, clause_registers, split_sentences
 from dialogue_node.core.register_convert import RegisterConverter
 from dialogue_node.core.register_data import (
     HALVES,
@@ -129,8 +130,18 @@ class Evaluator:
         )
 
     def judge(self, text: str) -> str:
-        """Return the classifier's register of `text` (kiwipiepy-assisted)."""
-        return classify_text(text, self.kiwi)
+        """Return the classifier's register of `text`, every clause of every sentence counted.
+
+        Stricter than :func:`classify_text` (which judges each sentence by its last ending):
+        a sentence with one clause left in another register is 'mixed'.
+        """
+        found = set()
+        for sentence in split_sentences(text):
+            final, clauses = clause_registers(sentence, self.kiwi)
+            found.update(r for r in [final] + clauses if r is not None)
+        if not found:
+            return UNKNOWN
+        return found.pop() if len(found) == 1 else MIXED
 
     def convert_one(self, source_name: str, half: str, text: str, source: str, target: str,
                     reference: Optional[str]) -> Dict[str, object]:  # fmt: skip
