@@ -322,7 +322,8 @@ class RegisterConverter:
         trail = sentence[len(sentence.rstrip()) :]
         greeting = self._greeting(stripped, target)
         if greeting is not None:
-            return SentenceConversion(sentence, lead + greeting + trail, True, '', True)
+            changed = greeting != stripped
+            return SentenceConversion(sentence, lead + greeting + trail, True, '', changed)
         tokens = self.kiwi.tokenize(stripped)
         try:
             text = _SentenceWork(self, stripped, tokens, target).run()
@@ -856,6 +857,15 @@ class _SentenceWork:
             return [(self.form(clause.end), 'EC'), ('요', 'JX')]
         raise _NotConfident(f'no polite form for {folded}')
 
+    @staticmethod
+    def _add_si(stem: List[Morph], eps: List[str]) -> None:
+        """Add -시- in place: 먹 → 드시, 자 → 주무시 (they carry it), else the EP 시."""
+        form, tag = stem[-1]
+        if _base_tag(tag) == 'VV' and form in ('먹', '자'):
+            stem[-1] = ({'먹': '드시', '자': '주무시'}[form], 'VV')
+        else:
+            eps.insert(0, '시')
+
     def _formal_ending(self, clause: _Clause, folded: str, eps: List[str], stem: List[Morph]):
         kind, mood = clause.kind, clause.mood
         stem_form = stem[-1][0]
@@ -863,16 +873,16 @@ class _SentenceWork:
         statement, question = [('ᆸ니다', 'EF')], [('ᆸ니까', 'EF')]
         if mood == COMMAND:
             if '시' not in eps and not honorific_stem:
-                eps.insert(0, '시')
+                self._add_si(stem, eps)
             return [('ᆸ시오', 'EF')], None
         if mood == LETS:
             if '시' not in eps and not honorific_stem:
-                eps.insert(0, '시')
+                self._add_si(stem, eps)
             eps.append('겠')
             return question, '?'
         if kind == GUN and stem_form in ('그렇', '그러'):
             if '시' not in eps and clause.register == CASUAL:
-                eps.insert(0, '시')
+                self._add_si(stem, eps)
             return question, '?'  # 그랬구나 → 그러셨습니까?
         if kind == CONFIRM and mood == ASK and not clause.has_wh:
             return [('지', 'EC'), ('않', 'VX'), ('습니까', 'EF')], None
@@ -887,14 +897,15 @@ class _SentenceWork:
             eps.append('겠')
             if mood == ASK and '시' not in eps and clause.subject in (None, LISTENER):
                 if not honorific_stem and clause.register == CASUAL and stem_form != '되':
-                    eps.insert(0, '시')
+                    self._add_si(stem, eps)
             return (question if mood == ASK else statement), None
         if kind == SUGGEST:
             if clause.subject == SPEAKER or stem_form == '드리':
                 return [('어도', 'EC'), ('되', 'VV'), ('겠', 'EP'), ('습니까', 'EF')], None
+            action = _base_tag(stem[-1][1]) in ('VV', 'VX', 'XSV') and stem_form != '되'
             if clause.subject in (None, LISTENER) and '시' not in eps and not honorific_stem:
-                if clause.register == CASUAL and stem_form != '되':
-                    eps.insert(0, '시')
+                if action:  # 같이 산책할까요? → 산책하시겠습니까? (never 되시겠습니까)
+                    self._add_si(stem, eps)
             eps.append('겠')
             return question, None
         if kind == MUST:
@@ -1086,7 +1097,9 @@ class _SentenceWork:
                 or (form == '나이' and years)
             ):
                 self.replace(k, [(SENIOR_NOUNS[form], 'NNG')])
-        elif target == FORMAL and tag == 'NNG' and form == '밥' and listener:
+        elif (
+            target == FORMAL and tag == 'NNG' and form == '밥' and listener and clause.mood != LETS
+        ):
             if any(self.form(j) in ('먹', '드시') for j in range(k, clause.end)):
                 self.replace(k, [('진지', 'NNG')])
         elif target == POLITE and tag in ('NNG', 'NP') and form in ('진지', '연세'):
