@@ -466,9 +466,13 @@ class _SentenceWork:
             j += 1
         if j < len(self.tokens) and self.tokens[j].tag == 'SF':
             sf = j
+        main = start  # wh-words of a sub-clause ('얼마나 되는지 봐 주세요') ask nothing
+        for k in range(start, end):
+            if self._boundary(k) or self.tag(k) == 'ETN':
+                main = k + 1
         has_wh = any(
             self.form(k) in _WH or self.form(k).startswith(('뭐', '어디', '언제', '누구', '왜'))
-            for k in range(start, end)
+            for k in range(main, end)
             if self.tag(k) in ('NP', 'MAG', 'MM', 'VA', 'NNG', 'IC')
         )
         clause = _Clause(start, end, last, register, kind, stem, eps, STATEMENT, None, has_wh, sf)
@@ -562,7 +566,8 @@ class _SentenceWork:
             return ASK  # '언제였죠 …'
         if kind != PLAIN or clause.stem is None:
             return STATEMENT
-        if not mark and clause.has_wh:
+        request = self.tag(clause.stem) == 'VX' and self.form(clause.stem) in ('말', '주')
+        if not mark and clause.has_wh and not (request and folded == '세요'):
             return ASK
         tense = any(ep in ('었', '았', '겠', '었었', '였') for ep in clause.eps)
         if tense:
@@ -772,7 +777,11 @@ class _SentenceWork:
             eps.remove('겠')
             return [('ᆯ게' if target == CASUAL else 'ᆯ게요', 'EF')], None
         offer_question = (
-            target == CASUAL and mood == ASK and '겠' in eps and clause.register != CASUAL
+            target == CASUAL
+            and mood == ASK
+            and '겠' in eps
+            and clause.register != CASUAL
+            and clause.kind == PLAIN
         )
         if offer_question and ('시' in clause.eps or stem[-1][0] in HONORIFIC_VERBS):
             eps.remove('겠')  # 산책하시겠습니까? / 드시겠어요? → 산책할래? / 먹을래?
@@ -796,7 +805,7 @@ class _SentenceWork:
                 return [(folded[:-1] if folded.endswith('요') else folded, 'EF')]
             if mood == LETS:
                 return [('자', 'EF')]
-            return [('야' if copula else '어', 'EF')]
+            return [('야' if copula and not clause.eps else '어', 'EF')]
         simple = {
             CONFIRM: '지',
             EXCLAIM: '네',
@@ -935,7 +944,7 @@ class _SentenceWork:
             if self.word_of(k) == word:
                 morphs.extend(self.current(k))
         if not morphs:
-            return self.sentence[: self.tokens[stem_index].start]
+            return '학'  # the copula starts its own word ('몇도 입니까'): write 이에요
         return self.kiwi.join(morphs)
 
     @staticmethod
@@ -1240,6 +1249,11 @@ class _SentenceWork:
         if not morphs:
             return '' if not prefix.strip() and not suffix.strip(' ,') else prefix + suffix
         text = self.kiwi.join(morphs)
+        for i in range(1, len(morphs) - 1):
+            if morphs[i] == ('이', 'VCP') and morphs[i + 1][0] in ('ᆸ니다', 'ᆸ니까'):
+                # kiwipiepy contracts 어디 + 입니까 to 어딥니까; the written form keeps 입니
+                text = self.kiwi.join(morphs[:i]) + self.kiwi.join(morphs[i:])
+                break
         # keep the original spelling of the unchanged start of the word ('오마이걸' + 이에요)
         edited = [k for k in ks if first <= k <= last and k in self.edits]
         if edited and edited[0] > first:
