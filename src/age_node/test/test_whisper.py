@@ -137,7 +137,7 @@ def test_numbers_in_digits_are_read_in_sino_korean_for_the_second_cer():
 
 @pytest.fixture(scope='module')
 def whisper():
-    recognizer = create_recognizer('whisper', cpu_threads=2)
+    recognizer = create_recognizer('whisper')  # the node's defaults: beam 2, 1 thread
     recognizer.warm_up()
     return recognizer
 

@@ -317,7 +317,7 @@ class WhisperRecognizer(SpeechRecognizer):
     def __init__(
         self,
         model_path: Optional[str] = None,
-        beam_size: int = 1,
+        beam_size: int = 2,
         compute_type: str = 'int8',
         cpu_threads: int = 1,
         language: str = 'ko',

@@ -1,8 +1,8 @@
 r"""Evaluate a speech recogniser on your own recordings: CER, WER, latency, RTF; JSON report.
 
-    python -m age_node.core.stt_eval --manifest ../shared/data/speech/korean/manifest.csv \\
-        [--engine whisper|vosk] [--beam-size N] [--threads N] [--every K] [--limit N] \\
-        [--non-speech N] [--out out/stt_eval/report.json]
+    python -m age_node.core.stt_eval --manifest ../shared/data/speech/korean/manifest.csv \
+        [--engine whisper|vosk] [--beam-size N[,N...]] [--threads N[,N...]] [--every K] \
+        [--limit N] [--non-speech N] [--out out/stt_eval/report.json]
 
 The manifest is a CSV with at least the columns `path` (relative to the manifest's folder, or
 absolute) and `transcript`; any format and rate that ffmpeg reads (decoded with PyAV to 16 kHz
@@ -225,17 +225,17 @@ def _percentile(values: Sequence[float], q: float) -> Optional[float]:
 
 
 def summarize(results: Sequence[ClipResult]) -> dict:
-    """Return corpus CER/WER, latency p50/p95 (s), mean CPU seconds and RTF of the clips."""
+    """Return corpus CER (also with numbers read), WER, latency p50/p95 (s), CPU s and RTF."""
     if not results:
         return {'clips': 0}
     audio_s = sum(r.duration_s for r in results)
     latencies = [r.latency_s for r in results]
+    ref_chars = max(1, sum(r.ref_chars for r in results))
     return {
         'clips': len(results),
         'audio_s': round(audio_s, 2),
-        'cer': round(
-            sum(r.char_edits for r in results) / max(1, sum(r.ref_chars for r in results)), 4
-        ),
+        'cer': round(sum(r.char_edits for r in results) / ref_chars, 4),
+        'cer_numbers_read': round(sum(r.char_edits_numbers_read for r in results) / ref_chars, 4),
         'wer': round(
             sum(r.word_edits for r in results) / max(1, sum(r.ref_words for r in results)), 4
         ),
@@ -254,17 +254,17 @@ def bucket_of(seconds: float) -> str:
     return BUCKETS[-1][0]
 
 
-def build_recognizer(args):
-    """Create the recogniser the command line asks for."""
+def build_recognizer(args, threads: int = 1, beam_size: int = 2):
+    """Create the recogniser the command line asks for (Whisper with these threads / beam)."""
     from age_node.core.stt import create_recognizer
 
     if args.engine == 'whisper':
         return create_recognizer(
             'whisper',
             model_path=args.model_path,
-            beam_size=args.beam_size,
+            beam_size=beam_size,
             compute_type=args.compute_type,
-            cpu_threads=args.threads,
+            cpu_threads=threads,
             language=args.language,
             initial_prompt=args.initial_prompt,
             hotwords=args.hotwords,
@@ -282,63 +282,52 @@ def build_recognizer(args):
     )
 
 
-def evaluate(recognizer, rows: Iterable[dict], non_speech: int = 0, progress: bool = True) -> dict:
-    """Decode every manifest row (and the generated non-speech clips); return the report dict."""
-    from tqdm import tqdm
+def _speech_result(row: dict, audio: np.ndarray, decoded, recognizer) -> ClipResult:
+    transcript, latency, compute, cpu = decoded
+    ref_chars, ref_words = normalize_text(row['transcript']), normalize_words(row['transcript'])
+    return ClipResult(
+        path=row['path'],
+        reference=row['transcript'],
+        hypothesis=transcript.text,
+        duration_s=round(audio.size / SAMPLE_RATE, 3),
+        latency_s=round(latency, 4),
+        compute_s=round(compute, 4),
+        cpu_s=round(cpu, 4),
+        char_edits=edit_distance(ref_chars, normalize_text(transcript.text)),
+        ref_chars=len(ref_chars),
+        word_edits=edit_distance(ref_words, normalize_words(transcript.text)),
+        ref_words=len(ref_words),
+        confidence=round(float(transcript.confidence), 4),
+        char_edits_numbers_read=edit_distance(
+            ref_chars, normalize_text(transcript.text, read_numbers=True)
+        ),
+        speaker_id=row.get('speaker_id', ''),
+        detail=_detail(recognizer),
+    )
 
-    rows = list(rows)
-    speech: List[ClipResult] = []
-    for row in tqdm(rows, desc='speech', unit='clip', disable=not progress, file=sys.stderr):
-        audio = load_audio(row['audio_path'])
-        transcript, latency, compute, cpu = decode_clip(recognizer, audio)
-        ref_chars, ref_words = (
-            normalize_text(row['transcript']),
-            normalize_words(row['transcript']),
-        )
-        speech.append(
-            ClipResult(
-                path=row['path'],
-                reference=row['transcript'],
-                hypothesis=transcript.text,
-                duration_s=round(audio.size / SAMPLE_RATE, 3),
-                latency_s=round(latency, 4),
-                compute_s=round(compute, 4),
-                cpu_s=round(cpu, 4),
-                char_edits=edit_distance(ref_chars, normalize_text(transcript.text)),
-                ref_chars=len(ref_chars),
-                word_edits=edit_distance(ref_words, normalize_words(transcript.text)),
-                ref_words=len(ref_words),
-                confidence=round(float(transcript.confidence), 4),
-                char_edits_numbers_read=edit_distance(
-                    ref_chars, normalize_text(transcript.text, read_numbers=True)
-                ),
-                speaker_id=row.get('speaker_id', ''),
-                detail=_detail(recognizer),
-            )
-        )
-    others: List[ClipResult] = []
-    for name, audio in tqdm(
-        non_speech_clips(non_speech), desc='non-speech', disable=not progress, file=sys.stderr
-    ):
-        transcript, latency, compute, cpu = decode_clip(recognizer, audio)
-        others.append(
-            ClipResult(
-                name,
-                '',
-                transcript.text,
-                audio.size / SAMPLE_RATE,
-                round(latency, 4),
-                round(compute, 4),
-                round(cpu, 4),
-                0,
-                0,
-                0,
-                0,
-                round(float(transcript.confidence), 4),
-                kind=name.split('#')[0],
-                detail=_detail(recognizer),
-            )
-        )
+
+def _non_speech_result(name: str, audio: np.ndarray, decoded, recognizer) -> ClipResult:
+    transcript, latency, compute, cpu = decoded
+    return ClipResult(
+        path=name,
+        reference='',
+        hypothesis=transcript.text,
+        duration_s=audio.size / SAMPLE_RATE,
+        latency_s=round(latency, 4),
+        compute_s=round(compute, 4),
+        cpu_s=round(cpu, 4),
+        char_edits=0,
+        ref_chars=0,
+        word_edits=0,
+        ref_words=0,
+        confidence=round(float(transcript.confidence), 4),
+        kind=name.split('#')[0],
+        detail=_detail(recognizer),
+    )
+
+
+def report_of(speech: Sequence[ClipResult], others: Sequence[ClipResult]) -> dict:
+    """Return the report of one setting: overall, per bucket, per speaker, non-speech, clips."""
     report = {'overall': summarize(speech)}
     report['buckets'] = {
         name: summarize([r for r in speech if bucket_of(r.duration_s) == name])
@@ -363,8 +352,46 @@ def evaluate(recognizer, rows: Iterable[dict], non_speech: int = 0, progress: bo
                 for k in kinds
             },
         }
-    report['clips'] = [_clip_dict(r) for r in speech + others]
+    report['clips'] = [_clip_dict(r) for r in list(speech) + list(others)]
     return report
+
+
+Variant = Tuple[object, Dict[str, object]]
+
+
+def evaluate(
+    variants: Dict[str, Variant],
+    rows: Iterable[dict],
+    non_speech: int = 0,
+    progress: bool = True,
+) -> Dict[str, dict]:
+    """Decode every row (and the generated non-speech clips) with every variant; return reports.
+
+    `variants` maps a label to (recogniser, attributes to set on it before each decode, e.g.
+    ``{'beam_size': 2}``). Each clip is decoded by every variant in turn before the next clip,
+    so the variants share the machine's load (a paired comparison).
+    """
+    from tqdm import tqdm
+
+    rows = list(rows)
+    speech: Dict[str, List[ClipResult]] = {label: [] for label in variants}
+    others: Dict[str, List[ClipResult]] = {label: [] for label in variants}
+
+    def each_variant(audio):
+        for label, (recognizer, attributes) in variants.items():
+            for name, value in attributes.items():
+                setattr(recognizer, name, value)
+            yield label, recognizer, decode_clip(recognizer, audio)
+
+    for row in tqdm(rows, desc='speech', unit='clip', disable=not progress, file=sys.stderr):
+        audio = load_audio(row['audio_path'])
+        for label, recognizer, decoded in each_variant(audio):
+            speech[label].append(_speech_result(row, audio, decoded, recognizer))
+    clips = non_speech_clips(non_speech)
+    for name, audio in tqdm(clips, desc='non-speech', disable=not progress, file=sys.stderr):
+        for label, recognizer, decoded in each_variant(audio):
+            others[label].append(_non_speech_result(name, audio, decoded, recognizer))
+    return {label: report_of(speech[label], others[label]) for label in variants}
 
 
 def _detail(recognizer) -> dict:
@@ -403,8 +430,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--out', type=Path, default=Path('out/stt_eval/report.json'))
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     whisper = parser.add_argument_group('whisper')
-    whisper.add_argument('--beam-size', type=int, default=1, help='1 = greedy')
-    whisper.add_argument('--threads', type=int, default=1, help='CTranslate2 CPU threads')
+    whisper.add_argument(
+        '--beam-size', default='2', help='1 = greedy; several (1,2,5) are compared clip by clip'
+    )
+    whisper.add_argument(
+        '--threads', default='1', help='CTranslate2 CPU threads; several (1,2) are compared'
+    )
     whisper.add_argument('--compute-type', default='int8')
     whisper.add_argument('--language', default='ko')
     whisper.add_argument('--initial-prompt', default='')
@@ -422,27 +453,50 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _int_list(text: str) -> List[int]:
+    return [int(item) for item in str(text).split(',') if item.strip()]
+
+
 def main(argv=None) -> int:
-    """Run the evaluation, write the JSON report and print its summary; return the status."""
+    """Run the evaluation, write the JSON report and print it; return the exit status.
+
+    With several `--beam-size` / `--threads` values (comma-separated) every combination decodes
+    each clip in turn, and the report has one entry per combination under `variants`.
+    """
     args = parse_args(argv)
     rows = read_manifest(args.manifest, args.every, args.limit)
     load_start = os.getloadavg()
-    started = time.perf_counter()
-    recognizer = build_recognizer(args)
-    load_s = time.perf_counter() - started
-    warm_s = recognizer.warm_up()
-    report = {
-        'engine': args.engine,
-        'recognizer': recognizer.name,
-        'settings': {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        'model_load_s': round(load_s, 3),
-        'warm_up_s': round(warm_s, 3),
-    }
-    report.update(evaluate(recognizer, rows, args.non_speech, progress=not args.quiet))
-    report['load_average_start_end'] = [round(load_start[0], 2), round(os.getloadavg()[0], 2)]
+    beams, thread_counts = _int_list(args.beam_size), _int_list(args.threads)
+    if args.engine != 'whisper':
+        beams, thread_counts = [1], [1]
+    recognizers, variants, setup = {}, {}, {}
+    for threads in thread_counts:
+        started = time.perf_counter()
+        recognizers[threads] = build_recognizer(args, threads, beams[0])
+        setup[threads] = {
+            'model_load_s': round(time.perf_counter() - started, 3),
+            'warm_up_s': round(recognizers[threads].warm_up(), 3),
+        }
+        for beam in beams:
+            label = f'beam{beam}_threads{threads}' if args.engine == 'whisper' else args.engine
+            attributes = {'beam_size': beam} if args.engine == 'whisper' else {}
+            variants[label] = (recognizers[threads], attributes)
+    reports = evaluate(variants, rows, args.non_speech, progress=not args.quiet)
+    for label, report in reports.items():
+        threads = int(label.rsplit('threads', 1)[1]) if 'threads' in label else 1
+        report.update(setup.get(threads, {}))
+        report['recognizer'] = variants[label][0].name
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    load_end = [round(load_start[0], 2), round(os.getloadavg()[0], 2)]
+    if len(reports) == 1:
+        ((label, report),) = reports.items()
+        output = {'engine': args.engine, 'variant': label, 'settings': settings, **report}
+    else:
+        output = {'engine': args.engine, 'settings': settings, 'variants': reports}
+    output['load_average_start_end'] = load_end
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, ensure_ascii=False, indent=1) + '\n')
-    print(json.dumps(report, ensure_ascii=False, indent=1))
+    args.out.write_text(json.dumps(output, ensure_ascii=False, indent=1) + '\n')
+    print(json.dumps(output, ensure_ascii=False, indent=1))
     print(f'report: {args.out}', file=sys.stderr)
     return 0
 
