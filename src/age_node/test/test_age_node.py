@@ -1,14 +1,17 @@
-"""age_node over real DDS: espeak-ng speech in as AudioData, utterances + age estimates out.
+"""age_node over real DDS: speech in as AudioData, utterances + age estimates out.
 
-vosk's Korean model cannot read espeak-ng's Korean in free dictation, so the node runs with a
-two-word grammar (stt_grammar) here: the recognised word then proves that each utterance's audio
-reached vosk in its format and that the text lands on the right utterance id.
+Neither Whisper (the default engine) nor vosk can read espeak-ng's Korean in free dictation. So
+the tests about segmentation, ids, muting and bad input keep the vosk engine explicitly, with a
+two-word grammar (stt_grammar): the recognised word then proves that each utterance's audio
+reached the recogniser in its format and that the text lands on the right utterance id. The
+Whisper test speaks real Korean voices from `../shared/data/speech/korean` (skipped without it).
 """
 
 from __future__ import annotations
 
 import array
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +23,7 @@ from agechat_ros import qos
 from agechat_ros.audio import audio_info, float_to_pcm_s16le
 from agechat_ros.time import time_to_ns
 
+from age_node.core.stt_eval import cer, load_audio, read_manifest
 from age_node.core.synth import DEMO_SENTENCES, synthesize_speech
 from agechat_ros.testing import (
     SILENCE_WINDOW_S,
@@ -30,8 +34,11 @@ from agechat_ros.testing import (
     wait_until,
 )
 
+REPO = Path(__file__).resolve().parents[3]
+KOREAN = REPO.parent / 'shared' / 'data' / 'speech' / 'korean' / 'manifest.csv'
 WORDS = '안녕하세요|감사합니다'
 BASE_PARAMS = {
+    'stt_engine': 'vosk',
     'stt_grammar': WORDS,
     'end_silence_s': 0.5,
     'speaking_tail_s': 0.3,
@@ -251,7 +258,8 @@ def test_bad_input_never_crashes_and_long_speech_is_cut(graph):
     [
         ({'vad_start_threshold': 0.3, 'vad_end_threshold': 0.6}, 'vad_end_threshold'),
         ({'age_model_path': '/nonexistent/age.safetensors'}, 'age_model_path'),
-        ({'stt_engine': 'whisper'}, 'stt_engine'),
+        ({'stt_engine': 'kaldi'}, 'stt_engine'),
+        ({'whisper_compute_type': 'float16'}, 'whisper_compute_type'),
     ],
 )
 def test_bad_parameters_are_refused_at_start(graph, params, fragment):
@@ -286,4 +294,58 @@ def test_age_node_lifecycle_and_run_time_parameters(graph):
     assert_refused(graph.set_parameters('age_node', stt_engine='none'), 'read-only')
     assert_refused(graph.set_parameters('age_node', vad_end_threshold=0.9), 'vad_end_threshold')
     assert_refused(graph.set_parameters('age_node', end_silence_s=0.0), 'end_silence_s')
+    graph.assert_alive()
+
+
+def test_a_missing_whisper_model_stops_the_node_naming_the_folder_and_the_command(graph, tmp_path):
+    missing = tmp_path / 'no-whisper-model'
+    node = graph.start_node(
+        'age_node', 'age_node', env={'AGECHAT_WHISPER_MODEL_DIR': str(missing)}
+    )
+    assert node.popen.wait(60) == 2
+    assert str(missing) in node.log() and 'make setup' in node.log()
+
+
+def real_korean_turns(count: int = 2):
+    """Return the first `count` clips of 2-6 s in path order (the length of a spoken turn)."""
+    turns = []
+    for row in read_manifest(KOREAN):
+        audio = load_audio(row['audio_path'])
+        if 2.0 <= audio.size / 16000 <= 6.0:
+            turns.append((row['transcript'], audio))
+        if len(turns) == count:
+            return turns
+    raise AssertionError(f'fewer than {count} clips of 2-6 s in {KOREAN}')
+
+
+@pytest.mark.skipif(not KOREAN.is_file(), reason=f'real Korean speech not found at {KOREAN}')
+def test_whisper_default_engine_hears_real_korean_voices(graph):
+    turns = real_korean_turns()
+    params = {k: v for k, v in BASE_PARAMS.items() if not k.startswith('stt_')}
+    node = graph.start_node('age_node', 'age_node', parameters=params)
+    utterances = graph.collect('/agechat/utterance', Utterance)
+    estimates = graph.collect('/agechat/age', AgeEstimate)
+    audio = graph.publisher('/audio', AudioData, qos.AUDIO_STREAM)
+    graph.wait_for_subscribers(audio, timeout=60)
+    parts = [gap(0.8)]
+    for _, samples in turns:
+        parts += [samples, gap(1.2)]
+    send(audio, np.concatenate(parts))
+    got = utterances.wait_for(len(turns), timeout=120)
+    ages = estimates.wait_for(len(turns), timeout=10)
+    assert [u.utterance_id for u in got] == [a.utterance_id for a in ages]
+    for (said, _), u in zip(turns, got, strict=True):
+        assert u.recognizer == 'whisper:whisper-base' and u.language == 'ko'
+        assert cer(said, u.text) <= 0.2, (said, u.text)
+        assert 0.0 < u.confidence <= 1.0
+        assert time_to_ns(u.vad_closed_time) <= time_to_ns(u.stt_done_time)
+    assert 'whisper:whisper-base' in node.log()
+    # decoding settings change at run time (greedy from the next utterance); threads do not
+    assert graph.set_parameters('age_node', whisper_beam_size=1)[0].successful
+    (refused,) = graph.set_parameters('age_node', whisper_threads=2)
+    assert not refused.successful and 'read-only' in refused.reason
+    said, samples = turns[0]
+    send(audio, np.concatenate([samples, gap(1.2)]))
+    again = utterances.wait_for(len(turns) + 1, timeout=60)[-1]
+    assert cer(said, again.text) <= 0.2, (said, again.text)
     graph.assert_alive()

@@ -1,22 +1,25 @@
-"""Speech recognition behind a small streaming interface, with vosk (Korean) as the engine.
+"""Speech recognition behind a small streaming interface: Whisper (default) and vosk engines.
 
-A recogniser is fed an utterance's audio *while it arrives* (`begin`, `accept`..., `end`), so the
-final text is ready a few milliseconds after the VAD closes. To add another engine (e.g. a whisper
-model on disk), implement :class:`SpeechRecognizer` and register a factory in `ENGINES`; the node
-only calls `create_recognizer(engine, **options)`.
+A recogniser is fed an utterance's audio *while it arrives* (`begin`, `accept`..., `end`). vosk
+decodes as the audio comes, so its final text is ready milliseconds after the VAD closes; Whisper
+buffers the audio and decodes the whole utterance in `end` (see :class:`WhisperRecognizer` for its
+hallucination guards). To add another engine, implement :class:`SpeechRecognizer` and register a
+factory in `ENGINES`; the node only calls `create_recognizer(engine, **options)`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
+import zlib
 import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -231,6 +234,230 @@ class VoskRecognizer(SpeechRecognizer):
         return Transcript(text, confidence, words)
 
 
+#: Whisper never needs more tokens per second of audio than this (read Korean: 4-6 per s).
+WHISPER_MAX_TOKENS_PER_S = 10.0
+WHISPER_TOKEN_MARGIN = 10
+#: Audio quieter than this RMS (-60 dBFS) is not decoded at all: no text.
+WHISPER_SILENCE_RMS = 1e-3
+WHISPER_COMPUTE_TYPES = ('int8', 'int8_float32', 'float32')
+
+
+def collapse_repeats(text: str, min_copies: int = 4, long_unit_chars: int = 10) -> str:
+    """Cut a repetition loop to one copy of the repeated unit; return the text.
+
+    A unit (up to 60 characters) repeated back to back at least `min_copies` times, or at least
+    twice when it has `long_unit_chars` letters or more, is kept once; a partial copy that ends
+    the text is dropped too. Units of digits only ("100000") are left alone.
+    """
+    out, position, changed = [], 0, False
+    while position < len(text):
+        best = None
+        for size in range(1, min(60, (len(text) - position) // 2) + 1):
+            unit = text[position : position + size]
+            copies = 1
+            while text.startswith(unit, position + copies * size):
+                copies += 1
+            letters = re.sub(r'\W', '', unit)
+            needed = 2 if len(letters) >= long_unit_chars else min_copies
+            if copies >= needed and letters and not letters.isdigit():
+                best = (unit, copies)
+                break
+        if best is None:
+            out.append(text[position])
+            position += 1
+            continue
+        unit, copies = best
+        out.append(unit)
+        position += copies * len(unit)
+        changed = True
+        rest = text[position:]
+        if rest and unit.startswith(rest):  # the loop ran into the token limit mid-copy
+            position = len(text)
+    return ''.join(out).strip() if changed else text
+
+
+def compression_ratio(text: str) -> float:
+    """Return UTF-8 bytes / zlib-compressed bytes (high for repetitive text)."""
+    data = text.encode('utf-8')
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def whisper_confidence(avg_logprob: float, no_speech_prob: float) -> float:
+    """Map a decode's mean token log-probability and no-speech probability into [0, 1].
+
+    exp(avg_logprob) is the geometric mean probability of the text's tokens; it is scaled by the
+    probability that the audio holds speech at all.
+    """
+    return float(min(1.0, max(0.0, math.exp(avg_logprob) * (1.0 - no_speech_prob))))
+
+
+class WhisperRecognizer(SpeechRecognizer):
+    """faster-whisper (CTranslate2) on the CPU; by default the Whisper base model, Korean, int8.
+
+    The utterance's audio is buffered in `accept` and decoded as a whole in `end` (temperature 0,
+    no timestamps, no conditioning on earlier text, so the result depends only on this audio).
+    Guards against Whisper's hallucinations on non-speech:
+
+    - audio quieter than :data:`WHISPER_SILENCE_RMS` is not decoded: no text;
+    - generation stops after ``WHISPER_MAX_TOKENS_PER_S`` x duration + a margin, so a loop costs
+      little time;
+    - a decode is dropped when its no-speech probability exceeds `no_speech_threshold` and it is
+      either improbable (mean log-prob below `log_prob_threshold`, faster-whisper's own rule) or
+      looped (it hit the token limit, its compression ratio exceeds
+      `compression_ratio_threshold`, or it repeats a unit, see :func:`collapse_repeats`);
+    - a loop in text that is kept is cut to one copy.
+
+    `Transcript.confidence` is :func:`whisper_confidence` of the kept decode(s). `guards=False`
+    (for measurements) decodes the same way without any of these rules.
+    `beam_size`, `language`, `initial_prompt`, `hotwords` and the thresholds are plain attributes
+    read at every `end`, so they may change between utterances; `compute_type` and `cpu_threads`
+    need a new recogniser.
+    """
+
+    def __init__(
+        self,
+        model_path: Optional[str] = None,
+        beam_size: int = 2,
+        compute_type: str = 'int8',
+        cpu_threads: int = 1,
+        language: str = 'ko',
+        initial_prompt: str = '',
+        hotwords: str = '',
+        no_speech_threshold: float = 0.6,
+        log_prob_threshold: float = -1.0,
+        compression_ratio_threshold: float = 2.4,
+        sample_rate: int = 16000,
+        guards: bool = True,
+    ):
+        from faster_whisper import WhisperModel
+
+        from age_node.core.whisper_model import MODEL_NAME, check_whisper_model
+
+        if model_path:
+            path = Path(model_path)
+            if not (path / 'model.bin').is_file():
+                raise FileNotFoundError(
+                    f'no CTranslate2 Whisper model at {path} (expected model.bin); leave '
+                    'stt_model_path empty for the Whisper base model that `make setup` assembles'
+                )
+            self.name = f'whisper:{path.name}'
+        else:
+            path = check_whisper_model()  # FileNotFoundError names the command that makes it
+            self.name = f'whisper:{MODEL_NAME}'
+        if int(sample_rate) != 16000:
+            raise ValueError(f'Whisper reads 16 kHz audio (got {sample_rate} Hz)')
+        self.model_path = path
+        self.compute_type = compute_type
+        self.cpu_threads = int(cpu_threads)
+        self.model = WhisperModel(
+            str(path), device='cpu', compute_type=compute_type, cpu_threads=self.cpu_threads
+        )
+        self.beam_size = int(beam_size)
+        self.language = language
+        self.initial_prompt = initial_prompt
+        self.hotwords = hotwords
+        self.no_speech_threshold = float(no_speech_threshold)
+        self.log_prob_threshold = float(log_prob_threshold)
+        self.compression_ratio_threshold = float(compression_ratio_threshold)
+        self.guards = bool(guards)
+        self._chunks: List[np.ndarray] = []
+        self.fed_samples = 0
+        #: Why the last utterance gave no text ('' when it did): silence / no_speech / loop.
+        self.last_rejection = ''
+        self.last_segments: List[dict] = []
+
+    def begin(self) -> None:
+        """Start a new utterance (forget any previous audio)."""
+        self._chunks = []
+        self.fed_samples = 0
+
+    def accept(self, samples: np.ndarray) -> None:
+        """Buffer the next audio of the current utterance."""
+        chunk = np.asarray(samples, dtype=np.float32).reshape(-1)
+        self._chunks.append(chunk)
+        self.fed_samples += chunk.size
+
+    def end(self) -> Transcript:
+        """Decode the buffered utterance; return its text ('' for silence, noise, loops)."""
+        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
+        self._chunks = []
+        return self.transcribe(audio)
+
+    def max_new_tokens(self, seconds: float) -> int:
+        """Return the generation limit for `seconds` of audio (one 30 s window at most)."""
+        return int(math.ceil(min(seconds, 30.0) * WHISPER_MAX_TOKENS_PER_S)) + WHISPER_TOKEN_MARGIN
+
+    def transcribe(self, audio: np.ndarray) -> Transcript:
+        """Decode one whole utterance of 16 kHz float32 audio with the guards (see class doc)."""
+        self.last_rejection, self.last_segments = '', []
+        audio = np.nan_to_num(np.asarray(audio, dtype=np.float32).reshape(-1))
+        if audio.size == 0:
+            return Transcript('')
+        if self.guards and float(np.sqrt(np.mean(np.square(audio)))) < WHISPER_SILENCE_RMS:
+            self.last_rejection = 'silence'
+            return Transcript('')
+        guarded = self.guards
+        limit = self.max_new_tokens(audio.size / self.sample_rate) if guarded else None
+        segments, _ = self.model.transcribe(
+            audio,
+            language=self.language or None,
+            beam_size=self.beam_size,
+            temperature=0.0,
+            without_timestamps=True,
+            condition_on_previous_text=False,
+            initial_prompt=self.initial_prompt or None,
+            hotwords=self.hotwords or None,
+            no_speech_threshold=self.no_speech_threshold if guarded else None,
+            log_prob_threshold=self.log_prob_threshold if guarded else None,
+            compression_ratio_threshold=None,
+            max_new_tokens=limit,
+            vad_filter=False,
+        )
+        kept: List[Tuple[str, int, float, float]] = []
+        reasons = []
+        for segment in segments:
+            raw = segment.text.strip()
+            text = collapse_repeats(raw) if guarded else raw
+            looped = (
+                (limit is not None and len(segment.tokens) >= limit)
+                or compression_ratio(raw) > self.compression_ratio_threshold
+                or text != raw
+            )
+            info = {
+                'text': raw,
+                'tokens': len(segment.tokens),
+                'avg_logprob': round(float(segment.avg_logprob), 4),
+                'no_speech_prob': round(float(segment.no_speech_prob), 4),
+                'looped': looped,
+            }
+            self.last_segments.append(info)
+            if guarded and segment.no_speech_prob > self.no_speech_threshold and looped:
+                reasons.append('loop')
+                continue
+            if text:
+                kept.append(
+                    (text, len(segment.tokens), segment.avg_logprob, segment.no_speech_prob)
+                )
+        if not kept:
+            self.last_rejection = reasons[0] if reasons else 'no_speech'
+            return Transcript('')
+        tokens = sum(max(1, n) for _, n, _, _ in kept)
+        avg_logprob = sum(max(1, n) * lp for _, n, lp, _ in kept) / tokens
+        no_speech = max(ns for _, _, _, ns in kept)
+        text = ' '.join(t for t, _, _, _ in kept)
+        return Transcript(text, whisper_confidence(avg_logprob, no_speech))
+
+    def warm_up(self, seconds: float = 1.0) -> float:
+        """Decode `seconds` of low noise once (first-call allocations); return the time taken."""
+        import time
+
+        start = time.perf_counter()
+        noise = np.random.default_rng(0).normal(0, 0.01, int(seconds * self.sample_rate))
+        self.transcribe(noise.astype(np.float32))
+        self.last_rejection, self.last_segments = '', []
+        return time.perf_counter() - start
+
+
 class NoRecognizer(SpeechRecognizer):
     """Engine 'none': no transcripts (age estimation only)."""
 
@@ -248,13 +475,14 @@ class NoRecognizer(SpeechRecognizer):
 
 
 ENGINES: Dict[str, Callable[..., SpeechRecognizer]] = {
+    'whisper': WhisperRecognizer,
     'vosk': VoskRecognizer,
     'none': NoRecognizer,
 }
 
 
 def create_recognizer(engine: str, **options) -> SpeechRecognizer:
-    """Build the recogniser `engine` ('vosk' | 'none' | any registered name) with its options."""
+    """Build the recogniser `engine` ('whisper' | 'vosk' | 'none' | registered) with options."""
     if engine not in ENGINES:
         raise ValueError(
             f"unknown speech recognition engine {engine!r}; use one of {sorted(ENGINES)}"
