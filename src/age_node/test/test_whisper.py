@@ -170,3 +170,30 @@ def test_whisper_reads_real_korean_speech_at_cer_015(whisper):
         heard.append((row['transcript'], transcript.text))
     assert whisper.name == 'whisper:whisper-base' and whisper.language == 'ko'
     assert edits / chars <= 0.15, heard
+
+
+@pytest.mark.skipif(not KOREAN.is_file(), reason=f'real Korean speech not found at {KOREAN}')
+def test_the_short_encoder_window_reads_like_the_30_s_one_and_long_audio_falls_back(whisper):
+    rows = read_manifest(KOREAN, every=EVERY)[:3]
+    clips = [(row['transcript'], load_audio(row['audio_path'])) for row in rows]
+    for said, audio in clips:
+        texts = {}
+        for window in (15.0, 30.0):
+            whisper.window_s = window
+            texts[window] = whisper.transcribe(audio).text
+            assert whisper.last_window_s == window
+        assert cer(texts[30.0], texts[15.0]) <= 0.1, texts  # the same reading
+        assert cer_numbers_read(said, texts[15.0]) <= 0.25, (said, texts)
+    whisper.window_s = 15.0
+    said = ' '.join(s for s, _ in clips)
+    long_audio = np.concatenate([a for _, a in clips] * 2)  # over 14 s: the 30 s window
+    assert long_audio.size / 16000 > 14.0
+    text = whisper.transcribe(long_audio).text
+    assert whisper.last_window_s == 30.0 and cer_numbers_read(said + ' ' + said, text) <= 0.3, text
+
+
+def cer_numbers_read(reference: str, hypothesis: str) -> float:
+    """CER with the hypothesis' digits read in Sino-Korean, as the references spell them."""
+    ref = normalize_text(reference)
+    hyp = normalize_text(hypothesis, read_numbers=True)
+    return edit_distance(ref, hyp) / max(1, len(ref))
