@@ -29,6 +29,8 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence
 
+from agechat_ros.files import sha256_of
+
 #: sha256 of each file of the assembled model (model.bin = part1 + part2 joined).
 WHISPER_BASE_FILES: Dict[str, str] = {
     'model.bin': 'd01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9',
@@ -58,15 +60,6 @@ def default_whisper_model_dir() -> Path:
     base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
     tag = WHISPER_BASE_FILES['model.bin'][:12]
     return Path(base, 'agechat', 'age_node', f'{MODEL_NAME}-{tag}')
-
-
-def sha256_of(path) -> str:
-    """Return the sha256 (hex) of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def wheel_data_dirs() -> Sequence[Path]:

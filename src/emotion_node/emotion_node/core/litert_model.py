@@ -20,13 +20,14 @@ that folder is read-only). Command line (what the setup script runs)::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
+
+from agechat_ros.files import sha256_of
 
 #: Bumped whenever :mod:`emotion_node.core.tflite_export` writes a different graph (old files go
 #: stale).
@@ -48,11 +49,7 @@ class LiteRTModel:
 
 def weights_sha256(weights_path) -> str:
     """sha256 (hex) of the weights file; FileNotFoundError when it is missing."""
-    digest = hashlib.sha256()
-    with open(weights_path, 'rb') as handle:
-        for block in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_of(weights_path)
 
 
 def stamp(sha256: str) -> str:
