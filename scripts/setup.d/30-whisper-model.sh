@@ -7,5 +7,5 @@
 set -euo pipefail
 REPO="${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 VENV="${VENV:-$REPO/.venv}"
-PYTHONPATH="$REPO/src/age_node${PYTHONPATH:+:$PYTHONPATH}" \
+PYTHONPATH="$REPO/src/age_node:$REPO/src/agechat_ros${PYTHONPATH:+:$PYTHONPATH}" \
   "$VENV/bin/python" -m age_node.core.whisper_model
