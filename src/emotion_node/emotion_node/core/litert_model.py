@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from agechat_ros.files import sha256_of
+from agechat_ros.files import atomic_output, sha256_of
 
 #: Bumped whenever :mod:`emotion_node.core.tflite_export` writes a different graph (old files go
 #: stale).
@@ -106,16 +106,8 @@ def find_current(
 
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=path.name, suffix='.part', dir=str(path.parent))
-    try:
-        with os.fdopen(handle, 'wb') as out:
-            out.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as out:
+        out.write(data)
 
 
 def export_for(
