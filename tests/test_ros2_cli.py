@@ -70,11 +70,6 @@ INTERFACE_FILES = sorted((INTERFACES / 'msg').glob('*.msg')) + sorted(
 )
 
 
-def _domain_id() -> int:
-    """Return this run's DDS domain, chosen as the graph fixture does."""
-    return domain_id()
-
-
 @dataclass
 class CliResult:
     """One finished `ros2` command: its arguments, exit code and output (stdout + stderr)."""
@@ -263,7 +258,7 @@ def cli(tmp_path_factory) -> Ros2Cli:
     env = dict(os.environ)
     env.update(
         {
-            'ROS_DOMAIN_ID': str(_domain_id()),
+            'ROS_DOMAIN_ID': str(domain_id()),
             'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
             'RCUTILS_COLORIZED_OUTPUT': '0',
             'PYTHONUNBUFFERED': '1',
@@ -283,7 +278,7 @@ def launched(cli, tmp_path_factory):
     """
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     daemon_was_running = 'is running' in cli('daemon', 'status').output
-    graph = Graph(_domain_id(), cli.transcript.parent / 'graph')
+    graph = Graph(domain_id(), cli.transcript.parent / 'graph')
     started = time.monotonic()
     with sigint_not_ignored():
         launch = graph.start_process('ros2_launch', [ROS2, 'launch', str(LAUNCH_FILE)], cli.env)

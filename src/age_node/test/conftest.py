@@ -2,9 +2,16 @@
 
 from agechat_ros.testing import graph, pytest_runtest_makereport  # noqa: F401 - for the DDS tests
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+
+#: Real Korean read speech (CC BY-NC-SA: tests only, never in the repository): ../shared beside
+#: the clone.
+REPO = Path(__file__).resolve().parents[3]
+KOREAN_MANIFEST = REPO.parent / 'shared' / 'data' / 'speech' / 'korean' / 'manifest.csv'
 
 torch.set_num_threads(1)
 
@@ -33,3 +40,11 @@ def speech_with_pauses():
         position += gap.size + speech.size
     parts.append(rng.normal(0, 0.002, 19200).astype(np.float32))
     return np.concatenate(parts), spans, texts
+
+
+@pytest.fixture(scope='session')
+def korean_manifest() -> Path:
+    """Return the real Korean speech manifest; skip (saying where it was looked for) without it."""
+    if not KOREAN_MANIFEST.is_file():
+        pytest.skip(f'real Korean speech not found at {KOREAN_MANIFEST}')
+    return KOREAN_MANIFEST

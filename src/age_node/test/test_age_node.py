@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import array
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,8 +33,6 @@ from agechat_ros.testing import (
     wait_until,
 )
 
-REPO = Path(__file__).resolve().parents[3]
-KOREAN = REPO.parent / 'shared' / 'data' / 'speech' / 'korean' / 'manifest.csv'
 WORDS = '안녕하세요|감사합니다'
 BASE_PARAMS = {
     'stt_engine': 'vosk',
@@ -306,21 +303,20 @@ def test_a_missing_whisper_model_stops_the_node_naming_the_folder_and_the_comman
     assert str(missing) in node.log() and 'make setup' in node.log()
 
 
-def real_korean_turns(count: int = 2):
+def real_korean_turns(manifest, count: int = 2):
     """Return the first `count` clips of 2-6 s in path order (the length of a spoken turn)."""
     turns = []
-    for row in read_manifest(KOREAN):
+    for row in read_manifest(manifest):
         audio = load_audio(row['audio_path'])
         if 2.0 <= audio.size / 16000 <= 6.0:
             turns.append((row['transcript'], audio))
         if len(turns) == count:
             return turns
-    raise AssertionError(f'fewer than {count} clips of 2-6 s in {KOREAN}')
+    raise AssertionError(f'fewer than {count} clips of 2-6 s in {manifest}')
 
 
-@pytest.mark.skipif(not KOREAN.is_file(), reason=f'real Korean speech not found at {KOREAN}')
-def test_whisper_default_engine_hears_real_korean_voices(graph):
-    turns = real_korean_turns()
+def test_whisper_default_engine_hears_real_korean_voices(graph, korean_manifest):
+    turns = real_korean_turns(korean_manifest)
     params = {k: v for k, v in BASE_PARAMS.items() if not k.startswith('stt_')}
     node = graph.start_node('age_node', 'age_node', parameters=params)
     utterances = graph.collect('/agechat/utterance', Utterance)

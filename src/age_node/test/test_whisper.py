@@ -30,8 +30,6 @@ from age_node.core.stt_eval import (
     wer,
 )
 
-REPO = Path(__file__).resolve().parents[3]
-KOREAN = REPO.parent / 'shared' / 'data' / 'speech' / 'korean' / 'manifest.csv'
 #: Fixed subset rule: every 30th clip in path order (13 of 369 clips, all speaker groups). On it
 #: greedy Whisper base gives CER 0.11 with numbers read in Sino-Korean, 0.20 without (3 clips
 #: with numbers), see README.
@@ -153,9 +151,8 @@ def test_silence_noise_and_tones_give_no_text(whisper):
         assert whisper.last_rejection in ('silence', 'no_speech', 'loop'), name
 
 
-@pytest.mark.skipif(not KOREAN.is_file(), reason=f'real Korean speech not found at {KOREAN}')
-def test_whisper_reads_real_korean_speech_at_cer_015(whisper):
-    rows = read_manifest(KOREAN, every=EVERY)
+def test_whisper_reads_real_korean_speech_at_cer_015(whisper, korean_manifest):
+    rows = read_manifest(korean_manifest, every=EVERY)
     assert len(rows) >= 12
     edits = chars = 0
     heard = []
@@ -172,9 +169,10 @@ def test_whisper_reads_real_korean_speech_at_cer_015(whisper):
     assert edits / chars <= 0.15, heard
 
 
-@pytest.mark.skipif(not KOREAN.is_file(), reason=f'real Korean speech not found at {KOREAN}')
-def test_the_short_encoder_window_reads_like_the_30_s_one_and_long_audio_falls_back(whisper):
-    rows = read_manifest(KOREAN, every=EVERY)[:3]
+def test_the_short_encoder_window_reads_like_the_30_s_one_and_long_audio_falls_back(
+    whisper, korean_manifest
+):
+    rows = read_manifest(korean_manifest, every=EVERY)[:3]
     clips = [(row['transcript'], load_audio(row['audio_path'])) for row in rows]
     for said, audio in clips:
         texts = {}
