@@ -5,6 +5,7 @@ SHELL := /bin/bash
 
 help:
 	@echo "make demo   run the whole graph on the bundled bag, write the report to out/demo/"
+	@echo "            (VOICES=DIR: build the bag from real recordings in DIR/manifest.csv)"
 	@echo "make test   set up (idempotent) and run every test"
 	@echo "make bench  run every node's benchmark, write JSON to out/bench/"
 	@echo "make setup  install Debian packages, the .venv, and colcon-build the workspace"
@@ -19,7 +20,7 @@ test: setup
 	@bash scripts/run_tests.sh
 
 demo: setup
-	@bash scripts/run_demo.sh
+	@bash scripts/run_demo.sh $(if $(VOICES),--voices "$(VOICES)")
 
 bench: setup
 	@bash scripts/run_bench.sh

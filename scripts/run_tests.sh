@@ -22,10 +22,10 @@ if [ $# -gt 0 ]; then
   run_pytest "$@"
   exit $?
 fi
-# The end-to-end replay holds the recorded run (~3 GB) in the test process; it runs in a pytest
-# process of its own so that memory the other tests leave behind cannot add up to an OOM kill.
-run_pytest --ignore=tests/test_end_to_end.py
+# The end-to-end replays hold the recorded run (~3 GB) in the test process; they run in a pytest
+# process of their own so that memory the other tests leave behind cannot add up to an OOM kill.
+run_pytest --ignore=tests/test_end_to_end.py --ignore=tests/test_end_to_end_voices.py
 first=$?
-run_pytest tests/test_end_to_end.py
+run_pytest tests/test_end_to_end.py tests/test_end_to_end_voices.py
 second=$?
 [ "$first" -eq 0 ] && [ "$second" -eq 0 ]

@@ -1,6 +1,11 @@
 """`make demo`: run the whole agechat graph on the bundled demo bag and write a readable report.
 
-    python -m agechat_tools.demo [--out out/demo] [--rate 1.0]
+    python -m agechat_tools.demo [--out out/demo] [--rate 1.0] [--voices DIR [--turns 5]]
+
+Without --voices the bag's voices are synthetic (espeak-ng, made offline) and age_node runs vosk
+(see graph_run.launch_args_for); with --voices DIR (a folder with manifest.csv: path,
+transcript[, speaker_id, age_group]; `make demo VOICES=DIR`) the turns are real recordings, the
+graph runs its default recogniser (Whisper) and the report gives said vs heard with CER per turn.
 
 Output in out/demo/: report.html (open it), report.md, avatar.mp4, latency.png, emotion.png,
 turn_<n>.png, turns.json, output_bag/ (everything the graph published), logs/ (one per node).
@@ -48,9 +53,25 @@ def run_demo(argv=None) -> int:
         help='input bag (the demo bag is generated here when missing)',
     )
     parser.add_argument('--rate', type=float, default=1.0, help='replay speed factor')
+    parser.add_argument(
+        '--voices',
+        type=Path,
+        help='folder with manifest.csv of real recordings: the bag is built from them',
+    )
+    parser.add_argument('--turns', type=int, default=5, help='recordings taken from --voices')
     args = parser.parse_args(argv)
     started = time.monotonic()
-    bag = ensure_demo_bag(args.bag, log) if args.bag == parser.get_default('bag') else args.bag
+    if args.voices:
+        if not (args.voices / 'manifest.csv').is_file():
+            log(f'--voices {args.voices}: no manifest.csv there (columns path, transcript)')
+            return 2
+        bag = ensure_demo_bag(
+            REPO / 'out' / 'cache' / 'voices_bag', log, voices=args.voices, turns=args.turns
+        )
+    elif args.bag == parser.get_default('bag'):
+        bag = ensure_demo_bag(args.bag, log)
+    else:
+        bag = args.bag
     script_path = bag / 'script.json'
     script = json.loads(script_path.read_text()) if script_path.exists() else None
     run = run_graph_on_bag(bag, args.out, rate=args.rate, log=log)
@@ -61,9 +82,11 @@ def run_demo(argv=None) -> int:
     run_info = json.loads((args.out / 'run.json').read_text())
     summary = write_report(args.out, run.output_bag, run_info, script)
     died = {name: s for name, s in run.launch_status.items() if s.get('starts', 1) > 1}
+    cer = summary.get('stt_cer')
+    heard = f', heard vs said CER {cer:.3f}' if cer is not None else ''
     log(
         f'{summary["turns"]} turns, '
-        f'age as scripted {summary["age_correct"]}/{summary["age_scripted"]}, '
+        f'age as scripted {summary["age_correct"]}/{summary["age_scripted"]}{heard}, '
         f'e2e p50 {summary.get("e2e_ms_p50", float("nan")):.0f} ms / '
         f'p95 {summary.get("e2e_ms_p95", float("nan")):.0f} ms'
         + (f'; restarted nodes: {sorted(died)}' if died else '')

@@ -3,10 +3,13 @@
 The bag holds a camera with real faces and a microphone with several conversational turns from
 voices of different age groups, separated by silences long enough for the agent to answer.
 
-Faces come from images bundled in scikit-image (offline); voices from age_node's speech
-synthesiser (espeak-ng voices shaped by age). The same arguments always give the same bag.
+Faces come from images bundled in scikit-image (offline). Voices come either from age_node's
+speech synthesiser (espeak-ng voices shaped by age: the default, so that the bag can be made on a
+fresh clone with nothing else) or from real recordings listed in a manifest (``--voices DIR``
+with ``DIR/manifest.csv``, columns ``path, transcript`` and optionally ``speaker_id,
+age_group``). The same arguments always give the same bag.
 
-    python -m agechat_tools.demo_bag out/demo/demo_bag
+    python -m agechat_tools.demo_bag out/demo/demo_bag [--voices ../shared/data/speech/korean]
 """
 
 from __future__ import annotations
@@ -35,14 +38,81 @@ AUDIO_INFO_TOPIC = '/audio/audio_info'
 START_NS = 1_700_000_000 * 10**9  # fixed bag start time: identical bags on every run
 
 
+#: What script.json's ``voices`` says of where the microphone's speech came from.
+VOICES_SYNTHETIC = 'synthetic'
+VOICES_RECORDED = 'recorded'
+#: Age groups a recorded turn may be scripted with; other manifest labels give no expectation.
+AGE_GROUPS = ('child', 'adult', 'senior')
+#: Faces shown with recorded turns, in turn order.
+RECORDED_FACES = ['astronaut', 'lfw:3', 'lfw:10', 'lfw:25', 'lfw:40', 'lfw:55']
+
+
 @dataclass
 class Turn:
-    """One scripted user turn: who speaks (age group + voice seed), what, and the face shown."""
+    """One scripted user turn: who speaks, what, and the face shown.
+
+    Synthetic turns are spoken by a voice of `age_group` made from `voice_seed`; recorded turns
+    play the file `audio` (then `age_group` is the speaker's label, '' when not known).
+    """
 
     age_group: str
     voice_seed: int
     text: str
     face: str
+    audio: str = ''
+    speaker: str = ''
+
+
+def turns_from_voices(
+    voices_dir: Path, count: int = 5, min_s: float = 1.5, max_s: float = 6.0
+) -> List[Turn]:
+    """Pick `count` recordings from `voices_dir/manifest.csv`, one per speaker, for a bag.
+
+    The choice is fixed by the manifest alone (rows sorted by path, speakers taken in turn from
+    each age group present, the first clip of each speaker between `min_s` and `max_s` seconds),
+    never by how well anything recognises them. Raises ValueError naming what is missing.
+    """
+    from age_node.core.stt_eval import load_audio, read_manifest
+
+    manifest = Path(voices_dir) / 'manifest.csv'
+    if not manifest.is_file():
+        raise ValueError(f'{voices_dir}: no manifest.csv (columns path, transcript)')
+    by_group: dict = {}
+    for row in read_manifest(manifest):
+        group = row.get('age_group', '')
+        speaker = row.get('speaker_id') or row['path']
+        by_group.setdefault(group, {}).setdefault(speaker, []).append(row)
+    queues = [list(speakers.values()) for _, speakers in sorted(by_group.items())]
+    turns: List[Turn] = []
+    while len(turns) < count and any(queues):
+        for queue in queues:
+            while queue and len(turns) < count:
+                rows = queue.pop(0)
+                chosen = None
+                for row in rows:
+                    seconds = load_audio(row['audio_path']).size / SAMPLE_RATE
+                    if min_s <= seconds <= max_s:
+                        chosen = row
+                        break
+                if chosen:
+                    group = chosen.get('age_group', '')
+                    turns.append(
+                        Turn(
+                            age_group=group if group in AGE_GROUPS else '',
+                            voice_seed=0,
+                            text=chosen['transcript'],
+                            face=RECORDED_FACES[len(turns) % len(RECORDED_FACES)],
+                            audio=chosen['audio_path'],
+                            speaker=chosen.get('speaker_id', ''),
+                        )
+                    )
+                    break
+    if len(turns) < count:
+        raise ValueError(
+            f'{manifest}: only {len(turns)} speakers have a clip of {min_s}-{max_s} s '
+            f'(asked for {count})'
+        )
+    return turns
 
 
 DEFAULT_TURNS = [
@@ -94,13 +164,17 @@ def camera_frame(face: np.ndarray, t_s: float, rng: np.random.Generator) -> np.n
 
 def build_audio(turns: List[Turn], lead_in_s: float, reply_gap_s: float, rng: np.random.Generator):
     """Return the microphone signal and each turn's (start_s, end_s) of speech."""
+    from age_node.core.stt_eval import load_audio
     from age_node.core.synth import synthesize_speech
 
     pieces, spans, t = [np.zeros(int(lead_in_s * SAMPLE_RATE), np.float32)], [], lead_in_s
     for turn in turns:
-        speech = synthesize_speech(
-            turn.text, turn.age_group, turn.voice_seed, sample_rate=SAMPLE_RATE
-        )
+        if turn.audio:
+            speech = load_audio(turn.audio)
+        else:
+            speech = synthesize_speech(
+                turn.text, turn.age_group, turn.voice_seed, sample_rate=SAMPLE_RATE
+            )
         speech = 0.5 * speech / max(1e-6, float(np.max(np.abs(speech))))
         spans.append((t, t + len(speech) / SAMPLE_RATE))
         pieces += [speech.astype(np.float32), np.zeros(int(reply_gap_s * SAMPLE_RATE), np.float32)]
@@ -211,6 +285,7 @@ def write_demo_bag(
                     ),
                 )
     script = {
+        'voices': VOICES_RECORDED if any(t.audio for t in turns) else VOICES_SYNTHETIC,
         'duration_s': duration_s,
         'fps': fps,
         'sample_rate': SAMPLE_RATE,
@@ -233,8 +308,16 @@ def main(argv=None) -> int:
     parser.add_argument(
         '--reply-gap', type=float, default=15.0, help='silence after each turn [s]'
     )
+    parser.add_argument(
+        '--voices',
+        type=Path,
+        help='folder with manifest.csv (path, transcript[, speaker_id, age_group]): real '
+        'recordings instead of synthetic voices',
+    )
+    parser.add_argument('--turns', type=int, default=5, help='turns taken from --voices')
     args = parser.parse_args(argv)
-    script = write_demo_bag(args.out, fps=args.fps, reply_gap_s=args.reply_gap)
+    turns = turns_from_voices(args.voices, args.turns) if args.voices else DEFAULT_TURNS
+    script = write_demo_bag(args.out, turns, fps=args.fps, reply_gap_s=args.reply_gap)
     print(
         f"wrote {args.out}: {script['duration_s']:.1f} s, {script['frames']} frames, "
         f"{len(script['turns'])} turns"

@@ -59,25 +59,64 @@ def _sources_digest(paths: List[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
-def ensure_demo_bag(path: Path, log: Callable[[str], None] = print) -> Path:
-    """Generate the demo bag at `path` unless an identical one (same generator inputs) is there."""
+def ensure_demo_bag(
+    path: Path,
+    log: Callable[[str], None] = print,
+    voices: Optional[Path] = None,
+    turns: int = 5,
+    **bag_options,
+) -> Path:
+    """Generate the demo bag at `path` unless an identical one (same generator inputs) is there.
+
+    Without `voices` the turns are the synthetic default ones; with it, `turns` recordings are
+    taken from `voices/manifest.csv` (see :func:`agechat_tools.demo_bag.turns_from_voices`).
+    `bag_options` go to :func:`agechat_tools.demo_bag.write_demo_bag` (fps, reply_gap_s, ...).
+    """
     from agechat_tools import demo_bag
     import age_node.core.synth as synth
 
-    digest = _sources_digest([Path(demo_bag.__file__), Path(synth.__file__)])
+    sources = [Path(demo_bag.__file__), Path(synth.__file__)]
+    if voices is not None:
+        sources.append(Path(voices) / 'manifest.csv')
+    digest = (
+        _sources_digest(sources)
+        + hashlib.sha256(
+            json.dumps([str(voices), turns, bag_options], sort_keys=True).encode()
+        ).hexdigest()[:8]
+    )
     script = path / 'script.json'
     if script.is_file() and json.loads(script.read_text()).get('generator_digest') == digest:
         return path
     log(f'generating the demo bag in {path} ...')
     started = time.monotonic()
-    info = demo_bag.write_demo_bag(path)
+    chosen = demo_bag.turns_from_voices(voices, turns) if voices else demo_bag.DEFAULT_TURNS
+    info = demo_bag.write_demo_bag(path, chosen, **bag_options)
     info['generator_digest'] = digest
     script.write_text(json.dumps(info, ensure_ascii=False, indent=2))
     log(
         f'demo bag: {info["duration_s"]:.1f} s, {len(info["turns"])} turns '
-        f'({time.monotonic() - started:.0f} s)'
+        f'({info["voices"]} voices, {time.monotonic() - started:.0f} s)'
     )
     return path
+
+
+def _script_of(bag: Path) -> Optional[dict]:
+    script = Path(bag) / 'script.json'
+    return json.loads(script.read_text()) if script.is_file() else None
+
+
+def launch_args_for(script: Optional[dict]) -> List[str]:
+    """Launch arguments a bag needs: synthetic (espeak-ng) voices are run with vosk.
+
+    Whisper, the default engine, reads no espeak-ng Korean and its guards return no text for
+    it, so a synthetic bag would get no replies; vosk always returns words (unrelated ones),
+    which keeps the synthetic demo's turns answered. Recorded voices run the default engine.
+    """
+    from agechat_tools.demo_bag import VOICES_SYNTHETIC
+
+    if script and script.get('voices', VOICES_SYNTHETIC) == VOICES_SYNTHETIC:
+        return ['stt_engine:=vosk']
+    return []
 
 
 def run_graph_on_bag(
@@ -90,7 +129,10 @@ def run_graph_on_bag(
     log: Callable[[str], None] = print,
     show_progress: bool = True,
 ) -> GraphRun:
-    """Launch the graph, replay `bag` into it, record OUTPUT_TOPICS to out_dir/output_bag, stop."""
+    """Launch the graph, replay `bag` into it, record OUTPUT_TOPICS to out_dir/output_bag, stop.
+
+    `launch_args` default to what the bag's script.json needs (:func:`launch_args_for`).
+    """
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
 
@@ -120,7 +162,7 @@ def run_graph_on_bag(
         '-m',
         'agechat_tools.launch_xml',
         str(LAUNCH_FILE),
-        *(launch_args or []),
+        *(launch_args if launch_args is not None else launch_args_for(_script_of(bag))),
         '--log-dir',
         str(log_dir),
         '--status-file',

@@ -62,6 +62,7 @@ class Turn:
     tts_duration_s: float = 0.0
     expected_age_group: str = ''
     scripted_text: str = ''
+    stt_cer: Optional[float] = None  # heard vs scripted text, for recorded voices only
     times: Dict[str, int] = field(default_factory=dict)  # instants in ns (wall clock)
 
     def stage_ms(self) -> Dict[str, float]:
@@ -189,6 +190,10 @@ def read_run(output_bag: Path, script: Optional[dict] = None, replay_start_ns: i
                     scripted['age_group'],
                     scripted['text'],
                 )
+                if script.get('voices') == 'recorded':
+                    from age_node.core.stt_eval import cer
+
+                    item.stt_cer = cer(item.scripted_text, item.text)
     return RunData(
         ordered, emotions, frames, chunks, tts_rate, mic, mic_rate, first_ns or 0, last_ns
     )
@@ -206,6 +211,17 @@ def _scripted_turn(item: Turn, script: dict, replay_start_ns: int) -> Optional[d
         if overlap > best_overlap:
             best, best_overlap = scripted, overlap
     return best
+
+
+def heard_vs_said_cer(turns: List[Turn]) -> Optional[float]:
+    """Character error rate over all turns with a CER (edits / reference characters), or None."""
+    from age_node.core.stt_eval import normalize_text
+
+    scored = [t for t in turns if t.stt_cer is not None]
+    if not scored:
+        return None
+    chars = [max(1, len(normalize_text(t.scripted_text))) for t in scored]
+    return sum(t.stt_cer * n for t, n in zip(scored, chars, strict=True)) / sum(chars)
 
 
 def percentile(values: List[float], q: float) -> float:
@@ -460,6 +476,8 @@ def write_report(
     expected = [t for t in data.turns if t.expected_age_group]
     summary['age_correct'] = sum(t.age_group == t.expected_age_group for t in expected)
     summary['age_scripted'] = len(expected)
+    summary['stt_cer'] = heard_vs_said_cer(data.turns)
+    summary['voices'] = (script or {}).get('voices', 'synthetic')
     summary['face_emotion_messages'] = len(data.emotions)
     summary['avatar_frames'] = len(data.avatar_frames)
     summary['tts_chunks'] = len(data.tts_chunks)
@@ -498,13 +516,25 @@ INTRO = (
 )
 
 
+NOTE_ON_RECORDED_VOICES = (
+    'The voices are real recordings (the manifest given with VOICES=). "said" is the manifest\'s '
+    'transcript, "heard" what the recogniser (Whisper by default) published, with its character '
+    'error rate (CER, spaces and punctuation ignored; numbers compared as written).'
+)
+
 NOTE_ON_STT = (
     'The demo voices are synthetic (espeak-ng voices shaped by age, so that the bag can be '
     'generated offline): the age model hears them well, but the offline Korean recogniser (vosk) '
     'cannot read espeak\'s Korean, so "heard" is mostly unrelated words, and the replies answer '
-    'those words. The register of each reply follows the estimated age group; on real speech the '
-    'transcript is real.'
+    'those words (Whisper, the default recogniser, hears nothing in them, so this bag runs vosk). '
+    'The register of each reply follows the estimated age group. For real speech run '
+    '`make demo VOICES=<folder with manifest.csv>`.'
 )
+
+
+def note_on_voices(summary: dict) -> str:
+    """Return the paragraph that says where the voices came from and how to read "heard"."""
+    return NOTE_ON_RECORDED_VOICES if summary.get('voices') == 'recorded' else NOTE_ON_STT
 
 
 def _turn_rows(data: RunData, start_ns: int):
@@ -516,7 +546,8 @@ def _turn_rows(data: RunData, start_ns: int):
             'n': i + 1,
             't': f'{t0:.1f} s',
             'said': item.scripted_text or '–',
-            'heard': item.text or '(no words recognised)',
+            'heard': (item.text or '(no words recognised)')
+            + (f' (CER {item.stt_cer:.2f})' if item.stt_cer is not None else ''),
             'age': f'{item.age_group} {item.age_confidence:.0%}, '
             f'~{item.estimated_age:.0f} y{expected}',
             'emotion': f'{item.emotion} {item.emotion_confidence:.0%} ({item.emotion_source})'
@@ -532,7 +563,12 @@ def _write_markdown(path, data, summary, status, frames, has_video, start_ns) ->
     lines = ['# agechat demo report', '', INTRO, '']
     lines += [
         f'- Turns heard: **{summary["turns"]}**; '
-        f'age group as scripted: **{summary["age_correct"]}/{summary["age_scripted"]}**',
+        f'age group as scripted: **{summary["age_correct"]}/{summary["age_scripted"]}**'
+        + (
+            f'; heard vs said CER **{summary["stt_cer"]:.3f}**'
+            if summary.get('stt_cer') is not None
+            else ''
+        ),
         f'- Speech end (VAD) → first TTS audio: p50 **{_fmt_num(summary.get("e2e_ms_p50"))} ms**, '
         f'p95 **{_fmt_num(summary.get("e2e_ms_p95"))} ms**',
         f'- Face-emotion messages: {summary["face_emotion_messages"]}; '
@@ -549,7 +585,7 @@ def _write_markdown(path, data, summary, status, frames, has_video, start_ns) ->
     lines += [
         '## Turns',
         '',
-        NOTE_ON_STT,
+        note_on_voices(summary),
         '',
         '| # | at | said (script) | heard (STT) | age group | emotion | reply | ms: '
         + ' / '.join(CRITICAL_PATH)
@@ -628,7 +664,7 @@ def _write_html(path, data, summary, status, frames, has_video, start_ns) -> Non
         f'speech end → first TTS audio p50 {_fmt_num(summary.get("e2e_ms_p50"))} ms, '
         f'p95 {_fmt_num(summary.get("e2e_ms_p95"))} ms</p>\n'
         f'{video}\n'
-        f'<h2>Turns</h2><p>{esc(NOTE_ON_STT)}</p><table><tr><th>#</th><th>at</th>'
+        f'<h2>Turns</h2><p>{esc(note_on_voices(summary))}</p><table><tr><th>#</th><th>at</th>'
         '<th>said (script)</th><th>heard (STT)</th><th>age group</th><th>emotion</th>'
         '<th>reply</th>\n'
         f'<th>ms: {" / ".join(CRITICAL_PATH)} → e2e</th></tr>{rows}</table>\n'

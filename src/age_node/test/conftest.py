@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from agechat_ros.files import korean_speech_manifest
+
 #: Real Korean read speech (CC BY-NC-SA: tests only, never in the repository): ../shared beside
 #: the clone.
-REPO = Path(__file__).resolve().parents[3]
-KOREAN_MANIFEST = REPO.parent / 'shared' / 'data' / 'speech' / 'korean' / 'manifest.csv'
+KOREAN_MANIFEST = korean_speech_manifest()
 
 torch.set_num_threads(1)
 

@@ -1,4 +1,7 @@
-"""File helpers shared by the packages' cores (no rclpy): model file hashes, atomic writes."""
+"""File helpers shared by the packages' cores (no rclpy).
+
+Model file hashes, atomic writes, and where the shared real data lives.
+"""
 
 import contextlib
 import hashlib
@@ -35,3 +38,28 @@ def atomic_output(path) -> Iterator[BinaryIO]:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def shared_data_dir() -> Path:
+    """Return the folder of the real (third-party) data.
+
+    That is ``$AGECHAT_DATA``, else ``../shared/data`` beside the repository (found from
+    ``$AGECHAT_REPO`` or from this file's real location). The folder may be absent (a user's
+    fresh clone): callers check and skip or fail saying so.
+    """
+    if os.environ.get('AGECHAT_DATA'):
+        return Path(os.environ['AGECHAT_DATA'])
+    if os.environ.get('AGECHAT_REPO'):
+        return Path(os.environ['AGECHAT_REPO']).resolve().parent / 'shared' / 'data'
+    for parent in Path(__file__).resolve().parents:
+        if (parent / 'src' / 'agechat_ros').is_dir():
+            return parent.parent / 'shared' / 'data'
+    return Path.cwd().parent / 'shared' / 'data'
+
+
+def korean_speech_manifest() -> Path:
+    """Return the path of the real Korean read-speech manifest (it may not exist).
+
+    CC BY-NC-SA: tests, demo and evaluation only; under :func:`shared_data_dir`.
+    """
+    return shared_data_dir() / 'speech' / 'korean' / 'manifest.csv'
