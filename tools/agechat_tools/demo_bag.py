@@ -70,7 +70,9 @@ def turns_from_voices(
 
     The choice is fixed by the manifest alone (rows sorted by path, speakers taken in turn from
     each age group present, the first clip of each speaker between `min_s` and `max_s` seconds),
-    never by how well anything recognises them. Raises ValueError naming what is missing.
+    never by how well anything recognises them; a sentence already taken is not taken again
+    (read-speech sets give several speakers the same script). Raises ValueError naming what is
+    missing.
     """
     from age_node.core.stt_eval import load_audio, read_manifest
 
@@ -84,17 +86,21 @@ def turns_from_voices(
         by_group.setdefault(group, {}).setdefault(speaker, []).append(row)
     queues = [list(speakers.values()) for _, speakers in sorted(by_group.items())]
     turns: List[Turn] = []
+    said = set()
     while len(turns) < count and any(queues):
         for queue in queues:
             while queue and len(turns) < count:
                 rows = queue.pop(0)
                 chosen = None
                 for row in rows:
+                    if row['transcript'] in said:
+                        continue
                     seconds = load_audio(row['audio_path']).size / SAMPLE_RATE
                     if min_s <= seconds <= max_s:
                         chosen = row
                         break
                 if chosen:
+                    said.add(chosen['transcript'])
                     group = chosen.get('age_group', '')
                     turns.append(
                         Turn(

@@ -2,15 +2,17 @@
 
 Headline (when ``../shared/data/speech/korean`` is there, else these keys are null and
 `korean_read_skipped` says why): real read Korean clips of at most 6 s, 1.5 s of room noise
-apart, fed in 20 ms chunks through the node's own pipeline with its default recogniser (Whisper
-base, beam 2, 15 s window, 1 thread), the age model and message construction:
+apart, fed in 20 ms chunks at real-time pace through the node's own pipeline with its defaults
+(Whisper base, beam 2, 15 s window, 1 thread x 2 workers, early decode after 0.1 s of trailing
+silence, greedy partials every 1 s), the age model and message construction:
 
 - utterance_latency_ms_p50/p95: from the arrival of the chunk that closes the utterance (its
   end-of-speech silence complete) to both messages built, ready to publish, over the clips that
   were heard as one utterance; also per duration bucket (utterance_latency_ms_by_duration);
 - stt_cer_korean_read: corpus CER of those utterances against the manifest (spaces and
   punctuation ignored), with per-speaker CERs; clips split or missed are counted;
-- rtf: processing time / stream duration (pauses included, as on a robot).
+- rtf: CPU time of the pipeline (all its threads: VAD, decodes incl. partials and discarded
+  early ones, age model) / stream duration (pauses included, as on a robot).
 
 Then, as before, the vosk decoder on synthetic voices (keys under `synthetic_vosk`):
 A stream of synthetic turns (3 age groups x `--turns` voices, 1.5 s pauses) is fed in 20 ms
@@ -53,6 +55,11 @@ CHUNK = 320  # 20 ms
 KOREAN_MAX_S = 6.0
 #: Pause between clips in the read-Korean stream.
 KOREAN_PAUSE_S = 1.5
+#: The node's defaults (age_node parameters of the same names).
+EARLY_DECODE_SILENCE_S = 0.1
+PARTIAL_INTERVAL_S = 1.0
+#: Settings compared by --sweep: (early_decode_silence_s, partial_interval_s).
+SWEEP = [(0.0, 0.0), (0.1, 0.0), (0.2, 0.0), (0.1, 1.0), (0.1, 0.5)]
 
 
 def korean_read_stream(manifest: Path, every: int, max_s: float = KOREAN_MAX_S):
@@ -86,20 +93,41 @@ def korean_read_stream(manifest: Path, every: int, max_s: float = KOREAN_MAX_S):
     return np.concatenate(parts), clips
 
 
-def run_korean_read(manifest: Path, every: int, estimator: AgeEstimator) -> dict:
-    """Feed the read-Korean stream through the pipeline with Whisper; return the headline keys."""
+def run_korean_read(
+    audio: np.ndarray,
+    clips: list,
+    recognizer: WhisperRecognizer,
+    estimator: AgeEstimator,
+    early_decode_silence_s: float = EARLY_DECODE_SILENCE_S,
+    partial_interval_s: float = PARTIAL_INTERVAL_S,
+) -> dict:
+    """Feed the read-Korean stream in real time through the pipeline; return the headline keys.
+
+    Chunks are pushed at the pace a microphone delivers them (early decodes and partials run
+    while the audio arrives, as in the node).
+    """
     from age_node.core.stt_eval import bucket_of, edit_distance, normalize_text
 
-    audio, clips = korean_read_stream(manifest, every)
     vad = SileroVad()
-    recognizer = WhisperRecognizer()
-    recognizer.warm_up()
-    pipeline = VoicePipeline(Segmenter(SegmenterConfig(), vad, vad.reset), recognizer, estimator)
+    pipeline = VoicePipeline(
+        Segmenter(SegmenterConfig(), vad, vad.reset),
+        recognizer,
+        estimator,
+        early_decode_silence_s=early_decode_silence_s,
+        partial_interval_s=partial_interval_s,
+    )
     heard: dict = {}  # clip index -> list of (text, latency_ms)
+    partials = 0
+    cpu_start = time.process_time()
     start_all = time.perf_counter()
     for start in range(0, audio.size, CHUNK):
+        due = start_all + (start + CHUNK) / SAMPLE_RATE
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
         t0 = time.perf_counter()
         done = pipeline.push(audio[start : start + CHUNK], time.time_ns())
+        partials += len(pipeline.take_partials())
         for result in done:
             _build_messages(result, estimator)
         elapsed_ms = (time.perf_counter() - t0) * 1000
@@ -111,7 +139,8 @@ def run_korean_read(manifest: Path, every: int, estimator: AgeEstimator) -> dict
                 default=None,
             )
             heard.setdefault(owner, []).append((result.transcript.text, elapsed_ms))
-    total_s = time.perf_counter() - start_all
+    pipeline.close()
+    cpu_s = time.process_time() - cpu_start
     edits = chars = 0
     per_speaker: dict = {}
     latencies, by_bucket = [], {}
@@ -144,16 +173,22 @@ def run_korean_read(manifest: Path, every: int, estimator: AgeEstimator) -> dict
         'stt_cer_korean_read_per_speaker': {
             name: round(e / max(1, n), 4) for name, (e, n) in sorted(per_speaker.items())
         },
-        'rtf': round(total_s / (audio.size / SAMPLE_RATE), 4),
+        'rtf': round(cpu_s / (audio.size / SAMPLE_RATE), 4),
         'korean_read_clips': len(clips),
         'korean_read_clips_heard_as_one_utterance': one,
         'korean_read_stream_seconds': round(audio.size / SAMPLE_RATE, 1),
+        'partials_published': partials,
+        'early_decodes_used': pipeline.early_decodes_used,
+        'early_decodes_started': pipeline.early_decodes_started,
         'recognizer': recognizer.name,
-        'whisper': {
+        'settings': {
             'beam_size': recognizer.beam_size,
             'window_s': recognizer.window_s,
             'threads': recognizer.cpu_threads,
+            'workers': recognizer.num_workers,
             'compute_type': recognizer.compute_type,
+            'early_decode_silence_s': early_decode_silence_s,
+            'partial_interval_s': partial_interval_s,
         },
     }
 
@@ -281,13 +316,27 @@ def main(argv=None) -> int:
         help='real read Korean speech (manifest.csv: path, transcript, speaker_id)',
     )
     parser.add_argument(
-        '--korean-every', type=int, default=6, help='take every n-th clip of the manifest'
+        '--korean-every', type=int, default=10, help='take every n-th clip of the manifest'
+    )
+    parser.add_argument(
+        '--sweep',
+        action='store_true',
+        help='also run the read-Korean stream with the other early-decode/partial settings '
+        f'{SWEEP} (about 3 min each)',
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     estimator = AgeEstimator(default_model_path())
     if args.korean_manifest.is_file():
-        headline = run_korean_read(args.korean_manifest, args.korean_every, estimator)
+        audio, clips = korean_read_stream(args.korean_manifest, args.korean_every)
+        recognizer = WhisperRecognizer(num_workers=2)
+        recognizer.warm_up()
+        headline = run_korean_read(audio, clips, recognizer, estimator)
+        if args.sweep:
+            headline['sweep'] = [
+                run_korean_read(audio, clips, recognizer, estimator, early, partial)
+                for early, partial in SWEEP
+            ]
     else:
         headline = {
             'utterance_latency_ms_p95': None,

@@ -154,6 +154,33 @@ def _parameters():
         ),
         Param('whisper_threads', 1, 'CTranslate2 CPU threads for Whisper', low=1, high=16),
         Param(
+            'whisper_workers',
+            2,
+            'Whisper decodes that may run at once (each whisper_threads threads and its own copy '
+            'of the model, ~90 MB): 2 lets a partial run beside the final decode',
+            low=1,
+            high=4,
+        ),
+        Param(
+            'early_decode_silence_s',
+            0.1,
+            'whole-utterance engines (whisper): decode once the utterance has this much trailing '
+            'silence, and publish that result when the VAD closes it with no speech in between; '
+            '0 = decode only at the close (must be below end_silence_s)',
+            low=0.0,
+            high=2.0,
+            dynamic=True,
+        ),
+        Param(
+            'partial_interval_s',
+            1.0,
+            'whole-utterance engines (whisper): publish a greedy partial transcript on '
+            'agechat/utterance/partial every this much new speech; 0 = no partials',
+            low=0.0,
+            high=10.0,
+            dynamic=True,
+        ),
+        Param(
             'whisper_initial_prompt',
             '',
             'text Whisper sees as preceding context (vocabulary, spelling style); empty = none',
@@ -243,11 +270,16 @@ class AgeNode(AgechatNode):
         self._worker = None
 
     def check_parameters(self, p) -> Optional[str]:
-        """Refuse a VAD that would close above the probability that opens it."""
+        """Refuse a VAD closing above its opening probability, or a too late early decode."""
         if p.vad_end_threshold > p.vad_start_threshold:
             return (
                 f'vad_end_threshold ({p.vad_end_threshold}) must be <= vad_start_threshold '
                 f'({p.vad_start_threshold})'
+            )
+        if p.early_decode_silence_s >= p.end_silence_s and p.early_decode_silence_s > 0:
+            return (
+                f'early_decode_silence_s ({p.early_decode_silence_s}) must be below '
+                f'end_silence_s ({p.end_silence_s}), or 0 to turn early decoding off'
             )
         return None
 
@@ -276,6 +308,7 @@ class AgeNode(AgechatNode):
                 window_s=self.p.whisper_window_s,
                 no_speech_threshold=self.p.whisper_no_speech_threshold,
                 log_prob_threshold=self.p.whisper_log_prob_threshold,
+                num_workers=self.p.whisper_workers,
             )
         if self.p.stt_engine == 'vosk':
             return dict(
@@ -315,8 +348,11 @@ class AgeNode(AgechatNode):
             recognizer,
             estimator,
             clock_ns=lambda: self.get_clock().now().nanoseconds,
+            early_decode_silence_s=self.p.early_decode_silence_s,
+            partial_interval_s=self.p.partial_interval_s,
         )
         self.utterance_pub = self.publisher(Utterance, 'agechat/utterance', qos.EVENTS)
+        self.partial_pub = self.publisher(Utterance, 'agechat/utterance/partial', qos.EVENTS)
         self.age_pub = self.publisher(AgeEstimate, 'agechat/age', qos.EVENTS)
         self._queue = queue.Queue()
         self._queued_samples = 0
@@ -365,12 +401,16 @@ class AgeNode(AgechatNode):
             self._queue.put(_STOP)
             self._worker.join(timeout=5.0)
             self._worker = None
+        if self.pipeline is not None:
+            self.pipeline.close()
         self.pipeline = None
 
     def parameters_changed(self, changes) -> None:
         """VAD, segmentation and Whisper decoding settings apply from the next audio chunk."""
         if self.pipeline is not None:
             self.pipeline.segmenter.config = self._segmenter_config()
+            self.pipeline.early_decode_silence_s = self.p.early_decode_silence_s
+            self.pipeline.partial_interval_s = self.p.partial_interval_s
             self._apply_recognizer_settings()
 
     # -- callbacks (executor thread): decode + queue only -------------------------------------
@@ -458,10 +498,31 @@ class AgeNode(AgechatNode):
                     self.health.count('clipped_chunks')
                 for result in self.pipeline.push(resampler.process(samples), arrival_ns):
                     self._publish(result)
+                for partial in self.pipeline.take_partials():
+                    self._publish_partial(partial)
                 self.health.count('chunks_processed')
             except Exception as error:  # noqa: BLE001 - one bad chunk must never stop the node
                 self.health.drop('processing_error', repr(error))
                 self.pipeline.reset()
+
+    def _publish_partial(self, partial) -> None:
+        """Publish a partial transcript: an Utterance of the open utterance's id, no VAD close."""
+        message = make_utterance(
+            partial.utterance_id,
+            partial.transcript.text,
+            partial.transcript.confidence,
+            partial.language,
+            partial.recognizer,
+            partial.speech_start_ns,
+            partial.speech_start_ns + int(partial.duration_s * 1e9),
+            partial.duration_s,
+            False,
+            0,
+            partial.done_ns,
+            self.p.frame_id,
+        )
+        self.partial_pub.publish(message)
+        self.health.count('partials')
 
     def _publish(self, result) -> None:
         frame_id = self.p.frame_id

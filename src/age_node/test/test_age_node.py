@@ -291,6 +291,9 @@ def test_age_node_lifecycle_and_run_time_parameters(graph):
     assert_refused(graph.set_parameters('age_node', stt_engine='none'), 'read-only')
     assert_refused(graph.set_parameters('age_node', vad_end_threshold=0.9), 'vad_end_threshold')
     assert_refused(graph.set_parameters('age_node', end_silence_s=0.0), 'end_silence_s')
+    assert_refused(
+        graph.set_parameters('age_node', early_decode_silence_s=0.6), 'early_decode_silence_s'
+    )
     graph.assert_alive()
 
 
@@ -320,13 +323,14 @@ def test_whisper_default_engine_hears_real_korean_voices(graph, korean_manifest)
     params = {k: v for k, v in BASE_PARAMS.items() if not k.startswith('stt_')}
     node = graph.start_node('age_node', 'age_node', parameters=params)
     utterances = graph.collect('/agechat/utterance', Utterance)
+    partials = graph.collect('/agechat/utterance/partial', Utterance)
     estimates = graph.collect('/agechat/age', AgeEstimate)
     audio = graph.publisher('/audio', AudioData, qos.AUDIO_STREAM)
     graph.wait_for_subscribers(audio, timeout=60)
     parts = [gap(0.8)]
     for _, samples in turns:
         parts += [samples, gap(1.2)]
-    send(audio, np.concatenate(parts))
+    send(audio, np.concatenate(parts), speedup=1.0)  # a microphone's pace: partials have time
     got = utterances.wait_for(len(turns), timeout=120)
     ages = estimates.wait_for(len(turns), timeout=10)
     assert [u.utterance_id for u in got] == [a.utterance_id for a in ages]
@@ -335,6 +339,16 @@ def test_whisper_default_engine_hears_real_korean_voices(graph, korean_manifest)
         assert cer(said, u.text) <= 0.2, (said, u.text)
         assert 0.0 < u.confidence <= 1.0
         assert time_to_ns(u.vad_closed_time) <= time_to_ns(u.stt_done_time)
+    # partial transcripts (every partial_interval_s = 1 s of speech) carry the id of the
+    # utterance they belong to, cover less of it, and come before the VAD closes it
+    finals = {u.utterance_id: u for u in got}
+    seen = partials.snapshot()
+    assert {p.utterance_id for p in seen} == set(finals), [(p.utterance_id, p.text) for p in seen]
+    for p in seen:
+        final = finals[p.utterance_id]
+        assert p.text and 0.0 < p.duration_s < final.duration_s
+        assert time_to_ns(p.stt_done_time) < time_to_ns(final.stt_done_time)
+        assert time_to_ns(p.vad_closed_time) == 0 and not p.truncated
     assert 'whisper:whisper-base' in node.log()
     # decoding settings change at run time (greedy from the next utterance); threads do not
     assert graph.set_parameters('age_node', whisper_beam_size=1)[0].successful

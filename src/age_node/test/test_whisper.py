@@ -195,3 +195,39 @@ def cer_numbers_read(reference: str, hypothesis: str) -> float:
     ref = normalize_text(reference)
     hyp = normalize_text(hypothesis, read_numbers=True)
     return edit_distance(ref, hyp) / max(1, len(ref))
+
+
+def pipeline_texts(whisper, stream: np.ndarray, early_decode_silence_s: float):
+    """Run a stream through the node's pipeline (fed as fast as it goes); return it + texts."""
+    from age_node.core.model import AgeEstimator, default_model_path
+    from age_node.core.pipeline import VoicePipeline
+    from age_node.core.segmenter import Segmenter, SegmenterConfig, SileroVad
+
+    vad = SileroVad()
+    pipeline = VoicePipeline(
+        Segmenter(SegmenterConfig(), vad, vad.reset),
+        whisper,
+        AgeEstimator(default_model_path()),
+        early_decode_silence_s=early_decode_silence_s,
+    )
+    texts = []
+    for start in range(0, stream.size, 320):
+        texts += [r.transcript.text for r in pipeline.push(stream[start : start + 320])]
+    pipeline.close()
+    return pipeline, texts
+
+
+def test_an_early_decode_becomes_the_final_result_when_no_speech_follows(whisper, korean_manifest):
+    rows = read_manifest(korean_manifest, every=EVERY)[:3]
+    pause = np.random.default_rng(0).normal(0, 0.002, 24000).astype(np.float32)
+    stream = np.concatenate(
+        [pause] + [x for r in rows for x in (load_audio(r['audio_path']), pause)]
+    )
+    early, early_texts = pipeline_texts(whisper, stream, 0.1)
+    late, late_texts = pipeline_texts(whisper, stream, 0.0)
+    assert len(early_texts) == len(late_texts) >= len(rows)
+    assert early.early_decodes_used == len(early_texts) and late.early_decodes_started == 0
+    # the early decode saw 0.1 s of trailing silence where the late one saw 0.5 s: same words
+    said = ' '.join(r['transcript'] for r in rows)
+    assert cer_numbers_read(said, ' '.join(early_texts)) <= 0.15, (said, early_texts)
+    assert cer(' '.join(late_texts), ' '.join(early_texts)) <= 0.05, (late_texts, early_texts)

@@ -118,6 +118,16 @@ class Segmenter:
         self._end_ns = 0
         self._pre_samples = 0
 
+    @property
+    def speech_samples(self) -> int:
+        """Samples of the open utterance up to its last speech frame (pre-roll included)."""
+        return self._speech_samples if self.is_open else 0
+
+    @property
+    def trailing_silence_s(self) -> float:
+        """Silence since the open utterance's last speech frame [s] (0 while speech goes on)."""
+        return self._silence_frames * FRAME / SAMPLE_RATE if self.is_open else 0.0
+
     def reset(self) -> List[Event]:
         """Drop buffered audio and VAD state; cancels an open utterance (returned as Cancel)."""
         events: List[Event] = [Cancel('reset')] if self.is_open else []

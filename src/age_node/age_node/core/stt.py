@@ -335,6 +335,7 @@ class WhisperRecognizer(SpeechRecognizer):
         sample_rate: int = 16000,
         guards: bool = True,
         window_s: float = WHISPER_WINDOW_S,
+        num_workers: int = 1,
     ):
         from faster_whisper import WhisperModel
 
@@ -356,8 +357,15 @@ class WhisperRecognizer(SpeechRecognizer):
         self.model_path = path
         self.compute_type = compute_type
         self.cpu_threads = int(cpu_threads)
+        #: Decodes that may run at once (CTranslate2 workers, each `cpu_threads` threads and
+        #: its own copy of the model, ~90 MB for base): 2 lets a partial run beside the final.
+        self.num_workers = int(num_workers)
         self.model = WhisperModel(
-            str(path), device='cpu', compute_type=compute_type, cpu_threads=self.cpu_threads
+            str(path),
+            device='cpu',
+            compute_type=compute_type,
+            cpu_threads=self.cpu_threads,
+            num_workers=self.num_workers,
         )
         self.beam_size = int(beam_size)
         self.language = language
@@ -397,8 +405,14 @@ class WhisperRecognizer(SpeechRecognizer):
         """Return the generation limit for `seconds` of audio (one 30 s window at most)."""
         return int(math.ceil(min(seconds, 30.0) * WHISPER_MAX_TOKENS_PER_S)) + WHISPER_TOKEN_MARGIN
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
-        """Decode one whole utterance of 16 kHz float32 audio with the guards (see class doc)."""
+    def transcribe(self, audio: np.ndarray, beam_size: Optional[int] = None) -> Transcript:
+        """Decode one whole utterance of 16 kHz float32 audio with the guards (see class doc).
+
+        `beam_size` overrides the recogniser's for this call (1 = greedy, e.g. for partials).
+        One call at a time per object (it records `last_*`); for parallel decodes use a
+        `copy.copy` of the recogniser (it shares the model), as VoicePipeline does for partials.
+        """
+        beam = self.beam_size if beam_size is None else int(beam_size)
         self.last_rejection, self.last_segments = '', []
         audio = np.nan_to_num(np.asarray(audio, dtype=np.float32).reshape(-1))
         if audio.size == 0:
@@ -410,19 +424,19 @@ class WhisperRecognizer(SpeechRecognizer):
         limit = self.max_new_tokens(audio.size / self.sample_rate) if guarded else None
         if audio.size / self.sample_rate <= self.window_s - WHISPER_WINDOW_MARGIN_S < 30.0:
             self.last_window_s = self.window_s
-            segments = self._decode_in_window(audio, limit)
+            segments = self._decode_in_window(audio, limit, beam)
         else:
             self.last_window_s = 30.0
-            segments = self._decode_padded(audio, limit)
+            segments = self._decode_padded(audio, limit, beam)
         return self._guarded_transcript(segments, limit)
 
-    def _decode_padded(self, audio: np.ndarray, limit: Optional[int]) -> list:
+    def _decode_padded(self, audio: np.ndarray, limit: Optional[int], beam_size: int) -> list:
         """Decode with faster-whisper's own loop (30 s windows; long audio in several)."""
         guarded = self.guards
         segments, _ = self.model.transcribe(
             audio,
             language=self.language or None,
-            beam_size=self.beam_size,
+            beam_size=beam_size,
             temperature=0.0,
             without_timestamps=True,
             condition_on_previous_text=False,
@@ -436,7 +450,7 @@ class WhisperRecognizer(SpeechRecognizer):
         )
         return list(segments)
 
-    def _decode_in_window(self, audio: np.ndarray, limit: Optional[int]) -> list:
+    def _decode_in_window(self, audio: np.ndarray, limit: Optional[int], beam_size: int) -> list:
         """Decode one utterance in a `window_s` encoder window instead of the 30 s one.
 
         The same decoding as faster-whisper's (temperature 0, no timestamps, the prompt it would
@@ -465,7 +479,7 @@ class WhisperRecognizer(SpeechRecognizer):
         result = model.model.generate(
             encoded,
             [prompt],
-            beam_size=self.beam_size,
+            beam_size=beam_size,
             patience=1.0,
             max_length=max_length,
             return_scores=True,
