@@ -3,8 +3,8 @@
 Headline (when ``../shared/data/speech/korean`` is there, else these keys are null and
 `korean_read_skipped` says why): real read Korean clips of at most 6 s, 1.5 s of room noise
 apart, fed in 20 ms chunks at real-time pace through the node's own pipeline with its defaults
-(Whisper base, beam 2, 15 s window, 1 thread x 2 workers, early decode after 0.1 s of trailing
-silence, greedy partials every 1 s), the age model and message construction:
+(Whisper base, beam 2, 15 s window, 1 thread, early decode after 0.1 s of trailing silence, no
+partials), the age model and message construction:
 
 - utterance_latency_ms_p50/p95: from the arrival of the chunk that closes the utterance (its
   end-of-speech silence complete) to both messages built, ready to publish, over the clips that
@@ -57,7 +57,7 @@ KOREAN_MAX_S = 6.0
 KOREAN_PAUSE_S = 1.5
 #: The node's defaults (age_node parameters of the same names).
 EARLY_DECODE_SILENCE_S = 0.1
-PARTIAL_INTERVAL_S = 1.0
+PARTIAL_INTERVAL_S = 0.0
 #: Settings compared by --sweep: (early_decode_silence_s, partial_interval_s).
 SWEEP = [(0.0, 0.0), (0.1, 0.0), (0.2, 0.0), (0.1, 1.0), (0.1, 0.5)]
 
@@ -329,12 +329,16 @@ def main(argv=None) -> int:
     estimator = AgeEstimator(default_model_path())
     if args.korean_manifest.is_file():
         audio, clips = korean_read_stream(args.korean_manifest, args.korean_every)
-        recognizer = WhisperRecognizer(num_workers=2)
+        recognizer = WhisperRecognizer()  # the node's defaults (1 worker)
         recognizer.warm_up()
         headline = run_korean_read(audio, clips, recognizer, estimator)
-        if args.sweep:
+        if args.sweep:  # partials get a second worker, as the README advises
+            two_workers = WhisperRecognizer(num_workers=2)
+            two_workers.warm_up()
             headline['sweep'] = [
-                run_korean_read(audio, clips, recognizer, estimator, early, partial)
+                run_korean_read(
+                    audio, clips, two_workers if partial else recognizer, estimator, early, partial
+                )
                 for early, partial in SWEEP
             ]
     else:

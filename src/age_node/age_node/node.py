@@ -155,7 +155,7 @@ def _parameters():
         Param('whisper_threads', 1, 'CTranslate2 CPU threads for Whisper', low=1, high=16),
         Param(
             'whisper_workers',
-            2,
+            1,
             'Whisper decodes that may run at once (each whisper_threads threads and its own copy '
             'of the model, ~90 MB): 2 lets a partial run beside the final decode',
             low=1,
@@ -173,7 +173,7 @@ def _parameters():
         ),
         Param(
             'partial_interval_s',
-            1.0,
+            0.0,
             'whole-utterance engines (whisper): publish a greedy partial transcript on '
             'agechat/utterance/partial every this much new speech; 0 = no partials',
             low=0.0,

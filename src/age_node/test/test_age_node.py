@@ -321,6 +321,7 @@ def real_korean_turns(manifest, count: int = 2):
 def test_whisper_default_engine_hears_real_korean_voices(graph, korean_manifest):
     turns = real_korean_turns(korean_manifest)
     params = {k: v for k, v in BASE_PARAMS.items() if not k.startswith('stt_')}
+    params.update(partial_interval_s=1.0, whisper_workers=2)
     node = graph.start_node('age_node', 'age_node', parameters=params)
     utterances = graph.collect('/agechat/utterance', Utterance)
     partials = graph.collect('/agechat/utterance/partial', Utterance)
