@@ -31,35 +31,141 @@ MARGIN = 0.04
 TOP_K = 8
 KIND_RETRIEVED, KIND_SAY_LESS, KIND_CLOCK = 'retrieved', 'say_less', 'clock'
 SAD_LABEL = 1
+LABEL_CLASSES = {0: 'daily', 1: 'sad', 2: 'love'}
 
-#: Short acknowledgements + follow-up questions, per age group (ours).
-SAY_LESS = {
-    'child': [
-        '그렇구나. 조금 더 자세히 말해 줄래?',
-        '음, 그게 어떤 얘기인지 더 알려 줄래?',
-        '그랬구나. 그래서 어떻게 됐어?',
-    ],
-    'adult': [
-        '그렇군요. 조금 더 자세히 말씀해 주시겠어요?',
-        '음, 어떤 이야기인지 조금 더 들려주시겠어요?',
-        '그러셨군요. 그래서 어떻게 되었어요?',
-    ],
-    'senior': [
-        '그러셨군요. 조금 더 자세히 말씀해 주시겠습니까?',
-        '어떤 말씀이신지 조금 더 들려주시겠습니까?',
-        '그러셨습니까? 그래서 어떻게 되셨습니까?',
-    ],
+#: Say-less replies (ours) = an acknowledgement + a follow-up question, per age group. The
+#: acknowledgement follows the topic class of the nearest questions (ChatbotData's labels: sad /
+#: love / daily) or the face; the follow-up asks the user to say more.
+ACKNOWLEDGE = {
+    'daily': {
+        'child': [
+            '그렇구나.',
+            '아, 그랬구나.',
+            '음, 그렇구나.',
+            '그런 일이 있었구나.',
+            '오, 그래?',
+        ],
+        'adult': [
+            '그렇군요.',
+            '아, 그러셨군요.',
+            '음, 그렇군요.',
+            '그런 일이 있으셨군요.',
+            '아, 그래요?',
+        ],
+        'senior': [
+            '그러셨습니까?',
+            '아, 그런 일이 있으셨습니까?',
+            '예, 잘 알겠습니다.',
+            '말씀 잘 들었습니다.',
+            '그렇습니까?',
+        ],
+    },
+    'sad': {
+        'child': ['많이 속상했구나.', '마음이 안 좋았겠다.', '많이 힘들었겠다.', '속상했겠네.'],
+        'adult': [
+            '많이 속상하셨겠어요.',
+            '마음이 안 좋으셨겠어요.',
+            '많이 힘드셨겠어요.',
+            '속상하셨겠네요.',
+        ],
+        'senior': [
+            '많이 속상하셨겠습니다.',
+            '마음이 편치 않으셨겠습니다.',
+            '많이 힘드셨겠습니다.',
+            '속이 많이 상하셨겠습니다.',
+        ],
+    },
+    'love': {
+        'child': ['그 사람 생각을 많이 하는구나.', '마음이 많이 쓰이겠다.', '그 마음 알 것 같아.'],
+        'adult': [
+            '그분 생각을 많이 하시는군요.',
+            '마음이 많이 쓰이시겠어요.',
+            '그 마음 알 것 같아요.',
+        ],
+        'senior': [
+            '그분 생각을 많이 하시는 것 같습니다.',
+            '마음이 많이 쓰이시겠습니다.',
+            '그 마음을 알 것 같습니다.',
+        ],
+    },
 }
-SAY_LESS_SAD = {
-    'child': ['많이 속상했구나. 무슨 일인지 얘기해 줄래?', '마음이 안 좋구나. 내가 들어 줄게.'],
-    'adult': [
-        '많이 속상하셨겠어요. 무슨 일인지 말씀해 주시겠어요?',
-        '마음이 많이 힘드시군요. 제가 들어 드릴게요.',
-    ],
-    'senior': [
-        '많이 속상하셨겠습니다. 무슨 일이 있으셨는지 말씀해 주시겠습니까?',
-        '마음이 많이 힘드시겠습니다. 제가 말씀을 들어 드리겠습니다.',
-    ],
+#: Said between the acknowledgement and the follow-up, sometimes ('' = nothing).
+MIDDLE = {
+    'daily': {
+        'child': ['', '', '재미있는 얘기다.', '궁금해지네.'],
+        'adult': ['', '', '흥미로운 이야기네요.', '궁금해지네요.'],
+        'senior': ['', '', '흥미로운 말씀입니다.', '궁금해집니다.'],
+    },
+    'sad': {
+        'child': ['', '그럴 때가 있어.', '나도 마음이 쓰여.', '네 잘못이 아니야.'],
+        'adult': ['', '그럴 때가 있죠.', '저도 마음이 쓰여요.', '혼자 견디지 않으셔도 돼요.'],
+        'senior': [
+            '',
+            '그럴 때가 있습니다.',
+            '저도 마음이 쓰입니다.',
+            '혼자 견디지 않으셔도 됩니다.',
+        ],
+    },
+}
+FOLLOW_UP = {
+    'daily': {
+        'child': [
+            '조금 더 자세히 말해 줄래?',
+            '그래서 어떻게 됐어?',
+            '무슨 일인지 더 얘기해 줄래?',
+            '그때 기분이 어땠어?',
+            '더 듣고 싶어. 얘기해 줄래?',
+            '왜 그렇게 생각해?',
+            '그 얘기 좀 더 해 줄래?',
+            '너는 어떻게 하고 싶어?',
+        ],
+        'adult': [
+            '조금 더 자세히 말씀해 주시겠어요?',
+            '그래서 어떻게 되었어요?',
+            '어떤 일인지 더 들려주시겠어요?',
+            '그때 기분이 어떠셨어요?',
+            '더 듣고 싶어요. 이야기해 주시겠어요?',
+            '왜 그렇게 생각하세요?',
+            '그 이야기 좀 더 해 주시겠어요?',
+            '어떻게 하고 싶으세요?',
+        ],
+        'senior': [
+            '조금 더 자세히 말씀해 주시겠습니까?',
+            '그래서 어떻게 되셨습니까?',
+            '어떤 일이신지 더 들려주시겠습니까?',
+            '그때 기분이 어떠셨습니까?',
+            '더 듣고 싶습니다. 말씀해 주시겠습니까?',
+            '왜 그렇게 생각하십니까?',
+            '그 이야기를 좀 더 해 주시겠습니까?',
+            '어떻게 하고 싶으십니까?',
+        ],
+    },
+    'sad': {
+        'child': [
+            '내가 들어 줄게. 무슨 일이었어?',
+            '괜찮아, 천천히 얘기해 줘.',
+            '무슨 일이 있었는지 말해 줄래?',
+            '지금은 좀 어때?',
+            '어떤 일이 제일 힘들었어?',
+            '얘기하고 싶은 만큼만 말해 줘.',
+        ],
+        'adult': [
+            '제가 들어 드릴게요. 무슨 일이었어요?',
+            '괜찮아요, 천천히 말씀해 주세요.',
+            '무슨 일이 있었는지 말씀해 주시겠어요?',
+            '지금은 좀 어떠세요?',
+            '어떤 점이 제일 힘드셨어요?',
+            '편하실 만큼만 이야기해 주세요.',
+        ],
+        'senior': [
+            '제가 말씀을 듣겠습니다. 무슨 일이 있으셨습니까?',
+            '괜찮습니다. 천천히 말씀해 주십시오.',
+            '무슨 일이 있으셨는지 말씀해 주시겠습니까?',
+            '지금은 좀 어떠십니까?',
+            '어떤 점이 가장 힘드셨습니까?',
+            '편하신 만큼만 말씀해 주십시오.',
+        ],
+    },
 }
 #: Faces whose opener does not fit an answer with ChatbotData's sad/breakup label.
 _CHEERFUL = ('happy', 'surprise')
@@ -97,10 +203,35 @@ class ReplyComposer:
         """Name shown in DialogueReply.model."""
         return self.retriever.name
 
-    def say_less(self, age: str, emotion: str, rng: random.Random) -> str:
-        """Return a short acknowledgement / follow-up question in the register of `age`."""
-        options = SAY_LESS_SAD[age] if emotion in ('sad', 'fear') else SAY_LESS[age]
-        return rng.choice(options)
+    @staticmethod
+    def topic_class(hits: Sequence[Hit]) -> str:
+        """Return 'sad', 'love' or 'daily': the label most of the top hits' weight agrees on.
+
+        Weights are score^4 over the hits; a class needs more than half of the weight, else daily.
+        """
+        weights = {label: 0.0 for label in LABEL_CLASSES}
+        for hit in hits:
+            weights[hit.label if hit.label in weights else 0] += hit.score**4
+        total = sum(weights.values())
+        label = max(weights, key=weights.get)
+        return LABEL_CLASSES[label] if total and weights[label] > total / 2 else 'daily'
+
+    def say_less(self, age: str, emotion: str, rng: random.Random, topic: str = 'daily') -> str:
+        """Return a short acknowledgement + follow-up question in the register of `age`.
+
+        A sad or fearful face, or a sad topic, gets a comforting acknowledgement; another
+        non-neutral face gets its emotion opener.
+        """
+        sad = emotion in ('sad', 'fear') or topic == 'sad'
+        openers = corpus_text.EMOTION_OPENERS.get(emotion, {}).get(age)
+        if not sad and emotion not in ('neutral', 'happy') and openers:
+            first = rng.choice(openers)
+        else:
+            first = rng.choice(ACKNOWLEDGE['sad' if sad else topic][age])
+        mood = 'sad' if sad else 'daily'
+        middle = rng.choice(MIDDLE[mood][age])
+        follow = rng.choice(FOLLOW_UP[mood][age])
+        return ' '.join(part for part in (first, middle, follow) if part)
 
     def _ranked(self, hits: Sequence[Hit], emotion: str) -> List[Hit]:
         best = hits[0].score
@@ -148,7 +279,7 @@ class ReplyComposer:
         if not hits or hits[0].score < self.threshold:
             best = hits[0] if hits else None
             return Composed(
-                self.say_less(age, emotion, rng),
+                self.say_less(age, emotion, rng, self.topic_class(hits)),
                 KIND_SAY_LESS,
                 best.score if best else 0.0,
                 best.question if best else '',
@@ -171,5 +302,9 @@ class ReplyComposer:
             )
         best = hits[0]
         return Composed(
-            self.say_less(age, emotion, rng), KIND_SAY_LESS, best.score, best.question, candidates
+            self.say_less(age, emotion, rng, self.topic_class(hits)),
+            KIND_SAY_LESS,
+            best.score,
+            best.question,
+            candidates,
         )
