@@ -204,7 +204,7 @@ def build(data_dir, out_dir, cache_path: Optional[Path], heldout_tsv=None, log=p
     csv_bytes = (Path(data_dir) / chatbot_data.CHATBOT_CSV).read_bytes()
     payload['meta'] = {
         'version': 1,
-        'name': 'chatbotdata-retrieval-v1',
+        'name': 'agechat-retrieval-chatbotdata-v1',
         'sources': [
             {
                 'name': 'ChatbotData (songys/Chatbot_data)',
