@@ -224,12 +224,12 @@ class ReplyComposer:
         """
         sad = emotion in ('sad', 'fear') or topic == 'sad'
         openers = corpus_text.EMOTION_OPENERS.get(emotion, {}).get(age)
+        mood = 'sad' if sad else 'daily'
         if not sad and emotion not in ('neutral', 'happy') and openers:
-            first = rng.choice(openers)
+            first, middle = rng.choice(openers), ''  # no '흥미로운 이야기네요' after '화나셨군요'
         else:
             first = rng.choice(ACKNOWLEDGE['sad' if sad else topic][age])
-        mood = 'sad' if sad else 'daily'
-        middle = rng.choice(MIDDLE[mood][age])
+            middle = rng.choice(MIDDLE[mood][age])
         follow = rng.choice(FOLLOW_UP[mood][age])
         return ' '.join(part for part in (first, middle, follow) if part)
 

@@ -39,7 +39,6 @@ from typing import List, Optional, Sequence, Tuple
 from dialogue_node.core.corpus import Corpus, compose_answer, heldout_cases, load_corpus
 from dialogue_node.core.engine import KIND_MODEL, DialogueEngine
 from dialogue_node.core.labels import AGE_GROUPS, EMOTIONS, normalize_age, normalize_emotion
-from dialogue_node.core.model import GenerationSettings, Generator
 from dialogue_node.core.register import REGISTER_FOR_AGE, classify_text
 
 
@@ -110,7 +109,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
-def heldout_perplexity(generator: Generator, corpus: Corpus, seed: int = 0) -> float:
+def heldout_perplexity(generator, corpus: Corpus, seed: int = 0) -> float:
     """Return exp(mean NLL) of the answer tokens for the held-out questions.
 
     Each question is asked in every age group, with a random emotion and answer.
@@ -127,7 +126,7 @@ def heldout_perplexity(generator: Generator, corpus: Corpus, seed: int = 0) -> f
 
 
 def evaluate(
-    generator: Generator,
+    generator,
     corpus: Optional[Corpus] = None,
     seed: int = 0,
     limit: Optional[int] = None,
@@ -296,7 +295,7 @@ def write_replies(path, rows: Sequence[dict]) -> None:
 
 
 def _prompts_main(args) -> int:
-    from dialogue_node.core.backend import load_backend
+    from dialogue_node.core.backend import engine_of, load_backend
 
     if args.heldout:
         from dialogue_node.core import chatbot_data
@@ -304,7 +303,12 @@ def _prompts_main(args) -> int:
 
         parts = chatbot_data.split_pairs(chatbot_data.load_pairs(args.data))
         write_heldout_prompts(parts['heldout'], Path(args.prompts))
-    backend = load_backend(args.model or None, threads=args.threads, settings=GenerationSettings())
+    settings = None
+    if args.model and engine_of(args.model) == 'gpt2':
+        from dialogue_node.core.model import GenerationSettings  # torch only for GPT-2
+
+        settings = GenerationSettings()
+    backend = load_backend(args.model or None, threads=args.threads, settings=settings)
     engine = DialogueEngine(backend, max_history_turns=0, seed=args.seed)
     rows = read_prompts(args.prompts)[: args.limit] if args.limit else read_prompts(args.prompts)
     out, summary = evaluate_prompts(engine, rows)
@@ -342,6 +346,8 @@ def main(argv=None) -> int:
         return _prompts_main(args)
     if not args.model:
         parser.error('--model is required without --prompts')
+    from dialogue_node.core.model import GenerationSettings, Generator
+
     generator = Generator.from_checkpoint(args.model, GenerationSettings(), threads=args.threads)
     report = evaluate(generator, load_corpus(args.corpus), args.seed, args.limit)
     text = json.dumps(report, ensure_ascii=False, indent=1)
