@@ -220,12 +220,12 @@ class ReplyComposer:
         """Return a short acknowledgement + follow-up question in the register of `age`.
 
         A sad or fearful face, or a sad topic, gets a comforting acknowledgement; another
-        non-neutral face gets its emotion opener.
+        non-neutral face gets its emotion opener (a happy face: shared joy).
         """
         sad = emotion in ('sad', 'fear') or topic == 'sad'
         openers = corpus_text.EMOTION_OPENERS.get(emotion, {}).get(age)
         mood = 'sad' if sad else 'daily'
-        if not sad and emotion not in ('neutral', 'happy') and openers:
+        if not sad and emotion != 'neutral' and openers:
             first, middle = rng.choice(openers), ''  # no '흥미로운 이야기네요' after '화나셨군요'
         else:
             first = rng.choice(ACKNOWLEDGE['sad' if sad else topic][age])
