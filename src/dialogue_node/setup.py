@@ -15,12 +15,17 @@ setup(
         # the embedded model (KoGPT2-format checkpoint), produced by
         # `python -m dialogue_node.core.train`
         (f'share/{PACKAGE}/models/embedded', glob('models/embedded/*')),
+        # the retrieval index (ChatbotData answers in three registers), produced by
+        # `python -m dialogue_node.core.retrieval_data --out models/retrieval`
+        (f'share/{PACKAGE}/models/retrieval', glob('models/retrieval/*')),
     ],
     install_requires=['setuptools'],
     zip_safe=True,
     maintainer='agechat maintainers',
     maintainer_email='maintainers@agechat.example.com',
-    description='Age- and emotion-conditioned Korean reply generation (GPT-2) for agechat.',
+    description=(
+        'Age- and emotion-conditioned Korean replies (retrieved real answers; GPT-2) for agechat.'
+    ),
     license='Apache-2.0',
     tests_require=['pytest'],
     entry_points={

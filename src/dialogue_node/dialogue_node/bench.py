@@ -1,5 +1,16 @@
 """Benchmark: `python -m dialogue_node.bench --out out/bench/dialogue.json`.
 
+Headline (top-level keys): the node's default engine — replies grounded in retrieved ChatbotData
+answers (`models/retrieval`) — through :class:`DialogueEngine` on ChatbotData's held-out questions
+x 3 age groups (the prompts file `dialogue_node.core.retrieval_data` writes; emotions: sad for the
+sad/breakup label, else cycled): `latency_ms_p50/p95`, `first_sentence_ms_p50/p95`,
+`register_accuracy_{child,adult,senior}`, `distinct_reply_ratio`, `distinct_1/2`,
+`repeated_replies`, `say_less_ratio`, and the process's peak RSS before torch is imported
+(`peak_rss_mb_retrieval`). Without ../shared/data the authored corpus' held-out paraphrases are
+the prompts (`prompts` says which).
+
+Under `gpt2` (skipped with --no-gpt2), the previous measurements:
+
 - The embedded model through the node's engine on every held-out question x age group (emotions
   cycled): reply latency p50/p95 (max 40 new tokens, KV cache, sampling), register accuracy per age
   group, intent relevance, looping/capped replies (see dialogue_node.core.evaluate).
@@ -19,15 +30,63 @@ import platform
 import time
 from pathlib import Path
 
-import torch
+from dialogue_node.core.evaluate import evaluate_prompts, percentile
 
-from dialogue_node.core.evaluate import evaluate, percentile
-from dialogue_node.core.model import GenerationSettings, Generator
-from dialogue_node.node import default_model_path
+
+def peak_rss_mb() -> float:
+    """Return this process's peak resident memory (VmHWM) in MB."""
+    for line in Path('/proc/self/status').read_text().splitlines():
+        if line.startswith('VmHWM:'):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float('nan')
+
+
+def benchmark_prompts(data_dir=None) -> tuple:
+    """Return (rows, description): ChatbotData's held-out prompts, else the corpus' held-out."""
+    from dialogue_node.core import chatbot_data
+    from dialogue_node.core.labels import AGE_GROUPS, EMOTIONS
+
+    try:
+        parts = chatbot_data.split_pairs(chatbot_data.load_pairs(data_dir))
+    except FileNotFoundError:
+        from dialogue_node.core.corpus import heldout_cases, load_corpus
+
+        cases = heldout_cases(load_corpus())
+        rows = [
+            {'prompt': q, 'age_group': age, 'emotion': EMOTIONS[(i + j) % len(EMOTIONS)]}
+            for i, (_, q) in enumerate(cases)
+            for j, age in enumerate(AGE_GROUPS)
+        ]
+        return rows, 'authored corpus held-out paraphrases (ChatbotData not found)'
+    others = [e for e in EMOTIONS if e != 'neutral']
+    rows = []
+    for i, pair in enumerate(parts['heldout']):
+        emotion = 'sad' if pair.label == 1 else ('neutral' if i % 2 else others[i % 6])
+        rows += [{'prompt': pair.question, 'age_group': a, 'emotion': emotion} for a in AGE_GROUPS]
+    return rows, f'ChatbotData held-out split ({len(parts["heldout"])} questions x 3 ages)'
+
+
+def run_retrieval(index_dir=None, data_dir=None) -> dict:
+    """Headline measurements of the retrieval engine (see the module docstring)."""
+    from dialogue_node.core.backend import load_backend
+    from dialogue_node.core.engine import DialogueEngine
+
+    composer = load_backend(index_dir, 'retrieval')
+    engine = DialogueEngine(composer, max_history_turns=0)
+    rows, described = benchmark_prompts(data_dir)
+    engine.reply('안녕', 'adult')  # warm-up
+    _, summary = evaluate_prompts(engine, rows)
+    result = {k: v for k, v in summary.items() if k != 'sources'}
+    result['say_less_ratio'] = round(summary['sources'].get('say_less', 0) / len(rows), 4)
+    result['sources'] = summary['sources']
+    result['prompts'] = described
+    result['say_less_threshold'] = composer.threshold
+    result['peak_rss_mb_retrieval'] = peak_rss_mb()
+    return result
 
 
 def time_forced_generation(
-    generator: Generator,
+    generator,
     prompt_tokens: int = 30,
     new_tokens: int = 40,
     reps: int = 5,
@@ -37,6 +96,10 @@ def time_forced_generation(
 
     One warm-up reply is generated first and not counted.
     """
+    import torch
+
+    from dialogue_node.core.model import GenerationSettings
+
     settings = GenerationSettings(max_new_tokens=new_tokens, min_new_tokens=new_tokens)
     vocab = generator.model.get_input_embeddings().num_embeddings
     rng = torch.Generator().manual_seed(seed)
@@ -66,6 +129,7 @@ def time_hf_generate(
     reps: int = 5,
 ) -> list:
     """Take the same measurement through transformers' `model.generate` (for comparison)."""
+    import torch
     from transformers import GenerationConfig
 
     config = GenerationConfig(
@@ -95,7 +159,7 @@ def time_hf_generate(
     return times
 
 
-def kogpt2_shaped_model(dtype: torch.dtype):
+def kogpt2_shaped_model(dtype):
     """Return a randomly initialised GPT-2 with skt/kogpt2-base-v2's shape (125M parameters)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -104,7 +168,12 @@ def kogpt2_shaped_model(dtype: torch.dtype):
 
 
 def run(model_path: str, threads: int = 1, reps_125m: int = 5, limit=None) -> dict:
-    """All measurements, as the JSON-ready dict."""
+    """Return the GPT-2 measurements, as the JSON-ready dict."""
+    import torch
+
+    from dialogue_node.core.evaluate import evaluate
+    from dialogue_node.core.model import GenerationSettings, Generator
+
     torch.set_num_threads(threads)
     generator = Generator.from_checkpoint(
         model_path, GenerationSettings(max_new_tokens=40), threads=threads
@@ -167,23 +236,34 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description='Benchmark dialogue_node generation.')
     parser.add_argument('--out', default='out/bench/dialogue.json')
     parser.add_argument(
-        '--model', default='', help='checkpoint directory (default: the embedded model)'
+        '--model', default='', help='GPT-2 checkpoint directory (default: the embedded model)'
     )
+    parser.add_argument('--index', default='', help='retrieval index directory (default: shipped)')
+    parser.add_argument('--data', help='shared data directory (default ../shared/data)')
+    parser.add_argument('--no-gpt2', action='store_true', help='skip the GPT-2 measurements')
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--reps-125m', type=int, default=5)
     parser.add_argument(
         '--limit', type=int, help='only the first N held-out questions (quick check)'
     )
     args = parser.parse_args(argv)
-    result = run(args.model or default_model_path(), args.threads, args.reps_125m, args.limit)
+    import os as _os
+
+    _os.environ.setdefault('OMP_NUM_THREADS', str(args.threads))
+    result = run_retrieval(args.index or None, args.data)
+    if not args.no_gpt2:
+        from dialogue_node.core.backend import default_path
+
+        gpt2 = run(
+            str(args.model or default_path('gpt2')), args.threads, args.reps_125m, args.limit
+        )
+        result['gpt2'] = gpt2
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(
         json.dumps(result, ensure_ascii=False, indent=1) + '\n', encoding='utf-8'
     )
     print(
-        json.dumps(
-            {k: v for k, v in result.items() if k != 'examples'}, ensure_ascii=False, indent=1
-        )
+        json.dumps({k: v for k, v in result.items() if k != 'gpt2'}, ensure_ascii=False, indent=1)
     )
     return 0
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import queue
 import threading
-from pathlib import Path
 from typing import Optional
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -29,28 +28,33 @@ from agechat_ros.dialogue import (
 )
 from agechat_ros.node import AgechatNode, run_node
 from agechat_ros.params import Param
+from dialogue_node.core.backend import ENGINES, default_path, load_backend
 from dialogue_node.core.engine import KIND_MODEL, DialogueEngine, EngineReply, InputError
 from dialogue_node.core.labels import LabelError
-from dialogue_node.core.model import GenerationSettings, Generator, check_checkpoint
 from dialogue_node.core.pairing import Pairer
 
 VOICE_CONVERSATION = 'voice'
 _MAX_CLOCK_SKEW_NS = 10 * 1_000_000_000
 
 
-def default_model_path() -> str:
-    """Return the installed embedded model (share/dialogue_node/models/embedded)."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return str(Path(get_package_share_directory('dialogue_node')) / 'models' / 'embedded')
-    except Exception:  # noqa: BLE001 - not installed: the source tree's copy
-        return str(Path(__file__).resolve().parents[1] / 'models' / 'embedded')
+def default_model_path(engine: str = 'gpt2') -> str:
+    """Return the shipped model of an engine (share/dialogue_node/models/retrieval or embedded)."""
+    return str(default_path(engine))
 
 
 PARAMS = [
     Param(
-        'model_path', '', 'GPT-2 checkpoint directory in KoGPT2 format; empty = the embedded model'
+        'engine',
+        'retrieval',
+        "reply backend: 'retrieval' (real ChatbotData answers in three registers, the default) "
+        "or 'gpt2' (a GPT-2 checkpoint in KoGPT2 format)",
+        choices=list(ENGINES),
+    ),
+    Param(
+        'model_path',
+        '',
+        'retrieval index directory (engine retrieval) or GPT-2 checkpoint directory (gpt2); '
+        'empty = the shipped one (models/retrieval or models/embedded)',
     ),
     Param(
         'model_dtype', 'float32', 'weights dtype for inference', choices=['float32', 'bfloat16']
@@ -146,7 +150,9 @@ class DialogueNode(AgechatNode):
         self._jobs: 'queue.Queue' = queue.Queue()
         self._worker: Optional[threading.Thread] = None
 
-    def _settings(self) -> GenerationSettings:
+    def _settings(self):
+        from dialogue_node.core.model import GenerationSettings  # torch: only for gpt2
+
         return GenerationSettings(
             max_new_tokens=self.p.max_new_tokens,
             do_sample=self.p.do_sample,
@@ -157,10 +163,14 @@ class DialogueNode(AgechatNode):
 
     def configure(self) -> None:
         """Load the checkpoint; create the reply publisher and the chat service."""
-        model_path = self.p.model_path or default_model_path()
-        check_checkpoint(model_path)
-        self.generator = Generator.from_checkpoint(
-            model_path, self._settings(), self.p.model_dtype, self.p.threads
+        model_path = self.p.model_path or default_model_path(self.p.engine)
+        gpt2 = self.p.engine == 'gpt2'
+        self.generator = load_backend(
+            model_path,
+            self.p.engine,
+            self.p.threads,
+            self._settings() if gpt2 else None,
+            self.p.model_dtype,
         )
         self.engine = DialogueEngine(
             self.generator,
@@ -179,9 +189,13 @@ class DialogueNode(AgechatNode):
         self._jobs = queue.Queue()
         self._worker = threading.Thread(target=self._work, name='dialogue-generation', daemon=True)
         self._worker.start()
+        detail = (
+            f'max {self.p.max_new_tokens} new tokens, seed {self.p.seed}'
+            if gpt2
+            else f'say-less threshold {self.generator.threshold:.2f}, seed {self.p.seed}'
+        )
         self.get_logger().info(
-            f'dialogue model {self.generator.name} from {model_path} '
-            f'(max {self.p.max_new_tokens} new tokens, seed {self.p.seed})'
+            f'dialogue {self.p.engine} model {self.generator.name} from {model_path} ({detail})'
         )
 
     def activate(self) -> None:
@@ -223,7 +237,7 @@ class DialogueNode(AgechatNode):
 
     def parameters_changed(self, changes) -> None:
         """Apply decoding, history and pairing settings to the next reply."""
-        if self.generator is not None:
+        if self.generator is not None and self.p.engine == 'gpt2':
             self.generator.settings = self._settings()
         if self.engine is not None:
             self.engine.max_history_turns = self.p.max_history_turns

@@ -101,7 +101,7 @@ def test_one_reply_per_utterance_in_the_register_of_its_age_group(graph):
         assert reply.age_group == group and reply.age_source == DialogueReply.SOURCE_ESTIMATE
         assert classify_register(reply.reply_text) == group, reply.reply_text
         assert reply.emotion == 'sad' and reply.emotion_source == DialogueReply.SOURCE_ESTIMATE
-        assert reply.user_text and reply.new_tokens >= 1 and reply.model.startswith('agechat')
+        assert reply.user_text and reply.model.startswith('agechat-retrieval')
         assert (
             time_to_ns(reply.speech_end) == now
             and time_to_ns(reply.vad_closed_time) == now + 300_000_000
@@ -228,29 +228,45 @@ def test_bad_parameters_and_missing_model_stop_the_node_with_a_message(graph):
         'dialogue_node',
         'dialogue_node',
         name='no_model',
-        parameters={'model_path': '/nonexistent/kogpt2'},
+        parameters={'engine': 'gpt2', 'model_path': '/nonexistent/kogpt2'},
     )
-    wait_until(lambda: not bad.alive() and not missing.alive(), 60, 'both nodes to exit')
+    no_index = graph.start_node(
+        'dialogue_node',
+        'dialogue_node',
+        name='no_index',
+        parameters={'model_path': '/nonexistent/index'},
+    )
+    wait_until(
+        lambda: not bad.alive() and not missing.alive() and not no_index.alive(),
+        60,
+        'the three nodes to exit',
+    )
     assert bad.popen.returncode == 2 and 'top_p' in bad.log() and 'emotion_time' in bad.log()
     assert missing.popen.returncode == 2
     assert '/nonexistent/kogpt2' in missing.log() and 'dialogue_node.core.train' in missing.log()
+    assert no_index.popen.returncode == 2 and '/nonexistent/index' in no_index.log()
+    assert 'dialogue_node.core.retrieval_data' in no_index.log()
 
 
 def test_dialogue_node_lifecycle_and_run_time_parameters(graph):
-    graph.start_node('dialogue_node', 'dialogue_node', parameters={'age_wait_s': 0.0})
+    # the GPT-2 engine, so that the token cap is exercised (the default retrieval engine
+    # generates no tokens)
+    graph.start_node(
+        'dialogue_node', 'dialogue_node', parameters={'age_wait_s': 0.0, 'engine': 'gpt2'}
+    )
     replies = graph.collect('/agechat/reply', DialogueReply)
     diagnostics = graph.collect('/diagnostics', DiagnosticArray)
     utterances = graph.publisher('/agechat/utterance', Utterance)
     graph.wait_for_subscribers(utterances, timeout=60)
 
     described = graph.describe_parameters(
-        'dialogue_node', 'max_new_tokens', 'temperature', 'model_path'
+        'dialogue_node', 'max_new_tokens', 'temperature', 'model_path', 'engine'
     )
     tokens_range = described['max_new_tokens'].integer_range[0]
     assert (tokens_range.from_value, tokens_range.to_value) == (1, 256)
     assert not described['max_new_tokens'].read_only and described['max_new_tokens'].description
     assert described['temperature'].floating_point_range[0].to_value == 2.0
-    assert described['model_path'].read_only
+    assert described['model_path'].read_only and described['engine'].read_only
 
     deactivate(graph, 'dialogue_node', diagnostics, utterances)
     answer = graph.call(Chat, '/agechat/chat', Chat.Request(text='안녕', age_group='child'))

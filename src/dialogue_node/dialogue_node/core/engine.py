@@ -1,8 +1,10 @@
 """The dialogue engine.
 
-Input checks, bounded multi-turn history, generation with a register check, and
+Input checks, bounded multi-turn history, a reply from the backend with a register check, and
 register-appropriate fallbacks. Used by the node (topics and chat service), the evaluation and the
-benchmark.
+benchmark. The backend is either a :class:`dialogue_node.core.composer.ReplyComposer` (replies
+grounded in retrieved real answers; the node's default) or a GPT-2
+:class:`dialogue_node.core.model.Generator`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ from typing import Deque, List, Optional, Tuple
 
 from dialogue_node.core import corpus_text
 from dialogue_node.core.labels import normalize_age, normalize_emotion
-from dialogue_node.core.model import Generator
-from dialogue_node.core.register import matches_age
+from dialogue_node.core.register import matches_age, split_sentences
 from dialogue_node.core.text import CleanText, clean_user_text
 
 KIND_MODEL = 'model'
@@ -49,6 +50,15 @@ class EngineReply:
     attempts: int = 0
     generation_ms: float = 0.0
     notes: List[str] = field(default_factory=list)
+    source: str = ''  # composer: retrieved / say_less / clock; generator: 'gpt2'
+    score: float = 0.0  # retrieval score of the answer used (composer)
+    matched_question: str = ''  # training question whose answer was used (composer)
+
+    @property
+    def first_sentence(self) -> str:
+        """Return the first sentence of the reply (what a speech stream can start with)."""
+        sentences = split_sentences(self.reply_text)
+        return sentences[0] if sentences else self.reply_text
 
 
 @dataclass
@@ -62,7 +72,7 @@ class DialogueEngine:
 
     def __init__(
         self,
-        generator: Generator,
+        generator,
         max_history_turns: int = 2,
         max_input_chars: int = 200,
         history_timeout_s: float = 300.0,
@@ -70,7 +80,8 @@ class DialogueEngine:
         attempts: int = 2,
         seed: int = 0,
     ):
-        self.generator = generator
+        self.generator = generator  # a Generator or a ReplyComposer (has `compose`)
+        self.composer = generator if hasattr(generator, 'compose') else None
         self.max_history_turns = max_history_turns
         self.max_input_chars = max_input_chars
         self.history_timeout_s = history_timeout_s
@@ -163,13 +174,23 @@ class DialogueEngine:
             )
         now_s = time.monotonic()
         history = self.history(conversation_id, now_s)
+        base_seed = self.seed if seed is None else seed
+        if self.composer is not None:
+            result = self._compose(clean, age, emotion, history, base_seed)
+            self._remember(conversation_id, clean.text, result.reply_text, now_s)
+            return result
         codec = self.generator.codec
         prompt = codec.prompt_ids(
             clean.text, age, emotion, history, max_tokens=self.generator.prompt_budget
         )
-        base_seed = self.seed if seed is None else seed
         result = EngineReply(
-            clean.text, '', age, emotion, KIND_MODEL, input_truncated=clean.truncated
+            clean.text,
+            '',
+            age,
+            emotion,
+            KIND_MODEL,
+            input_truncated=clean.truncated,
+            source='gpt2',
         )
         if clean.truncated:
             result.notes.append(f'input truncated to {self.max_input_chars} characters')
@@ -191,4 +212,34 @@ class DialogueEngine:
             result.reply_text = self.fallback_text(KIND_EMPTY, age)
         result.generation_ms = (time.perf_counter() - start) * 1000.0
         self._remember(conversation_id, clean.text, result.reply_text, now_s)
+        return result
+
+    def _compose(self, clean: CleanText, age: str, emotion: str, history, base_seed: int):
+        """Reply with the composer, with the same register guard as generation."""
+        result = EngineReply(
+            clean.text, '', age, emotion, KIND_MODEL, input_truncated=clean.truncated
+        )
+        if clean.truncated:
+            result.notes.append(f'input truncated to {self.max_input_chars} characters')
+        start = time.perf_counter()
+        rejected: List[str] = []
+        for attempt in range(self.attempts):
+            seed = self._rng.randrange(2**31) if base_seed < 0 else base_seed + attempt
+            composed = self.composer.compose(
+                clean.text, age, emotion, history, seed=seed, exclude=rejected
+            )
+            result.attempts = attempt + 1
+            if composed.text and matches_age(composed.text, age):
+                result.reply_text = composed.text
+                result.source, result.score = composed.kind, composed.score
+                result.matched_question = composed.matched_question
+                break
+            rejected.append(composed.text)
+            result.notes.append(
+                f'attempt {attempt + 1} rejected (register): {composed.text[:60]!r}'
+            )
+        else:
+            result.kind = KIND_REGISTER
+            result.reply_text = self.fallback_text(KIND_EMPTY, age)
+        result.generation_ms = (time.perf_counter() - start) * 1000.0
         return result
