@@ -198,7 +198,7 @@ def parse_chat_response(result: CliResult) -> dict:
     response = result.output.split('response:', 1)[1]
     fields = {
         name: ast.literal_eval(_response_field(response, name))
-        for name in ('success', 'error', 'utterance_id', 'reply_text', 'new_tokens')
+        for name in ('success', 'error', 'utterance_id', 'user_text', 'reply_text', 'new_tokens')
     }
     fields['hit_token_cap'] = _response_field(response, 'hit_token_cap') == 'True'
     fields['output'] = str(result)
@@ -406,23 +406,25 @@ def test_param_describe_shows_description_and_integer_range(launched):
     assert 'Min value: 1' in result.output and 'Max value: 256' in result.output, str(result)
 
 
-def test_param_set_max_new_tokens_takes_effect_on_the_next_reply(launched):
-    original = launched.param('/dialogue_node', 'max_new_tokens')
-    before = launched.chat('안녕', 'child')
-    assert before['new_tokens'] > 5, f'the reply must be longer than the cap to test it: {before}'
-    result = launched.param_set('/dialogue_node', 'max_new_tokens', '5')
+def test_param_set_max_input_chars_takes_effect_on_the_next_reply(launched):
+    text = '오늘 학교에서 친구들이랑 축구를 했는데 너무 재미있었어'
+    original = launched.param('/dialogue_node', 'max_input_chars')
+    before = launched.chat(text, 'child')
+    assert before['user_text'] == text, before['output']
+    result = launched.param_set('/dialogue_node', 'max_input_chars', '10')
     try:
         assert 'Set parameter successful' in result.output, str(result)
-        assert launched.param('/dialogue_node', 'max_new_tokens') == '5'
-        after = launched.chat('안녕', 'child')
+        assert launched.param('/dialogue_node', 'max_input_chars') == '10'
+        after = launched.chat(text, 'child')
         assert after['success'] is True, after['output']
-        assert after['new_tokens'] <= 5, (
-            f'`param set max_new_tokens 5` accepted, but the next reply generated '
-            f'{after["new_tokens"]} tokens:\n{after["output"]}'
+        cut = after['user_text']
+        assert cut and len(cut) <= 10 and text.startswith(cut), (
+            f'`param set max_input_chars 10` accepted, but the next reply read '
+            f'{after["user_text"]!r}:\n{after["output"]}'
         )
     finally:
-        launched.param_set('/dialogue_node', 'max_new_tokens', original)
-    assert launched.param('/dialogue_node', 'max_new_tokens') == original
+        launched.param_set('/dialogue_node', 'max_input_chars', original)
+    assert launched.param('/dialogue_node', 'max_input_chars') == original
 
 
 def test_param_set_out_of_range_is_refused(launched):
