@@ -17,13 +17,16 @@ from pathlib import Path
 import pytest
 
 from agechat_ros.files import korean_speech_manifest
-from agechat_tools.graph_run import REPO, ensure_demo_bag, run_graph_on_bag
+from agechat_tools.graph_run import (
+    VOICES_E2E_BAG,
+    VOICES_E2E_OPTIONS,
+    ensure_demo_bag,
+    run_graph_on_bag,
+)
 from agechat_tools.report import heard_vs_said_cer, read_run
 
 #: Turns in the bag (one speaker each, chosen by the manifest alone: see turns_from_voices).
-TURNS = 5
-#: The camera only has to keep the face pipeline busy here: 5 fps keeps the bag small.
-BAG_OPTIONS = {'fps': 5.0, 'reply_gap_s': 10.0}
+TURNS = VOICES_E2E_OPTIONS['turns']
 CER_FLOOR = 0.2
 
 
@@ -32,12 +35,7 @@ def voices_run(tmp_path_factory):
     manifest = korean_speech_manifest()
     if not manifest.is_file():
         pytest.skip(f'real Korean voices not found at {manifest} (../shared/data is not here)')
-    bag = ensure_demo_bag(
-        REPO / 'out' / 'cache' / 'voices_bag_e2e',
-        voices=manifest.parent,
-        turns=TURNS,
-        **BAG_OPTIONS,
-    )
+    bag = ensure_demo_bag(VOICES_E2E_BAG, voices=manifest.parent, **VOICES_E2E_OPTIONS)
     script = json.loads((bag / 'script.json').read_text())
     assert script['voices'] == 'recorded'
     out = tmp_path_factory.mktemp('e2e_voices')

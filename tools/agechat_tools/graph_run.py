@@ -35,6 +35,12 @@ OUTPUT_TOPICS = [
     '/audio/audio',
     '/audio/audio_info',  # the microphone as the graph heard it (for the report's soundtrack)
 ]
+#: The real-voice bag of the end-to-end test and benchmark: five speakers of the folder given to
+#: ensure_demo_bag, a 5 fps camera (the face pipeline only has to be busy), and 15 s after each
+#: turn: the spoken reply of a senior (하십시오체, slow voice) takes up to ~9 s, and the microphone
+#: is ignored while the agent speaks (with 10 s a turn was lost to that).
+VOICES_E2E_BAG = REPO / 'out' / 'cache' / 'voices_bag_e2e'
+VOICES_E2E_OPTIONS = {'turns': 5, 'fps': 5.0, 'reply_gap_s': 15.0}
 #: Inputs the graph must be subscribed to before the bag starts.
 INPUT_TOPICS = ['/camera/image_raw', '/audio/audio', '/audio/audio_info']
 

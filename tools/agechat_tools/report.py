@@ -78,16 +78,19 @@ class Turn:
 
 @dataclass
 class RunData:
-    """Everything read from the output bag."""
+    """Everything read from the output bag.
+
+    The time series stay out of the repr: a failing test's assertion message prints the object,
+    and gigabytes of raw frames as text would exhaust the memory.
+    """
 
     turns: List[Turn]
-    emotions: List[tuple]  # (t_ns, label, confidence, face_found, probabilities)
-    avatar_frames: List[tuple]  # (t_ns, raw CDR message) — decoded lazily
-    tts_chunks: List[tuple]  # (t_ns, int16 samples)
+    emotions: List[tuple] = field(repr=False)  # (t_ns, label, confidence, face, probabilities)
+    avatar_frames: List[tuple] = field(repr=False)  # (t_ns, raw CDR message) — decoded lazily
+    tts_chunks: List[tuple] = field(repr=False)  # (t_ns, int16 samples)
     tts_rate: int
-    mic_chunks: List[
-        tuple
-    ]  # (t_ns, int16 samples) of the microphone input, as the graph received it
+    # (t_ns, int16 samples) of the microphone input, as the graph received it
+    mic_chunks: List[tuple] = field(repr=False)
     mic_rate: int
     first_ns: int
     last_ns: int
