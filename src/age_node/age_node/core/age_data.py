@@ -35,8 +35,19 @@ import numpy as np
 
 from age_node.core import ages
 
-#: Sources whose licence allows shipping weights trained on them (CC0; speechocean762's terms).
-TRAINING_SOURCES = ('commonvoice-6.1', 'commonvoice-en', 'speechocean762')
+#: Sources whose licence allows shipping weights trained on them (CC0; speechocean762's terms);
+#: a manifest's source is matched by its first word.
+TRAINING_SOURCES = ('commonvoice-6.1', 'commonvoice-en', 'speechocean762', 'commonvoice-v1-dev')
+#: speaker_id of rows without one: each such clip is its own speaker, and always `train` (the
+#: same person may recur, so such clips can never be held out).
+UNKNOWN_SPEAKER = 'unknown'
+
+
+def trainable_source(source: str) -> bool:
+    """Return True when weights trained on this source may be shipped (its first word)."""
+    return (source.split() or [''])[0] in TRAINING_SOURCES
+
+
 TEST_FRACTION = 0.20
 VAL_FRACTION = 0.15
 SPLITS = ('train', 'val', 'test')
@@ -126,6 +137,9 @@ def read_age_manifest(path) -> List[AgeClip]:
             speaker = (row.get('speaker_id') or '').strip()
             if not speaker:
                 raise ValueError(f'{path}:{line}: empty speaker_id')
+            split = (row.get('split') or '').strip()
+            if speaker.lower() == UNKNOWN_SPEAKER:
+                speaker, split = f"{UNKNOWN_SPEAKER}:{path.name}:{row['path']}", 'train'
             audio = Path(row['path'])
             clips.append(
                 AgeClip(
@@ -137,7 +151,7 @@ def read_age_manifest(path) -> List[AgeClip]:
                     gender=normalise_gender(row.get('gender', '')),
                     language=(row.get('language') or '').strip(),
                     source=(row.get('source') or 'unknown').strip(),
-                    split=(row.get('split') or '').strip(),
+                    split=split,
                 )
             )
     if not clips:
@@ -153,7 +167,7 @@ def assign_splits(clips: Sequence[AgeClip]) -> List[AgeClip]:
     """Set each clip's split (see module doc); a split column in the manifest is kept as is."""
     strata: Dict[tuple, set] = {}
     for clip in clips:
-        if clip.source in TRAINING_SOURCES and not clip.split:
+        if trainable_source(clip.source) and not clip.split:
             strata.setdefault((clip.source, clip.group, clip.gender), set()).add(clip.speaker_id)
     split_of: Dict[str, str] = {}
     for speakers in strata.values():
@@ -170,7 +184,9 @@ def assign_splits(clips: Sequence[AgeClip]) -> List[AgeClip]:
         if clip.split:
             if clip.split not in SPLITS:
                 raise ValueError(f'split {clip.split!r} is not one of {SPLITS}')
-        elif clip.source in TRAINING_SOURCES:
+            if clip.split in ('train', 'val') and not trainable_source(clip.source):
+                raise ValueError(f'{clip.path}: source {clip.source!r} may not be trained on')
+        elif trainable_source(clip.source):
             clip.split = split_of[clip.speaker_id]
         else:
             clip.split = 'test'  # never trained on (licence): evaluation only

@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from age_node.core import ages
-from age_node.core.age_data import TRAINING_SOURCES, AgeClip, load_split
+from age_node.core.age_data import AgeClip, load_split, trainable_source
 from age_node.core.age_report import build_report, per_speaker
 from age_node.core.data import (
     Augment,
@@ -312,7 +312,7 @@ def _cnn_clips(clips: Sequence[AgeClip]) -> list:
             c.path, float(np.clip(c.age_years, ages.MIN_AGE, ages.MAX_AGE)), c.speaker_id, c.split
         )
         for c in clips
-        if c.split != 'train' or c.source in TRAINING_SOURCES
+        if c.split != 'train' or trainable_source(c.source)
     ]
 
 
@@ -401,12 +401,19 @@ def train_real(
     seed: int = 0,
     threads: int = 1,
     progress: bool = True,
+    extra_train: Sequence = (),
 ) -> Dict:
-    """Train on the fixed split of a real age manifest, export, evaluate the test speakers."""
+    """Train on the fixed split of a real age manifest, export, evaluate the test speakers.
+
+    `extra_train` manifests add training clips only (their rows are `train`: e.g. clips without
+    speaker ids, which can never be held out).
+    """
     from age_node.core.train_whisper_age import train_whisper_head
     from age_node.core.whisper_age import WINDOW_S, save_head
 
     clips = load_split(manifest)
+    for extra in extra_train:
+        clips += [c for c in load_split(extra) if c.split == 'train']
     sources = sorted({c.source for c in clips if c.split == 'train'})
     if kind == 'whisper':
         fitted = train_whisper_head(clips, progress=progress, seed=seed)
@@ -416,10 +423,11 @@ def train_real(
             'temperature': fitted['temperature'],
             'unsure_below': fitted['unsure_below'],
             'window_s': WINDOW_S,
+            'trim_silence': True,
             'encoder': 'whisper-base (CTranslate2 int8), final encoder states, mean+std pooled',
             'config': fitted['config'],
             'bin_lower_years': list(ages.BIN_LOWER_YEARS),
-            'training_sources': [s for s in sources if s in TRAINING_SOURCES],
+            'training_sources': [s for s in sources if trainable_source(s)],
         }
         save_head(out, fitted['tensors'], metadata)
     else:
@@ -469,6 +477,12 @@ def main(argv=None) -> int:
         default=None,
         help=f'output .safetensors (default for whisper: the shipped models/{DEFAULT_MODEL_FILE})',
     )
+    fit.add_argument(
+        '--extra-train',
+        action='append',
+        default=[],
+        help='a manifest whose clips only add training data (repeatable)',
+    )
     fit.add_argument('--report-dir', default='out/age_train')
     fit.add_argument('--epochs', type=int, default=20, help='CNN epochs')
     fit.add_argument('--batch-size', type=int, default=16)
@@ -505,6 +519,7 @@ def main(argv=None) -> int:
                 args.epochs,
                 args.seed,
                 args.threads,
+                extra_train=args.extra_train,
             )
             summary = {
                 k: report[k] for k in ('balanced_accuracy', 'recall', 'clips', 'speakers', 'ece')
@@ -521,6 +536,7 @@ def main(argv=None) -> int:
                 args.lr,
                 args.seed,
                 args.threads,
+                extra_train=args.extra_train,
             )
             summary = {k: report[k] for k in ('temperature', 'train_seconds') if k in report}
             summary.update(

@@ -43,6 +43,11 @@ MAX_AUDIO_S = 14.0
 VOICE_RANGE_DB = 30.0
 VOICE_FLOOR_DBFS = -70.0
 MIN_POOLED_STATES = 5
+#: Audio kept before the first and after the last voiced state when silence is trimmed [s].
+TRIM_MARGIN_S = 0.1
+#: The recogniser's encoding is reused only when the utterance has at most this much silence
+#: before its voice (the VAD's pre-roll is 0.2 s); else the voice is encoded again, trimmed.
+REUSE_MAX_LEADING_S = 0.35
 
 
 def state_levels_db(audio: np.ndarray, states: int) -> np.ndarray:
@@ -65,6 +70,31 @@ def voice_mask(levels_db: np.ndarray) -> np.ndarray:
     if mask.sum() < min(MIN_POOLED_STATES, levels.size):
         mask = np.ones(levels.size, bool)  # too little voice: pool everything there is
     return mask
+
+
+def trim_silence(audio: np.ndarray) -> np.ndarray:
+    """Cut the silence before the first and after the last voiced 20 ms (see :func:`voice_mask`).
+
+    :data:`TRIM_MARGIN_S` is kept on each side. The encoder's states depend on where the voice
+    sits in the window (absolute positions), so the same voice with more or less silence around it
+    is encoded the same way only once that silence is gone.
+    """
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    states = audio_states(audio.size)
+    voiced = np.flatnonzero(voice_mask(state_levels_db(audio, states)))
+    if voiced.size == 0:
+        return audio
+    margin = int(TRIM_MARGIN_S * SAMPLE_RATE)
+    start = max(0, int(voiced[0]) * SAMPLES_PER_STATE - margin)
+    end = min(audio.size, (int(voiced[-1]) + 1) * SAMPLES_PER_STATE + margin)
+    return audio[start:end]
+
+
+def leading_silence_s(audio: np.ndarray) -> float:
+    """Return the seconds of silence before the first voiced 20 ms of `audio`."""
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    voiced = np.flatnonzero(voice_mask(state_levels_db(audio, audio_states(audio.size))))
+    return float(voiced[0]) * SAMPLES_PER_STATE / SAMPLE_RATE if voiced.size else 0.0
 
 
 def pool_states(states: np.ndarray, levels_db: np.ndarray) -> np.ndarray:
@@ -194,6 +224,8 @@ class WhisperAgeEstimator:
         self.temperature = float(self.metadata.get('temperature', 1.0))
         self.unsure_below = float(self.metadata.get('unsure_below', 0.0))
         self.window_s = float(self.metadata.get('window_s', WINDOW_S))
+        #: Heads trained on trimmed clips get trimmed audio (see :func:`trim_silence`).
+        self.trim = bool(self.metadata.get('trim_silence', False))
         self.name = f"{MODEL_NAME}:{self.metadata.get('version', path.stem)}"
         self.cpu_threads = int(cpu_threads)
         self._whisper = whisper_model
@@ -237,11 +269,14 @@ class WhisperAgeEstimator:
             encoding is not None
             and abs(float(encoding.window_s) - self.window_s) < 1e-6
             and encoding.states.shape[0] >= states
+            and (not self.trim or leading_silence_s(audio) <= REUSE_MAX_LEADING_S)
         )
         self.last_reused_encoding = bool(reused)
         if reused:
             encoded = encoding.states[:states]
         else:
+            if self.trim:
+                audio = trim_silence(audio)
             encoded = encode_window(self.whisper_model, audio, self.window_s)
         return pool_states(encoded, state_levels_db(audio, encoded.shape[0]))
 
