@@ -111,17 +111,28 @@ def _script_of(bag: Path) -> Optional[dict]:
     return json.loads(script.read_text()) if script.is_file() else None
 
 
+def synthetic_voices_age_model() -> Path:
+    """Return age_node's log-mel CNN trained on espeak-ng voices (installed share, else source)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory('age_node')) / 'models' / 'age_cnn.safetensors'
+    except Exception:  # noqa: BLE001 - workspace not sourced: the source tree
+        return REPO / 'src' / 'age_node' / 'models' / 'age_cnn.safetensors'
+
+
 def launch_args_for(script: Optional[dict]) -> List[str]:
-    """Launch arguments a bag needs: synthetic (espeak-ng) voices are run with vosk.
+    """Launch arguments a bag needs: synthetic (espeak-ng) voices are run with vosk and the CNN.
 
     Whisper, the default engine, reads no espeak-ng Korean and its guards return no text for
     it, so a synthetic bag would get no replies; vosk always returns words (unrelated ones),
-    which keeps the synthetic demo's turns answered. Recorded voices run the default engine.
+    which keeps the synthetic demo's turns answered. The default age model is trained on real
+    voices; espeak's are read by the CNN trained on them. Recorded voices run the defaults.
     """
     from agechat_tools.demo_bag import VOICES_SYNTHETIC
 
     if script and script.get('voices', VOICES_SYNTHETIC) == VOICES_SYNTHETIC:
-        return ['stt_engine:=vosk']
+        return ['stt_engine:=vosk', f'age_model_path:={synthetic_voices_age_model()}']
     return []
 
 

@@ -44,6 +44,7 @@ import torch
 
 from age_node.core import ages
 from age_node.core.model import AgeEstimator, default_model_path
+from age_node.core.whisper_age import load_age_estimator
 from age_node.core.pipeline import VoicePipeline
 from age_node.core.segmenter import SAMPLE_RATE, Segmenter, SegmenterConfig, SileroVad
 from age_node.core.stt import VoskRecognizer, WhisperRecognizer
@@ -97,7 +98,7 @@ def run_korean_read(
     audio: np.ndarray,
     clips: list,
     recognizer: WhisperRecognizer,
-    estimator: AgeEstimator,
+    estimator,
     early_decode_silence_s: float = EARLY_DECODE_SILENCE_S,
     partial_interval_s: float = PARTIAL_INTERVAL_S,
 ) -> dict:
@@ -193,7 +194,7 @@ def run_korean_read(
     }
 
 
-def _build_messages(result, estimator: AgeEstimator) -> None:
+def _build_messages(result, estimator) -> None:
     """Build the node's two messages for `result` (skipped when the workspace is not sourced)."""
     try:
         from agechat_ros.voice import make_age_estimate, make_utterance
@@ -241,7 +242,7 @@ def build_stream(turns_per_group: int, seed0: int = 500_000):
 
 def run_stream(
     audio: np.ndarray,
-    estimator: AgeEstimator,
+    estimator,
     beam: float,
     max_active: int,
     with_messages: bool,
@@ -326,18 +327,26 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    estimator = AgeEstimator(default_model_path())
+    estimator = AgeEstimator(default_model_path())  # the synthetic CNN, for the espeak stream
     if args.korean_manifest.is_file():
         audio, clips = korean_read_stream(args.korean_manifest, args.korean_every)
         recognizer = WhisperRecognizer()  # the node's defaults (1 worker)
         recognizer.warm_up()
-        headline = run_korean_read(audio, clips, recognizer, estimator)
+        whisper_head = load_age_estimator()  # the node's default age model, one Whisper for both
+        whisper_head.share_whisper_model(recognizer.model)
+        headline = run_korean_read(audio, clips, recognizer, whisper_head)
+        headline['age_model_korean_read'] = whisper_head.name
         if args.sweep:  # partials get a second worker, as the README advises
             two_workers = WhisperRecognizer(num_workers=2)
             two_workers.warm_up()
             headline['sweep'] = [
                 run_korean_read(
-                    audio, clips, two_workers if partial else recognizer, estimator, early, partial
+                    audio,
+                    clips,
+                    two_workers if partial else recognizer,
+                    whisper_head,
+                    early,
+                    partial,
                 )
                 for early, partial in SWEEP
             ]

@@ -14,17 +14,16 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import torch
 from agechat_msgs.msg import AgeEstimate, SpeechState, Utterance
 from audio_common_msgs.msg import AudioData, AudioInfo
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 
 from age_node.core import ages
-from age_node.core.model import AgeEstimator, default_model_path
 from age_node.core.pipeline import VoicePipeline
 from age_node.core.resample import StreamResampler
 from age_node.core.segmenter import SAMPLE_RATE, Segmenter, SegmenterConfig, SileroVad
 from age_node.core.stt import ENGINES, WHISPER_COMPUTE_TYPES, WHISPER_WINDOW_S, create_recognizer
+from age_node.core.whisper_age import default_model_path, load_age_estimator
 from agechat_ros import ConversionError, qos
 from agechat_ros.audio import check_audio_info, pcm_s16le_to_float
 from agechat_ros.node import AgechatNode, run_node
@@ -251,7 +250,14 @@ def _parameters():
             high=60.0,
             dynamic=True,
         ),
-        Param('threads', 1, 'torch threads', low=1, high=16),
+        Param(
+            'threads',
+            1,
+            'threads of the age model (the Whisper encoder when it runs for age alone; torch for '
+            'a log-mel CNN model)',
+            low=1,
+            high=16,
+        ),
     ]
 
 
@@ -336,13 +342,15 @@ class AgeNode(AgechatNode):
 
     def configure(self) -> None:
         """Load the VAD, the recogniser and the age model; start the pipeline worker."""
-        torch.set_num_threads(self.p.threads)
         model_path = Path(self.p.age_model_path) if self.p.age_model_path else default_model_path()
-        estimator = AgeEstimator(model_path)  # FileNotFoundError names the regeneration command
+        # FileNotFoundError names the regeneration command
+        estimator = load_age_estimator(model_path, cpu_threads=self.p.threads)
         vad = SileroVad()
         options = self._recognizer_options()
         recognizer = create_recognizer(self.p.stt_engine, **options)
-        estimator.predict(np.zeros(SAMPLE_RATE, np.float32))  # first torch call allocates
+        if hasattr(estimator, 'share_whisper_model') and hasattr(recognizer, 'transcribe'):
+            estimator.share_whisper_model(recognizer.model)  # one Whisper for text and age
+        estimator.predict(np.zeros(SAMPLE_RATE, np.float32))  # first call allocates
         self.pipeline = VoicePipeline(
             Segmenter(self._segmenter_config(), vad, vad.reset),
             recognizer,
@@ -552,6 +560,7 @@ class AgeNode(AgechatNode):
             result.age_done_ns,
             age.inference_ms,
             frame_id,
+            unsure=age.unsure,
         )
         self.utterance_pub.publish(utterance)
         self.age_pub.publish(estimate)
@@ -562,7 +571,8 @@ class AgeNode(AgechatNode):
         self.get_logger().info(
             f'utterance {result.utterance_id}: {result.duration_s:.2f} s, '
             f'"{result.transcript.text}", '
-            f'{age.group_label} ({age.confidence:.2f}, ~{age.estimated_age_years:.0f} y), '
+            f'{age.group_label}{" (unsure)" if age.unsure else ""} ({age.confidence:.2f}, '
+            f'~{age.estimated_age_years:.0f} y), '
             f'published {publish_ms:.0f} ms after VAD close'
             + (' [truncated]' if result.truncated else '')
         )

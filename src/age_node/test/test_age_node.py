@@ -22,6 +22,7 @@ from agechat_ros import qos
 from agechat_ros.audio import audio_info, float_to_pcm_s16le
 from agechat_ros.time import time_to_ns
 
+from age_node.core.model import default_model_path as synthetic_cnn_path
 from age_node.core.stt_eval import cer, load_audio, read_manifest
 from age_node.core.synth import DEMO_SENTENCES, synthesize_speech
 from agechat_ros.testing import (
@@ -34,9 +35,12 @@ from agechat_ros.testing import (
 )
 
 WORDS = '안녕하세요|감사합니다'
+#: The espeak-voice tests pin the synthetic-voice CNN (age_cnn.safetensors): the shipped default
+#: is trained on real voices and is not meant for espeak's (see the README's model card).
 BASE_PARAMS = {
     'stt_engine': 'vosk',
     'stt_grammar': WORDS,
+    'age_model_path': str(synthetic_cnn_path()),
     'end_silence_s': 0.5,
     'speaking_tail_s': 0.3,
     'max_backlog_s': 60.0,
@@ -320,7 +324,9 @@ def real_korean_turns(manifest, count: int = 2):
 
 def test_whisper_default_engine_hears_real_korean_voices(graph, korean_manifest):
     turns = real_korean_turns(korean_manifest)
-    params = {k: v for k, v in BASE_PARAMS.items() if not k.startswith('stt_')}
+    params = {
+        k: v for k, v in BASE_PARAMS.items() if not k.startswith('stt_') and k != 'age_model_path'
+    }
     params.update(partial_interval_s=1.0, whisper_workers=2)
     node = graph.start_node('age_node', 'age_node', parameters=params)
     utterances = graph.collect('/agechat/utterance', Utterance)
@@ -335,6 +341,10 @@ def test_whisper_default_engine_hears_real_korean_voices(graph, korean_manifest)
     got = utterances.wait_for(len(turns), timeout=120)
     ages = estimates.wait_for(len(turns), timeout=10)
     assert [u.utterance_id for u in got] == [a.utterance_id for a in ages]
+    # the default age model is the Whisper head; it pools the transcript's encoder states
+    for a in ages:
+        assert a.model.startswith('whisper_age:') and a.inference_ms < 30, a
+        assert abs(sum(a.group_probabilities) - 1) < 1e-4 and len(a.age_bin_probabilities) == 17
     for (said, _), u in zip(turns, got, strict=True):
         assert u.recognizer == 'whisper:whisper-base' and u.language == 'ko'
         assert cer(said, u.text) <= 0.2, (said, u.text)

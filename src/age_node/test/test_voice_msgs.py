@@ -50,6 +50,11 @@ def test_age_estimate_normalises_and_picks_the_argmax():
         list(msg.age_bin_lower_years)[:3] == [5.0, 10.0, 15.0]
         and len(msg.age_bin_probabilities) == 17
     )
+    assert msg.unsure is False
+    unsure = make_age_estimate(
+        'u2', [0.4, 0.35, 0.25], 30, bins, ages.BIN_LOWER_YEARS, 'm', 0, 0, 0, unsure=True
+    )
+    assert unsure.unsure is True and unsure.group_label == 'child'
     for bad in ([0, 0, 0], [np.nan, 1, 0], [1, 2]):
         with pytest.raises(ConversionError):
             make_age_estimate('u1', bad, 30, bins, ages.BIN_LOWER_YEARS, 'm', 0, 0, 0)

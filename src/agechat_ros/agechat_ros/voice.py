@@ -62,8 +62,12 @@ def make_age_estimate(
     inference_done_ns: int,
     inference_ms: float,
     frame_id: str = '',
+    unsure: bool = False,
 ) -> AgeEstimate:
-    """Build an AgeEstimate; the group is the argmax of the (calibrated) group probabilities."""
+    """Build an AgeEstimate; the group is the argmax of the (calibrated) group probabilities.
+
+    `unsure` marks an estimate below the model's confidence threshold.
+    """
     groups = np.asarray(group_probabilities, dtype=np.float64)
     if groups.shape != (3,) or not np.all(np.isfinite(groups)) or groups.sum() <= 0:
         raise ConversionError(
@@ -82,6 +86,7 @@ def make_age_estimate(
     msg.group_label = GROUP_LABELS[group]
     msg.estimated_age_years = float(estimated_age_years)
     msg.confidence = float(groups[group])
+    msg.unsure = bool(unsure)
     msg.group_probabilities = groups.astype(np.float32)
     msg.age_bin_probabilities = bins.tolist()
     msg.age_bin_lower_years = [float(x) for x in bin_lower_years]

@@ -9,6 +9,7 @@ comparisons on the age in years, and every boundary (19/20, 59/60) is unit-teste
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -83,3 +84,27 @@ def expected_age(bin_probabilities: Sequence[float]) -> np.ndarray:
     """Return the expected age in years under the bin distribution (centres weighted by it)."""
     probs = np.asarray(bin_probabilities, dtype=np.float64)
     return (probs * BIN_CENTER_YEARS).sum(axis=-1) / np.maximum(probs.sum(axis=-1), 1e-12)
+
+
+@dataclass
+class AgeResult:
+    """One utterance's age estimate (any age model)."""
+
+    bin_probabilities: np.ndarray  # (17,)
+    group_probabilities: np.ndarray  # (3,) calibrated, sum to 1
+    group: int
+    estimated_age_years: float
+    inference_ms: float
+    #: True when the model is not confident enough to name a group (see the model's
+    #: ``unsure_below``): the dialogue then treats the speaker as an adult (polite register).
+    unsure: bool = False
+
+    @property
+    def group_label(self) -> str:
+        """The group's label: 'child', 'adult' or 'senior'."""
+        return group_label(self.group)
+
+    @property
+    def confidence(self) -> float:
+        """The calibrated probability of the chosen group."""
+        return float(self.group_probabilities[self.group])

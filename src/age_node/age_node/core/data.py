@@ -146,7 +146,11 @@ class Augment:
 
 
 def load_clip(clip: Clip) -> np.ndarray:
-    """Read a clip as 16 kHz float32 mono."""
+    """Read a clip as 16 kHz float32 mono (WAV here; other formats through ffmpeg/PyAV)."""
+    if Path(clip.path).suffix.lower() != '.wav':
+        from age_node.core.age_data import load_audio
+
+        return load_audio(clip.path)
     audio, rate = read_wav(clip.path)
     if rate != SAMPLE_RATE:
         audio = torchaudio.functional.resample(torch.from_numpy(audio), rate, SAMPLE_RATE).numpy()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from age_node.core import ages
+from age_node.core.ages import AgeResult
 from age_node.core.features import SAMPLE_RATE, TIME_STRIDE, LogMel, N_MELS
 
 MODEL_NAME = 'age_cnn'
@@ -76,27 +76,6 @@ def group_log_probs(logits: torch.Tensor) -> torch.Tensor:
     return torch.stack(
         [torch.logsumexp(log_probs[..., groups == g], dim=-1) for g in range(3)], dim=-1
     )
-
-
-@dataclass
-class AgeResult:
-    """One utterance's age estimate."""
-
-    bin_probabilities: np.ndarray  # (17,)
-    group_probabilities: np.ndarray  # (3,) calibrated, sum to 1
-    group: int
-    estimated_age_years: float
-    inference_ms: float
-
-    @property
-    def group_label(self) -> str:
-        """The group's label: 'child', 'adult' or 'senior'."""
-        return ages.group_label(self.group)
-
-    @property
-    def confidence(self) -> float:
-        """The calibrated probability of the chosen group."""
-        return float(self.group_probabilities[self.group])
 
 
 def save_model(path, model: AgeCNN, metadata: Dict) -> None:

@@ -28,7 +28,7 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-from age_node.core.model import AgeEstimator, AgeResult
+from age_node.core.ages import AgeResult
 from age_node.core.segmenter import FRAME, SAMPLE_RATE, Audio, Cancel, Close, Open, Segmenter
 from age_node.core.stt import SpeechRecognizer, Transcript
 
@@ -79,7 +79,7 @@ class VoicePipeline:
         self,
         segmenter: Segmenter,
         recognizer: SpeechRecognizer,
-        age: AgeEstimator,
+        age,
         clock_ns: Callable[[], int] = time.time_ns,
         id_prefix: str = '',
         early_decode_silence_s: float = 0.0,
@@ -156,7 +156,7 @@ class VoicePipeline:
             return
         self._partial = None
         utterance_id, samples, future = partial
-        transcript, _ = future.result()
+        transcript = future.result()[0]
         if utterance_id == self._open_id and transcript.text:
             self._partials.append(
                 PartialResult(
@@ -178,9 +178,14 @@ class VoicePipeline:
     def _timed_transcribe(
         self, audio: np.ndarray, beam_size: Optional[int] = None, recognizer=None
     ):
+        """Return (transcript, seconds, encoder output or None) of one whole-utterance decode."""
+        recognizer = recognizer or self.recognizer
         start = time.perf_counter()
-        transcript = (recognizer or self.recognizer).transcribe(audio, beam_size=beam_size)
-        return transcript, time.perf_counter() - start
+        if hasattr(recognizer, 'transcribe_with_encoding'):
+            transcript, encoding = recognizer.transcribe_with_encoding(audio, beam_size=beam_size)
+        else:
+            transcript, encoding = recognizer.transcribe(audio, beam_size=beam_size), None
+        return transcript, time.perf_counter() - start, encoding
 
     def push(self, samples: np.ndarray, arrival_ns: Optional[int] = None) -> List[UtteranceResult]:
         """Process one chunk of 16 kHz float32 mono audio; return the utterances it completed."""
@@ -250,16 +255,18 @@ class VoicePipeline:
         start = time.perf_counter()
         audio = np.concatenate(self._audio) if self._audio else np.zeros(0, np.float32)
         utterance_id = self._open_id or f'{self.id_prefix}{uuid.uuid4().hex[:12]}'
+        encoding = None
         if self._background is None:
             transcript = self.recognizer.end()
             self.stt_seconds += time.perf_counter() - start
         else:
             early = self._early
             if early is not None and early[0] == close.speech_samples:
-                transcript, seconds = early[1].result()  # no speech since: it is the final one
+                # no speech since: it is the final one
+                transcript, seconds, encoding = early[1].result()
                 self.early_decodes_used += 1
             else:
-                transcript, seconds = self._background.submit(
+                transcript, seconds, encoding = self._background.submit(
                     self._timed_transcribe, audio
                 ).result()
             self.stt_seconds += seconds
@@ -268,7 +275,10 @@ class VoicePipeline:
         stt_done_ns = self.clock_ns()
         self._drop_utterance()
         speech = audio[: close.speech_samples + int(AGE_TAIL_S * SAMPLE_RATE)]
-        age = self.age.predict(speech)
+        if getattr(self.age, 'reuses_encoding', False):
+            age = self.age.predict(speech, encoding=encoding)  # the decode's encoder states
+        else:
+            age = self.age.predict(speech)
         self.age_ms.append(age.inference_ms)
         return UtteranceResult(
             utterance_id=utterance_id,

@@ -412,23 +412,35 @@ class WhisperRecognizer(SpeechRecognizer):
         One call at a time per object (it records `last_*`); for parallel decodes use a
         `copy.copy` of the recogniser (it shares the model), as VoicePipeline does for partials.
         """
+        return self.transcribe_with_encoding(audio, beam_size)[0]
+
+    def transcribe_with_encoding(
+        self, audio: np.ndarray, beam_size: Optional[int] = None
+    ) -> Tuple[Transcript, Optional[EncoderOutput]]:
+        """Return :meth:`transcribe`'s transcript and the encoder states it decoded from.
+
+        The states are those of the `window_s` window that cover the audio (the age model
+        reuses them: one encoder pass for text and age); None when the audio was not encoded in
+        such a window (silence, or too long for it: faster-whisper's 30 s loop).
+        """
         beam = self.beam_size if beam_size is None else int(beam_size)
         self.last_rejection, self.last_segments = '', []
         audio = np.nan_to_num(np.asarray(audio, dtype=np.float32).reshape(-1))
         if audio.size == 0:
-            return Transcript('')
+            return Transcript(''), None
         if self.guards and float(np.sqrt(np.mean(np.square(audio)))) < WHISPER_SILENCE_RMS:
             self.last_rejection = 'silence'
-            return Transcript('')
+            return Transcript(''), None
         guarded = self.guards
         limit = self.max_new_tokens(audio.size / self.sample_rate) if guarded else None
+        encoding = None
         if audio.size / self.sample_rate <= self.window_s - WHISPER_WINDOW_MARGIN_S < 30.0:
             self.last_window_s = self.window_s
-            segments = self._decode_in_window(audio, limit, beam)
+            segments, encoding = self._decode_in_window(audio, limit, beam)
         else:
             self.last_window_s = 30.0
             segments = self._decode_padded(audio, limit, beam)
-        return self._guarded_transcript(segments, limit)
+        return self._guarded_transcript(segments, limit), encoding
 
     def _decode_padded(self, audio: np.ndarray, limit: Optional[int], beam_size: int) -> list:
         """Decode with faster-whisper's own loop (30 s windows; long audio in several)."""
@@ -450,11 +462,12 @@ class WhisperRecognizer(SpeechRecognizer):
         )
         return list(segments)
 
-    def _decode_in_window(self, audio: np.ndarray, limit: Optional[int], beam_size: int) -> list:
+    def _decode_in_window(self, audio: np.ndarray, limit: Optional[int], beam_size: int):
         """Decode one utterance in a `window_s` encoder window instead of the 30 s one.
 
         The same decoding as faster-whisper's (temperature 0, no timestamps, the prompt it would
-        build, its no-speech rule), but the log-mel is padded to the window only.
+        build, its no-speech rule), but the log-mel is padded to the window only. Return the
+        segments and the :class:`EncoderOutput` of the audio.
         """
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
@@ -464,6 +477,10 @@ class WhisperRecognizer(SpeechRecognizer):
         frames //= model.feature_extractor.hop_length
         features = pad_or_trim(model.feature_extractor(audio), frames)
         encoded = model.encode(features)
+        states = -(-audio.size // (2 * model.feature_extractor.hop_length))  # 20 ms per state
+        encoding = EncoderOutput(
+            np.array(np.asarray(encoded)[0, : max(1, states)], dtype=np.float32), self.window_s
+        )
         tokenizer = Tokenizer(
             model.hf_tokenizer,
             model.model.is_multilingual,
@@ -497,8 +514,8 @@ class WhisperRecognizer(SpeechRecognizer):
             and segment.no_speech_prob > self.no_speech_threshold
             and segment.avg_logprob < self.log_prob_threshold
         ):
-            return []  # faster-whisper's rule: probably no speech
-        return [segment]
+            return [], encoding  # faster-whisper's rule: probably no speech
+        return [segment], encoding
 
     def _detect_language(self, encoded) -> str:
         """Return Whisper's most probable language code for an encoded window."""
@@ -551,6 +568,14 @@ class WhisperRecognizer(SpeechRecognizer):
         self.transcribe(noise.astype(np.float32))
         self.last_rejection, self.last_segments = '', []
         return time.perf_counter() - start
+
+
+@dataclass
+class EncoderOutput:
+    """Whisper encoder states of an utterance: one 512-vector per 20 ms of its audio."""
+
+    states: np.ndarray  # (T, d) float32, T = ceil(samples / 320)
+    window_s: float  # encoder window they were computed in
 
 
 @dataclass

@@ -24,9 +24,18 @@ import torch
 from tqdm import tqdm
 
 from age_node.core import ages
-from age_node.core.data import Augment, Clip, ClipDataset, collate, read_manifest, stretch_frames
+from age_node.core.age_data import AgeClip, load_split, trainable_source
+from age_node.core.age_report import build_report, per_speaker
+from age_node.core.data import (
+    Augment,
+    Clip,
+    ClipDataset,
+    collate,
+    read_manifest,
+    stretch_frames,
+)
 from age_node.core.features import LogMel
-from age_node.core.model import AgeCNN, group_log_probs, load_metadata, save_model
+from age_node.core.model import AgeCNN, AgeEstimator, group_log_probs, load_metadata, save_model
 
 
 def _loader(dataset, batch_size: int, shuffle: bool, seed: int = 0):
@@ -154,11 +163,15 @@ def train(
     version: str = '',
     extra_metadata: Optional[Dict] = None,
     progress: bool = True,
+    clips: Optional[Sequence[Clip]] = None,
 ) -> Dict:
-    """Train, calibrate, evaluate and export; return the report (also written to report_dir)."""
+    """Train, calibrate, evaluate and export; return the report (also written to report_dir).
+
+    `clips` (with their splits) replace the manifest's rows when given.
+    """
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    clips = read_manifest(manifest)
+    clips = read_manifest(manifest) if clips is None else list(clips)
     train_clips, val_clips, test_clips = (_split(clips, s) for s in ('train', 'val', 'test'))
     if not train_clips or not val_clips:
         raise ValueError(
@@ -292,52 +305,257 @@ def evaluate(model_path, manifest, split: str = 'test', report_dir=None) -> Dict
     return result
 
 
+def _cnn_clips(clips: Sequence[AgeClip]) -> list:
+    """Return the real clips as the CNN's rows (age: exact, or the band's middle)."""
+    return [
+        Clip(
+            c.path, float(np.clip(c.age_years, ages.MIN_AGE, ages.MAX_AGE)), c.speaker_id, c.split
+        )
+        for c in clips
+        if c.split != 'train' or trainable_source(c.source)
+    ]
+
+
+def predict_clips(model_path, clips: Sequence[AgeClip], variant: str = 'clean', progress=True):
+    """Group probabilities (N, 3), expected ages (N,) and metadata of a model on clips.
+
+    A Whisper head reads the cached encoder states (computing the missing ones); a CNN runs on
+    each clip's audio.
+    """
+    from age_node.core.train_whisper_age import StateCache, variant_audio
+    from age_node.core.whisper_age import MODEL_KIND, AgeHead, read_metadata, softmax
+
+    metadata = read_metadata(model_path)
+    if metadata.get('kind') == MODEL_KIND:
+        from safetensors.numpy import load_file
+
+        head = AgeHead(load_file(str(model_path)))
+        logits = head.logits(StateCache().pooled(clips, variant, progress))
+        bins = softmax(logits / float(metadata.get('temperature', 1.0)))
+    else:
+        estimator = AgeEstimator(model_path)
+        bins = np.stack(
+            [
+                estimator.predict(variant_audio(c, variant)).bin_probabilities
+                for c in tqdm(clips, desc=f'age CNN ({variant})', disable=not progress)
+            ]
+        )
+    groups = ages.group_probabilities(bins)
+    return groups / groups.sum(1, keepdims=True), ages.expected_age(bins), metadata
+
+
+def evaluate_real(
+    model_path,
+    manifest,
+    split: str = 'test',
+    report_dir=None,
+    silence_s: Sequence[float] = (),
+    progress: bool = True,
+) -> Dict:
+    """Evaluate a model (either kind) on one split of a real age manifest; write report.json."""
+    clips = load_split(manifest, split)
+    if not clips:
+        raise ValueError(f'no clips in split {split!r} of {manifest}')
+    probs, expected, metadata = predict_clips(model_path, clips, 'clean', progress)
+    report = {
+        'model': str(model_path),
+        'model_version': metadata.get('version'),
+        'manifest': str(manifest),
+        'split': split,
+        **build_report(clips, probs, expected, float(metadata.get('unsure_below', 0.0))),
+        'per_speaker': per_speaker(clips, probs),
+    }
+    if silence_s:
+        base = probs.argmax(1)
+        same = np.ones(len(clips), bool)
+        report['silence'] = {}
+        for seconds in silence_s:
+            if seconds <= 0:
+                continue
+            padded, _, _ = predict_clips(model_path, clips, f'silence{seconds:g}', progress)
+            agree = padded.argmax(1) == base
+            same &= agree
+            report['silence'][f'{seconds:g}'] = {
+                'same_group': round(float(agree.mean()), 4),
+                'balanced_accuracy': build_report(clips, padded, expected)['balanced_accuracy'],
+            }
+        report['silence']['same_group_all'] = round(float(same.mean()), 4)
+    if report_dir:
+        report_dir = Path(report_dir)
+        report_dir.mkdir(parents=True, exist_ok=True)
+        (report_dir / 'report.json').write_text(json.dumps(report, indent=2, ensure_ascii=False))
+        save_confusion_png(
+            report['confusion'],
+            report_dir / f'confusion_{split}.png',
+            f"{split}: balanced accuracy {report['balanced_accuracy']:.3f}",
+        )
+    return report
+
+
+def train_real(
+    manifest,
+    out,
+    report_dir=None,
+    kind: str = 'whisper',
+    epochs: int = 12,
+    seed: int = 0,
+    threads: int = 1,
+    progress: bool = True,
+    extra_train: Sequence = (),
+) -> Dict:
+    """Train on the fixed split of a real age manifest, export, evaluate the test speakers.
+
+    `extra_train` manifests add training clips only (their rows are `train`: e.g. clips without
+    speaker ids, which can never be held out).
+    """
+    from age_node.core.train_whisper_age import train_whisper_head
+    from age_node.core.whisper_age import WINDOW_S, save_head
+
+    clips = load_split(manifest)
+    for extra in extra_train:
+        clips += [c for c in load_split(extra) if c.split == 'train']
+    sources = sorted({c.source for c in clips if c.split == 'train'})
+    if kind == 'whisper':
+        fitted = train_whisper_head(clips, progress=progress, seed=seed)
+        log = {k: v for k, v in fitted.items() if k != 'tensors'}
+        metadata = {
+            'version': f"real-v1-{time.strftime('%Y%m%d')}",
+            'temperature': fitted['temperature'],
+            'unsure_below': fitted['unsure_below'],
+            'window_s': WINDOW_S,
+            'trim_silence': True,
+            'encoder': 'whisper-base (CTranslate2 int8), final encoder states, mean+std pooled',
+            'config': fitted['config'],
+            'bin_lower_years': list(ages.BIN_LOWER_YEARS),
+            'training_sources': [s for s in sources if trainable_source(s)],
+        }
+        save_head(out, fitted['tensors'], metadata)
+    else:
+        log = train(
+            manifest,
+            out,
+            None,
+            epochs=epochs,
+            seed=seed,
+            threads=threads,
+            progress=progress,
+            clips=_cnn_clips(clips),
+            version=f"real-cnn-{time.strftime('%Y%m%d')}",
+        )
+    report = evaluate_real(out, manifest, 'test', report_dir, progress=progress)
+    report['training'] = log
+    if report_dir:
+        (Path(report_dir) / 'report.json').write_text(
+            json.dumps(report, indent=2, ensure_ascii=False)
+        )
+    return report
+
+
+def _is_real_manifest(path) -> bool:
+    with open(path, encoding='utf-8') as handle:
+        return 'age_group' in handle.readline()
+
+
 def main(argv=None) -> int:
     """Train or evaluate from the command line; return the exit status."""
+    from age_node.core.whisper_age import DEFAULT_MODEL_FILE, default_model_path
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest='command', required=True)
     fit = commands.add_parser('train', help='train, calibrate, evaluate, export')
     fit.add_argument('--manifest', required=True)
-    fit.add_argument('--out', required=True, help='output .safetensors')
-    fit.add_argument('--report-dir', default=None)
-    fit.add_argument('--epochs', type=int, default=20)
+    fit.add_argument(
+        '--kind',
+        default='whisper',
+        choices=['whisper', 'cnn'],
+        help='whisper: head on the Whisper encoder (the shipped kind); cnn: log-mel CNN',
+    )
+    fit.add_argument(
+        '--out',
+        default=None,
+        help=f'output .safetensors (default for whisper: the shipped models/{DEFAULT_MODEL_FILE})',
+    )
+    fit.add_argument(
+        '--extra-train',
+        action='append',
+        default=[],
+        help='a manifest whose clips only add training data (repeatable)',
+    )
+    fit.add_argument('--report-dir', default='out/age_train')
+    fit.add_argument('--epochs', type=int, default=20, help='CNN epochs')
     fit.add_argument('--batch-size', type=int, default=16)
     fit.add_argument('--lr', type=float, default=3e-3)
     fit.add_argument('--seed', type=int, default=0)
     fit.add_argument('--threads', type=int, default=1)
     ev = commands.add_parser('evaluate', help='evaluate an exported model on a split')
-    ev.add_argument('--model', required=True)
+    ev.add_argument('--model', default=None, help='default: the shipped model')
     ev.add_argument('--manifest', required=True)
     ev.add_argument('--split', default='test', choices=['train', 'val', 'test', 'all'])
-    ev.add_argument('--report-dir', default=None)
+    ev.add_argument('--report-dir', default='out/age_eval')
+    ev.add_argument(
+        '--silence',
+        default='',
+        help='comma-separated seconds of silence added before and after each clip, e.g. 0.5,1',
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(getattr(args, 'threads', 1))
     if args.command == 'train':
-        report = train(
-            args.manifest,
-            args.out,
-            args.report_dir,
-            args.epochs,
-            args.batch_size,
-            args.lr,
-            args.seed,
-            args.threads,
-        )
-        summary = {k: report[k] for k in ('temperature', 'train_seconds') if k in report}
-        summary.update(
-            {
-                f'test_{k}': v
-                for k, v in report.get('test', {}).items()
-                if k in ('accuracy', 'recall', 'age_mae_years', 'ece')
+        real = _is_real_manifest(args.manifest)
+        if real:
+            out = args.out or (
+                Path(__file__).resolve().parents[2] / 'models' / DEFAULT_MODEL_FILE
+                if args.kind == 'whisper'
+                else None
+            )
+            if out is None:
+                parser.error('--out is needed for --kind cnn')
+            report = train_real(
+                args.manifest,
+                out,
+                args.report_dir,
+                args.kind,
+                args.epochs,
+                args.seed,
+                args.threads,
+                extra_train=args.extra_train,
+            )
+            summary = {
+                k: report[k] for k in ('balanced_accuracy', 'recall', 'clips', 'speakers', 'ece')
             }
-        )
+        else:
+            if args.kind != 'cnn' or not args.out:
+                parser.error('a path,age,speaker_id manifest trains the CNN: --kind cnn --out ...')
+            report = train(
+                args.manifest,
+                args.out,
+                args.report_dir,
+                args.epochs,
+                args.batch_size,
+                args.lr,
+                args.seed,
+                args.threads,
+                extra_train=args.extra_train,
+            )
+            summary = {k: report[k] for k in ('temperature', 'train_seconds') if k in report}
+            summary.update(
+                {
+                    f'test_{k}': v
+                    for k, v in report.get('test', {}).items()
+                    if k in ('accuracy', 'recall', 'age_mae_years', 'ece')
+                }
+            )
         print(json.dumps(summary, indent=2))
+        return 0
+    model = args.model or default_model_path()
+    if _is_real_manifest(args.manifest):
+        silence = [float(v) for v in args.silence.split(',') if v.strip()]
+        report = evaluate_real(model, args.manifest, args.split, args.report_dir, silence)
+        keys = ('balanced_accuracy', 'recall', 'clips', 'speakers', 'ece', 'silence')
+        print(json.dumps({k: report[k] for k in keys if k in report}, indent=2))
     else:
-        print(
-            json.dumps(evaluate(args.model, args.manifest, args.split, args.report_dir), indent=2)
-        )
+        print(json.dumps(evaluate(model, args.manifest, args.split, args.report_dir), indent=2))
     return 0
 
 
