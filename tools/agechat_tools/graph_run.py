@@ -121,19 +121,26 @@ def synthetic_voices_age_model() -> Path:
         return REPO / 'src' / 'age_node' / 'models' / 'age_cnn.safetensors'
 
 
-def launch_args_for(script: Optional[dict]) -> List[str]:
+def launch_args_for(script: Optional[dict], work_dir: Path) -> List[str]:
     """Launch arguments a bag needs: synthetic (espeak-ng) voices are run with vosk and the CNN.
 
     Whisper, the default engine, reads no espeak-ng Korean and its guards return no text for
     it, so a synthetic bag would get no replies; vosk always returns words (unrelated ones),
     which keeps the synthetic demo's turns answered. The default age model is trained on real
-    voices; espeak's are read by the CNN trained on them. Recorded voices run the defaults.
+    voices; espeak's are read by the CNN trained on them, set in a copy of the parameter file
+    written to `work_dir`. Recorded voices run the defaults.
     """
+    import yaml
+
     from agechat_tools.demo_bag import VOICES_SYNTHETIC
 
-    if script and script.get('voices', VOICES_SYNTHETIC) == VOICES_SYNTHETIC:
-        return ['stt_engine:=vosk', f'age_model_path:={synthetic_voices_age_model()}']
-    return []
+    if not script or script.get('voices', VOICES_SYNTHETIC) != VOICES_SYNTHETIC:
+        return []
+    params = yaml.safe_load((REPO / 'config' / 'agechat.yaml').read_text())
+    params['age_node']['ros__parameters']['age_model_path'] = str(synthetic_voices_age_model())
+    path = Path(work_dir) / 'params_synthetic_voices.yaml'
+    path.write_text(yaml.safe_dump(params, allow_unicode=True))
+    return ['stt_engine:=vosk', f'params_file:={path}']
 
 
 def run_graph_on_bag(
@@ -179,7 +186,7 @@ def run_graph_on_bag(
         '-m',
         'agechat_tools.launch_xml',
         str(LAUNCH_FILE),
-        *(launch_args if launch_args is not None else launch_args_for(_script_of(bag))),
+        *(launch_args if launch_args is not None else launch_args_for(_script_of(bag), out_dir)),
         '--log-dir',
         str(log_dir),
         '--status-file',
