@@ -21,6 +21,7 @@ import agechat_msgs.msg
 import agechat_msgs.srv
 from agechat_msgs.srv import Chat
 from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 
 RELAY = Path(__file__).resolve().parent / 'tools' / 'relay.py'
 
@@ -125,8 +126,14 @@ def test_fill_sets_every_field_to_a_non_default_value():
 def test_message_round_trip_through_another_process(graph, msg_type):
     type_name = f'{msg_type.__module__.split(".")[0]}/msg/{msg_type.__name__}'
     graph.start_python('relay', RELAY, type_name, '/relay/in', '/relay/out')
-    received = graph.collect('/relay/out', msg_type)
-    publisher = graph.publisher('/relay/in', msg_type)
+    # transient local as in the relay: a message sent before a late match is not lost
+    latched = QoSProfile(
+        depth=10,
+        reliability=QoSReliabilityPolicy.RELIABLE,
+        durability=QoSDurabilityPolicy.TRANSIENT_LOCAL,
+    )
+    received = graph.collect('/relay/out', msg_type, latched)
+    publisher = graph.publisher('/relay/in', msg_type, latched)
     graph.wait_for_subscribers(publisher)
     graph.wait_for_publishers('/relay/out')
     sent = [fill(msg_type, random.Random(seed)) for seed in range(3)]

@@ -11,7 +11,7 @@ import argparse
 import importlib
 
 import rclpy
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 
 
 def load_type(name: str):
@@ -29,9 +29,16 @@ def main() -> None:
     msg_type = load_type(args.type)
     rclpy.init()
     node = rclpy.create_node('relay')
-    qos = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
-    publisher = node.create_publisher(msg_type, args.output, qos)
-    node.create_subscription(msg_type, args.input, publisher.publish, qos)
+    # Both ends keep their history for a peer matched late: discovery is not symmetric (one side
+    # may see the other before the other has matched it) and a volatile writer drops what it
+    # sent in that gap. The interface test publishes and reads with the same QoS.
+    latched = QoSProfile(
+        depth=10,
+        reliability=QoSReliabilityPolicy.RELIABLE,
+        durability=QoSDurabilityPolicy.TRANSIENT_LOCAL,
+    )
+    publisher = node.create_publisher(msg_type, args.output, latched)
+    node.create_subscription(msg_type, args.input, publisher.publish, latched)
     try:
         rclpy.spin(node)
     except KeyboardInterrupt:

@@ -166,7 +166,7 @@ def test_the_recognisers_encoding_gives_the_same_estimate(korean_manifest, estim
     transcript, encoding = whisper.transcribe_with_encoding(np.concatenate([speech, pause]))
     assert transcript.text and encoding is not None and encoding.window_s == estimator.window_s
     reused = estimator.predict(speech, encoding=encoding)
-    assert estimator.last_reused_encoding and reused.inference_ms < 30
+    assert estimator.last_reused_encoding  # speed of the reuse is the bench's, not a unit test's
     own = estimator.predict(speech)
     assert not estimator.last_reused_encoding
     assert reused.group == own.group

@@ -6,8 +6,9 @@ x 3 age groups (the prompts file `dialogue_node.core.retrieval_data` writes; emo
 sad/breakup label, else cycled): `latency_ms_p50/p95`, `first_sentence_ms_p50/p95`,
 `register_accuracy_{child,adult,senior}`, `distinct_reply_ratio`, `distinct_1/2`,
 `repeated_replies`, `say_less_ratio`, and the process's peak RSS before torch is imported
-(`peak_rss_mb_retrieval`). Without ../shared/data the authored corpus' held-out paraphrases are
-the prompts (`prompts` says which).
+(`peak_rss_mb_retrieval`), and the rule-based register conversion's cost per sentence
+(`register_convert_ms_per_sentence`, on the register fixture). Without ../shared/data the
+authored corpus' held-out paraphrases are the prompts (`prompts` says which).
 
 Under `gpt2` (skipped with --no-gpt2), the previous measurements:
 
@@ -66,6 +67,25 @@ def benchmark_prompts(data_dir=None) -> tuple:
     return rows, f'ChatbotData held-out split ({len(parts["heldout"])} questions x 3 ages)'
 
 
+def time_register_conversion() -> float:
+    """Return ms per sentence turning the fixture's 해요체 texts into 반말 and 하십시오체."""
+    from dialogue_node.core.morphology import get_kiwi
+    from dialogue_node.core.register import CASUAL, FORMAL, POLITE
+    from dialogue_node.core.register_convert import RegisterConverter
+    from dialogue_node.core.register_data import read_fixture
+    from dialogue_node.core.register_eval import FIXTURE
+
+    converter = RegisterConverter(get_kiwi())
+    texts = [row.texts[POLITE] for row in read_fixture(FIXTURE)]
+    converter.convert(texts[0], CASUAL)  # warm-up
+    started = time.perf_counter()
+    sentences = 0
+    for text in texts:
+        for target in (CASUAL, FORMAL):
+            sentences += len(converter.convert(text, target).sentences)
+    return round((time.perf_counter() - started) * 1000 / max(sentences, 1), 3)
+
+
 def run_retrieval(index_dir=None, data_dir=None) -> dict:
     """Headline measurements of the retrieval engine (see the module docstring)."""
     from dialogue_node.core.backend import load_backend
@@ -82,6 +102,7 @@ def run_retrieval(index_dir=None, data_dir=None) -> dict:
     result['prompts'] = described
     result['say_less_threshold'] = composer.threshold
     result['peak_rss_mb_retrieval'] = peak_rss_mb()
+    result['register_convert_ms_per_sentence'] = time_register_conversion()
     return result
 
 
