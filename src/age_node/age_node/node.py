@@ -4,6 +4,8 @@ Thin ROS wrapper around :class:`age_node.core.pipeline.VoicePipeline`. The audio
 decodes and queues chunks (stamped with their arrival time and whether the agent was speaking);
 one worker thread runs VAD + STT + age estimation and publishes. A lifecycle node
 (agechat_ros.node): the models load on configure; while inactive the microphone is ignored.
+With ``publish_rep155`` (default true) the same results also go out on REP-155's (ROS4HRI's)
+voice topics, ``/humans/voices/...``, for one voice (agechat_ros.hri_voice).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from agechat_msgs.msg import AgeEstimate, SpeechState, Utterance
 from audio_common_msgs.msg import AudioData, AudioInfo
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from std_msgs.msg import Bool
 
 from age_node.core import ages
 from age_node.core.pipeline import VoicePipeline
@@ -27,11 +30,14 @@ from age_node.core.whisper_age import default_model_path, load_age_estimator
 from agechat_ros import ConversionError, qos
 from agechat_ros.audio import check_audio_info, pcm_s16le_to_float
 from agechat_ros.node import AgechatNode, run_node
-from agechat_ros.params import Param
+from agechat_ros.params import Param, ParameterError
+from agechat_ros.time import time_to_ns
 from agechat_ros.voice import make_age_estimate, make_utterance
 
 _STOP = object()
 _RESET = object()
+#: Period of /humans/voices/tracked (REP-155 consumers that join late see the voice within it).
+TRACKED_PERIOD_S = 1.0
 
 
 def _parameters():
@@ -258,6 +264,12 @@ def _parameters():
             low=1,
             high=16,
         ),
+        Param(
+            'publish_rep155',
+            True,
+            'also publish the REP-155 (ROS4HRI) voice topics (hri_msgs): /humans/voices/tracked '
+            'and /humans/voices/anonymous_speaker/{speech,is_speaking,audio,softbiometrics}',
+        ),
     ]
 
 
@@ -274,6 +286,7 @@ class AgeNode(AgechatNode):
         self._queue: queue.Queue = queue.Queue()
         self._queued_samples = 0
         self._worker = None
+        self._voice = None  # the REP-155 voice publishers (publish_rep155), see _VoiceTopics
 
     def check_parameters(self, p) -> Optional[str]:
         """Refuse a VAD closing above its opening probability, or a too late early decode."""
@@ -362,6 +375,7 @@ class AgeNode(AgechatNode):
         self.utterance_pub = self.publisher(Utterance, 'agechat/utterance', qos.EVENTS)
         self.partial_pub = self.publisher(Utterance, 'agechat/utterance/partial', qos.EVENTS)
         self.age_pub = self.publisher(AgeEstimate, 'agechat/age', qos.EVENTS)
+        self._voice = _VoiceTopics(self) if self.p.publish_rep155 else None
         self._queue = queue.Queue()
         self._queued_samples = 0
         # the worker warms the recogniser up before it takes the first chunk: audio that arrives
@@ -390,9 +404,14 @@ class AgeNode(AgechatNode):
             qos.LATCHED,
             callback_group=group,
         )
+        if self._voice is not None:
+            self._voice.start()
+            self.timer(TRACKED_PERIOD_S, self._voice.publish_tracked)
 
     def deactivate(self) -> None:
         """Drop queued audio and any open utterance: nothing heard while inactive is kept."""
+        if self._voice is not None:
+            self._voice.stop()  # no voice is tracked, nobody speaks
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -412,6 +431,7 @@ class AgeNode(AgechatNode):
         if self.pipeline is not None:
             self.pipeline.close()
         self.pipeline = None
+        self._voice = None
 
     def parameters_changed(self, changes) -> None:
         """VAD, segmentation and Whisper decoding settings apply from the next audio chunk."""
@@ -481,6 +501,7 @@ class AgeNode(AgechatNode):
             if item is _RESET:
                 resampler = None
                 self.pipeline.reset()
+                self._follow_vad()
                 continue
             samples, rate, arrival_ns, muted = item
             with self._lock:
@@ -490,6 +511,7 @@ class AgeNode(AgechatNode):
                     if not was_muted:
                         # cancel an open utterance: never transcribe our own voice
                         self.pipeline.reset()
+                        self._follow_vad()
                     was_muted = True
                     self.health.count('chunks_ignored_while_speaking')
                     continue
@@ -504,7 +526,9 @@ class AgeNode(AgechatNode):
                     samples = np.nan_to_num(samples)
                 if np.max(np.abs(samples), initial=0.0) >= 0.999:
                     self.health.count('clipped_chunks')
-                for result in self.pipeline.push(resampler.process(samples), arrival_ns):
+                results = self.pipeline.push(resampler.process(samples), arrival_ns)
+                self._follow_vad()  # the VAD closed before the text was ready
+                for result in results:
                     self._publish(result)
                 for partial in self.pipeline.take_partials():
                     self._publish_partial(partial)
@@ -512,6 +536,12 @@ class AgeNode(AgechatNode):
             except Exception as error:  # noqa: BLE001 - one bad chunk must never stop the node
                 self.health.drop('processing_error', repr(error))
                 self.pipeline.reset()
+                self._follow_vad()
+
+    def _follow_vad(self) -> None:
+        """Publish is_speaking when the VAD opened or closed an utterance (REP-155 voices)."""
+        if self._voice is not None:
+            self._voice.follow(self.pipeline.opened, self.pipeline.in_utterance)
 
     def _publish_partial(self, partial) -> None:
         """Publish a partial transcript: an Utterance of the open utterance's id, no VAD close."""
@@ -531,6 +561,8 @@ class AgeNode(AgechatNode):
         )
         self.partial_pub.publish(message)
         self.health.count('partials')
+        if self._voice is not None:
+            self._voice.speech(message, final=False)
 
     def _publish(self, result) -> None:
         frame_id = self.p.frame_id
@@ -564,6 +596,11 @@ class AgeNode(AgechatNode):
         )
         self.utterance_pub.publish(utterance)
         self.age_pub.publish(estimate)
+        if self._voice is not None:
+            self._voice.speech(utterance, final=True)
+            self._voice.softbiometrics(estimate)
+            if result.audio is not None:
+                self._voice.audio(result.audio)
         publish_ms = (self.get_clock().now().nanoseconds - result.vad_closed_ns) / 1e6
         self.health.count('utterances')
         self.health.set('last_publish_after_vad_close_ms', f'{publish_ms:.1f}')
@@ -576,6 +613,119 @@ class AgeNode(AgechatNode):
             f'published {publish_ms:.0f} ms after VAD close'
             + (' [truncated]' if result.truncated else '')
         )
+
+
+class _VoiceTopics:
+    """age_node's REP-155 voice: one id (no speaker change detection), its per-voice topics.
+
+    Publishers are the node's lifecycle publishers. ``is_speaking`` is latched and sent on each
+    change only; a lock orders the worker's changes against activate/deactivate, so the last
+    value a late subscriber gets is never a stale ``true``.
+    """
+
+    def __init__(self, node: AgeNode):
+        try:
+            from agechat_ros import hri_voice
+            from hri_msgs.msg import IdsList, LiveSpeech, SoftBiometrics
+        except ImportError as error:
+            raise ParameterError(
+                f'publish_rep155 is true but hri_msgs cannot be imported ({error}): run '
+                '`make setup` (builds compat/hri_msgs), install ros-$ROS_DISTRO-hri-msgs, or set '
+                'publish_rep155 to false'
+            ) from None
+        self.node, self.convert = node, hri_voice
+        self.voice_id = hri_voice.ANONYMOUS_SPEAKER
+
+        def topic(what: str) -> str:
+            return hri_voice.voice_topic(self.voice_id, what)
+
+        self.tracked_pub = node.publisher(IdsList, hri_voice.TRACKED_TOPIC, qos.EVENTS)
+        self.speech_pub = node.publisher(LiveSpeech, topic('speech'), qos.EVENTS)
+        self.speaking_pub = node.publisher(Bool, topic('is_speaking'), qos.LATCHED)
+        self.audio_pub = node.publisher(AudioData, topic('audio'), qos.EVENTS)
+        self.softbiometrics_pub = node.publisher(
+            SoftBiometrics, topic('softbiometrics'), qos.EVENTS
+        )
+        self._lock = threading.Lock()
+        self._on = False
+        self._speaking = False
+        self._opened = 0
+
+    def _now_ns(self) -> int:
+        return self.node.get_clock().now().nanoseconds
+
+    def start(self) -> None:
+        """Track the voice (the node is active); it is silent until the VAD opens."""
+        with self._lock:
+            self._on, self._speaking = True, False
+            self.speaking_pub.publish(Bool(data=False))
+        self.publish_tracked()
+
+    def stop(self) -> None:
+        """Send an empty tracked list and is_speaking false, then nothing (node inactive)."""
+        with self._lock:
+            self._on = False
+            self.speaking_pub.publish(Bool(data=False))
+            self._speaking = False
+            self.tracked_pub.publish(
+                self.convert.make_ids_list([], self._now_ns(), self.node.p.frame_id)
+            )
+
+    def publish_tracked(self) -> None:
+        """Send the tracked voice ids (periodic, so that late subscribers see them)."""
+        with self._lock:
+            if self._on:
+                self.tracked_pub.publish(
+                    self.convert.make_ids_list(
+                        [self.voice_id], self._now_ns(), self.node.p.frame_id
+                    )
+                )
+
+    def follow(self, opened: int, in_utterance: bool) -> None:
+        """Send is_speaking on each VAD change; one opened and closed in a chunk gives both."""
+        with self._lock:
+            if not self._on:
+                self._opened = opened
+                return
+            if opened != self._opened and not self._speaking:
+                self.speaking_pub.publish(Bool(data=True))
+                self._speaking = True
+            self._opened = opened
+            if in_utterance != self._speaking:
+                self.speaking_pub.publish(Bool(data=in_utterance))
+                self._speaking = in_utterance
+
+    def speech(self, utterance: Utterance, final: bool) -> None:
+        """Send a partial (incremental only) or final (both fields) LiveSpeech; no empty text."""
+        if not utterance.text:
+            return
+        stamp = utterance.header.stamp
+        self.speech_pub.publish(
+            self.convert.make_live_speech(
+                utterance.text,
+                final,
+                utterance.confidence,
+                self.convert.locale_of(utterance.language),
+                time_to_ns(stamp),
+                utterance.header.frame_id,
+            )
+        )
+
+    def softbiometrics(self, estimate: AgeEstimate) -> None:
+        """Send the voice's age (group's years) with the group's confidence."""
+        stamp = estimate.header.stamp
+        self.softbiometrics_pub.publish(
+            self.convert.make_voice_softbiometrics(
+                estimate.group,
+                estimate.confidence,
+                time_to_ns(stamp),
+                estimate.header.frame_id,
+            )
+        )
+
+    def audio(self, samples: np.ndarray) -> None:
+        """Send the utterance's audio (S16LE mono 16 kHz) as one AudioData."""
+        self.audio_pub.publish(self.convert.make_voice_audio(samples))
 
 
 def main(args=None) -> int:

@@ -17,9 +17,12 @@ import pytest
 from agechat_msgs.msg import AgeEstimate, SpeechState, Utterance
 from audio_common_msgs.msg import AudioData, AudioInfo
 from diagnostic_msgs.msg import DiagnosticArray
+from hri_msgs.msg import IdsList, LiveSpeech, SoftBiometrics
+from std_msgs.msg import Bool
 
 from agechat_ros import qos
 from agechat_ros.audio import audio_info, float_to_pcm_s16le
+from agechat_ros.hri_voice import GROUP_YEARS
 from agechat_ros.time import time_to_ns
 
 from age_node.core.model import default_model_path as synthetic_cnn_path
@@ -46,6 +49,11 @@ BASE_PARAMS = {
     'max_backlog_s': 60.0,
 }
 TURNS = [('안녕하세요', 'child', 11), ('감사합니다', 'adult', 12), ('안녕하세요', 'senior', 13)]
+#: REP-155's topics of age_node's one voice (publish_rep155, default true).
+VOICE = '/humans/voices/anonymous_speaker'
+VOICE_TOPICS = ['/humans/voices/tracked'] + [
+    f'{VOICE}/{what}' for what in ('speech', 'is_speaking', 'audio', 'softbiometrics')
+]
 
 
 def gap(seconds: float, rate: int = 16000) -> np.ndarray:
@@ -322,6 +330,82 @@ def real_korean_turns(manifest, count: int = 2):
     raise AssertionError(f'fewer than {count} clips of 2-6 s in {manifest}')
 
 
+def collect_voice(graph):
+    """Subscribe to age_node's REP-155 voice topics; wait until each has its publisher."""
+    topics = dict(
+        tracked=graph.collect('/humans/voices/tracked', IdsList),
+        speech=graph.collect(f'{VOICE}/speech', LiveSpeech),
+        # latched: the state at the moment of subscribing comes too
+        speaking=graph.collect(f'{VOICE}/is_speaking', Bool, qos.LATCHED),
+        audio=graph.collect(f'{VOICE}/audio', AudioData),
+        softbiometrics=graph.collect(f'{VOICE}/softbiometrics', SoftBiometrics),
+    )
+    for topic in VOICE_TOPICS:
+        graph.wait_for_publishers(topic, timeout=60)
+    return topics
+
+
+def speaking_turns(messages) -> int:
+    """How many times is_speaking went from false to true."""
+    values = [False] + [m.data for m in messages]
+    return sum(1 for before, now in zip(values, values[1:], strict=False) if now and not before)
+
+
+def test_rep155_voice_topics_carry_each_utterance(graph):
+    node, utterances, estimates, diagnostics, audio = start(graph)
+    health = NodeDiagnostics(graph, 'age_node')
+    voice = collect_voice(graph)
+    (tracked,) = voice['tracked'].wait_for(1, timeout=10)[:1]
+    assert list(tracked.ids) == ['anonymous_speaker'] and tracked.header.frame_id == 'microphone'
+    assert voice['speaking'].wait_for(1, timeout=10)[0].data is False  # nobody speaks yet
+    sent = send(audio, turns_audio(TURNS))
+    got = utterances.wait_for(3, timeout=30)
+    ages = estimates.wait_for(3, timeout=10)
+    wait_handled(health, sent)
+    # vosk gives no partials: one final LiveSpeech per utterance, same text, order and stamp
+    finals = voice['speech'].wait_for(3, timeout=10)
+    assert [s.final for s in finals] == [u.text for u in got]
+    for s, u in zip(finals, got, strict=True):
+        assert s.incremental == s.final and s.locale == 'ko_KR'
+        assert s.confidence == pytest.approx(u.confidence) and s.header == u.header
+    bios = voice['softbiometrics'].wait_for(3, timeout=10)
+    for b, a in zip(bios, ages, strict=True):
+        assert b.age == GROUP_YEARS[a.group_label] and b.header == a.header
+        assert b.age_confidence == pytest.approx(a.confidence)
+        assert b.gender == SoftBiometrics.UNDEFINED
+    # the utterance audio, S16LE 16 kHz: its speech plus at most pre-roll, frame and tail
+    clips = voice['audio'].wait_for(3, timeout=10)
+    for clip, u in zip(clips, got, strict=True):
+        seconds = len(clip.data) / 2 / 16000
+        assert u.duration_s <= seconds <= u.duration_s + 0.2 + 0.032 + 0.1 + 0.01, (seconds, u)
+    # is_speaking follows the VAD: true while each utterance was open, false after
+    said = voice['speaking'].wait_for(
+        1, timeout=10, predicate=lambda m: speaking_turns(m) >= 3 and m[-1].data is False
+    )
+    assert speaking_turns(said) == int(wait_handled(health, sent)['utterances']) == 3
+    # the voice id is announced again and again (late subscribers), empty once deactivated
+    voice['tracked'].wait_for(2, timeout=10)
+    deactivate(graph, 'age_node', diagnostics, audio)
+    voice['tracked'].wait_for(1, timeout=10, predicate=lambda m: list(m[-1].ids) == [])
+    voice['tracked'].clear()
+    time.sleep(SILENCE_WINDOW_S)  # an absence needs a window: no more ids while inactive
+    assert voice['tracked'].snapshot() == []
+    assert voice['speaking'].snapshot()[-1].data is False
+    graph.assert_alive()
+
+
+def test_publish_rep155_false_creates_no_humans_topic(graph):
+    node, utterances, _, _, audio = start(graph, publish_rep155=False)
+    send(audio, turns_audio(TURNS[:1]))
+    utterances.wait_for(1, timeout=30)  # by now every endpoint of the node has been discovered
+    names = [name for name, _ in graph.node.get_publisher_names_and_types_by_node('age_node', '/')]
+    assert '/agechat/utterance' in names
+    assert not [name for name in names if name.startswith('/humans')], names
+    for topic in VOICE_TOPICS:
+        assert graph.node.count_publishers(topic) == 0
+    graph.assert_alive()
+
+
 def test_whisper_default_engine_hears_real_korean_voices(graph, korean_manifest):
     turns = real_korean_turns(korean_manifest)
     params = {
@@ -332,8 +416,10 @@ def test_whisper_default_engine_hears_real_korean_voices(graph, korean_manifest)
     utterances = graph.collect('/agechat/utterance', Utterance)
     partials = graph.collect('/agechat/utterance/partial', Utterance)
     estimates = graph.collect('/agechat/age', AgeEstimate)
+    speech = graph.collect(f'{VOICE}/speech', LiveSpeech)
     audio = graph.publisher('/audio', AudioData, qos.AUDIO_STREAM)
     graph.wait_for_subscribers(audio, timeout=60)
+    graph.wait_for_publishers(f'{VOICE}/speech', timeout=60)
     parts = [gap(0.8)]
     for _, samples in turns:
         parts += [samples, gap(1.2)]
@@ -364,6 +450,17 @@ def test_whisper_default_engine_hears_real_korean_voices(graph, korean_manifest)
         assert p.text and 0.0 < p.duration_s < final.duration_s
         assert time_to_ns(p.stt_done_time) < time_to_ns(final.stt_done_time)
         assert time_to_ns(p.vad_closed_time) == 0 and not p.truncated
+    # REP-155: every partial is a LiveSpeech with `incremental` only, every final fills both
+    # with the Utterance's text, in ko_KR; the final of an utterance comes after its partials
+    texts = [u.text for u in got if u.text]  # an empty final (no speech) is not sent
+    said = speech.wait_for(
+        len(seen) + len(texts),
+        timeout=10,
+        predicate=lambda m: sum(bool(s.final) for s in m) >= len(texts),
+    )
+    assert [s.incremental for s in said if not s.final] == [p.text for p in seen]
+    assert [s.final for s in said if s.final] == texts
+    assert all(s.final in ('', s.incremental) and s.locale == 'ko_KR' for s in said)
     assert 'whisper:whisper-base' in node.log()
     # decoding settings change at run time (greedy from the next utterance); threads do not
     assert graph.set_parameters('age_node', whisper_beam_size=1)[0].successful

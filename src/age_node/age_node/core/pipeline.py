@@ -70,6 +70,8 @@ class UtteranceResult:
     age: AgeResult
     age_done_ns: int
     stt_final_ms: float
+    #: The utterance's 16 kHz audio the age model saw: pre-roll to the last speech + AGE_TAIL_S.
+    audio: Optional[np.ndarray] = None
 
 
 class VoicePipeline:
@@ -115,6 +117,9 @@ class VoicePipeline:
         self.early_decodes_used = 0
         self.early_decodes_started = 0
         self.cancelled: List[str] = []
+        #: Utterances the VAD opened in all (cancelled ones too): with :attr:`in_utterance` it
+        #: tells a caller that one opened and closed within a single chunk.
+        self.opened = 0
         self.stt_seconds = 0.0  # time spent inside the recogniser (for RTF)
         self.stt_audio_seconds = 0.0  # audio fed to the recogniser
         self.age_ms: List[float] = []
@@ -194,6 +199,7 @@ class VoicePipeline:
         results = []
         for event in self.segmenter.push(samples, arrival_ns):
             if isinstance(event, Open):
+                self.opened += 1
                 self._drop_utterance()
                 self._open_id = f'{self.id_prefix}{uuid.uuid4().hex[:12]}'
                 self._open_start_ns = event.start_ns
@@ -294,4 +300,5 @@ class VoicePipeline:
             age=age,
             age_done_ns=self.clock_ns(),
             stt_final_ms=stt_final_ms,
+            audio=speech,
         )
