@@ -4,7 +4,8 @@ They serve the detector's hit rates, the pipeline evaluation and the node tests.
 
 Face sources (all real photographs bundled with scikit-image):
 - `lfw_subset()`: 100 tight 25x25 grey face crops from Labeled Faces in the Wild;
-- `astronaut()` (Eileen Collins) and `camera()` (the cameraman), cut around the head.
+- `astronaut()` (Eileen Collins) and `camera()` (the cameraman), cut around the head;
+- matplotlib's sample photograph of Grace Hopper, cut around the head.
 
 - :func:`closeups`: one face filling >= 60 % of the frame side (a user leaning into a webcam; a
   FER2013-style tight crop is the limit case, face = whole frame);
@@ -49,7 +50,20 @@ def face_images() -> Tuple[FaceImage, ...]:
     out.append(FaceImage(astronaut[40:240, 125:325].copy(), (53, 41, 94, 94), 'astronaut'))
     camera = cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2BGR)
     out.append(FaceImage(camera[70:270, 120:320].copy(), (60, 51, 84, 84), 'camera'))
+    try:  # matplotlib's sample photograph of Grace Hopper (shipped with matplotlib)
+        from matplotlib import cbook
+
+        grace = cv2.imread(str(cbook.get_sample_data('grace_hopper.jpg', asfileobj=False)))
+        if grace is not None:
+            out.append(FaceImage(grace[40:400, 90:450].copy(), (84, 99, 196, 196), 'grace_hopper'))
+    except ImportError:
+        pass
     return tuple(out)
+
+
+def portraits() -> Tuple[FaceImage, ...]:
+    """Return the portraits with head and background around the face (not the tight LFW crops)."""
+    return tuple(f for f in face_images() if not f.source.startswith('lfw'))
 
 
 @lru_cache(maxsize=None)
@@ -130,12 +144,13 @@ def scene(
     max_px: int = 200,
     width: int = 640,
     height: int = 480,
+    faces=None,
 ) -> Sample:
     """Return a frame on a real texture with `faces_count` non-overlapping faces.
 
-    Face sizes are log-uniform in [min_px, max_px].
+    Face sizes are log-uniform in [min_px, max_px]; `faces` defaults to :func:`portraits`.
     """
-    faces = face_images()
+    faces = portraits() if faces is None else faces
     frame = background(BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))], width, height).copy()
     sample = Sample(frame)
     taken: List[Box] = []
