@@ -19,7 +19,7 @@ hri_msgs = pytest.importorskip('hri_msgs.msg', reason='hri_msgs not built (make 
 
 
 def two_people(step: int, both: bool = True) -> np.ndarray:
-    """Return a 320x240 frame (fits Fast DDS' default shared memory) with two real faces drifting."""
+    """Return a 320x240 frame (fits Fast DDS' default shared memory) with two real faces."""
     faces = {f.source: f for f in synthetic.portraits()}
     frame = synthetic.background('brick', 320, 240).copy()
     synthetic.place(frame, faces['astronaut'], 30 + step % 5, 60, 64)
