@@ -63,7 +63,11 @@ def parameters():
             choices=DETECTORS,
         ),
         Param(
-            'min_face_px', 40, 'smallest face searched, in source-image pixels', low=20, high=2000
+            'min_face_px',
+            20,
+            'smallest face reported (blazeface) or searched (haar), in source-image pixels',
+            low=20,
+            high=2000,
         ),
         Param(
             'detect_width',
