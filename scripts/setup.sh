@@ -4,7 +4,8 @@
 #   2. the .venv virtual environment from requirements.txt (only when that file changed);
 #   3. the CMake path fix the PyPI ROS 2 wheels need;
 #   4. model assets that are produced locally (scripts/setup.d/*.sh; each skips when done);
-#   5. colcon build of src/ (+ the audio_common_msgs stand-in where the real one is absent),
+#   5. colcon build of src/ (+ the audio_common_msgs and hri_msgs stand-ins where the real ones
+#      are absent),
 #      only when a package changed.
 # A re-run on an unchanged tree does no work beyond these checks.
 set -euo pipefail
@@ -66,6 +67,9 @@ if [ ! -f "$build_stamp" ] || [ -n "$(find src compat -newer "$build_stamp" -pri
   paths=(src/*)
   if [ -z "$(find "$VENV/share" -maxdepth 1 -name audio_common_msgs -print -quit)" ]; then
     paths+=(compat/audio_common_msgs)   # no real audio_common_msgs: build the interface-identical stand-in
+  fi
+  if [ -z "$(find "$VENV/share" -maxdepth 1 -name hri_msgs -print -quit)" ]; then
+    paths+=(compat/hri_msgs)   # no real hri_msgs (ROS4HRI, REP-155): build the interface-identical stand-in
   fi
   say "colcon build (${paths[*]})"
   # --symlink-install leaves links to deleted source files in build/; setup.py globs would trip on them.

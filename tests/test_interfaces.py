@@ -21,6 +21,13 @@ import agechat_msgs.msg
 import agechat_msgs.srv
 from agechat_msgs.srv import Chat
 from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
+from hri_msgs.msg import (
+    Expression,
+    IdsList,
+    LiveSpeech,
+    NormalizedRegionOfInterest2D,
+    SoftBiometrics,
+)
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 
 RELAY = Path(__file__).resolve().parent / 'tools' / 'relay.py'
@@ -31,6 +38,8 @@ AGECHAT_MESSAGES = [
     if not name.startswith('_') and hasattr(getattr(agechat_msgs.msg, name), 'SLOT_TYPES')
 ]
 AUDIO_MESSAGES = [AudioData, AudioDataStamped, AudioInfo]
+# the REP-155 (ROS4HRI) messages agechat publishes; tests/test_hri_msgs.py checks the whole package
+HRI_MESSAGES = [IdsList, LiveSpeech, SoftBiometrics, Expression, NormalizedRegionOfInterest2D]
 
 _INT_RANGES = {
     'int8': (-128, 127),
@@ -118,11 +127,13 @@ def test_agechat_msgs_has_every_interface_the_graph_needs():
 
 def test_fill_sets_every_field_to_a_non_default_value():
     """Guards the round trip below: a filled message must differ from a default one."""
-    for msg_type in AGECHAT_MESSAGES + AUDIO_MESSAGES:
+    for msg_type in AGECHAT_MESSAGES + AUDIO_MESSAGES + HRI_MESSAGES:
         assert fill(msg_type, random.Random(1)) != msg_type(), msg_type.__name__
 
 
-@pytest.mark.parametrize('msg_type', AGECHAT_MESSAGES + AUDIO_MESSAGES, ids=lambda t: t.__name__)
+@pytest.mark.parametrize(
+    'msg_type', AGECHAT_MESSAGES + AUDIO_MESSAGES + HRI_MESSAGES, ids=lambda t: t.__name__
+)
 def test_message_round_trip_through_another_process(graph, msg_type):
     type_name = f'{msg_type.__module__.split(".")[0]}/msg/{msg_type.__name__}'
     graph.start_python('relay', RELAY, type_name, '/relay/in', '/relay/out')
