@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from agechat_ros.files import korean_speech_manifest
+from agechat_ros.labels import addressed_group
 from agechat_tools.graph_run import (
     VOICES_E2E_BAG,
     VOICES_E2E_OPTIONS,
@@ -81,8 +82,9 @@ def test_every_turn_is_answered_in_the_register_of_its_estimated_group(voices_ru
     for turn in data.turns:
         assert turn.age_group, f'{turn.utterance_id}: no age estimate'
         assert turn.reply, f'{turn.utterance_id} ({turn.text!r}): no reply'
-        assert turn.reply_age_group == turn.age_group
-        assert classify_register(turn.reply) == turn.age_group, (turn.reply, turn.age_group)
+        addressed = addressed_group(turn.age_group, turn.age_unsure)  # unsure: adult, 해요체
+        assert turn.reply_age_group == addressed, (turn.age_group, turn.age_unsure)
+        assert classify_register(turn.reply) == addressed, (turn.reply, addressed)
         assert turn.times.get('first_audio'), f'{turn.utterance_id}: the reply was not spoken'
 
 

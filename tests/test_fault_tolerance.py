@@ -43,6 +43,7 @@ from sensor_msgs.msg import Image
 from agechat_ros import qos
 from agechat_ros.audio import audio_info, float_to_pcm_s16le
 from agechat_ros.image import bgr_to_image
+from agechat_ros.labels import addressed_group
 from agechat_ros.time import time_to_ns
 from agechat_ros.processes import interrupt_then_kill
 from agechat_tools.launch_xml import LaunchFile, parse_overrides
@@ -320,7 +321,7 @@ def _speak_and_check(seen: Observer, mic: Microphone, audio: np.ndarray, number:
     return {
         'turn': number,
         'utterance_id': uid,
-        'age_group': age.group_label,
+        'age_group': addressed_group(age.group_label, age.unsure),
         'reply_age_group': reply.age_group,
         'age_source': reply.age_source,
         'reply_register': classify_register(reply.reply_text),
@@ -477,7 +478,7 @@ def test_the_turn_after_each_kill_is_answered_normally(scenario):
     _no_error(scenario)
     assert [t.get('after_killing') for t in scenario.turns] == [None, *VICTIMS]
     for turn in scenario.turns:
-        assert turn['age_source'] == DialogueReply.SOURCE_ESTIMATE, turn
+        assert turn['age_source'] in (DialogueReply.SOURCE_ESTIMATE, DialogueReply.SOURCE_UNSURE)
         assert turn['reply_age_group'] == turn['age_group'], turn
         assert turn['reply_text'] and turn['reply_register'] == turn['age_group'], turn
         # the camera shows a smiling face all along, so also after emotion_node's respawn

@@ -50,6 +50,7 @@ class Turn:
     truncated: bool = False
     age_group: str = ''
     age_confidence: float = 0.0
+    age_unsure: bool = False
     estimated_age: float = 0.0
     age_probabilities: List[float] = field(default_factory=list)
     emotion: str = ''
@@ -140,6 +141,7 @@ def read_run(output_bag: Path, script: Optional[dict] = None, replay_start_ns: i
             elif topic == '/agechat/age':
                 item = turn(msg.utterance_id)
                 item.age_group, item.age_confidence = msg.group_label, msg.confidence
+                item.age_unsure = bool(msg.unsure)
                 item.estimated_age = msg.estimated_age_years
                 item.age_probabilities = [float(p) for p in msg.group_probabilities]
                 item.times['age_done'] = _ns(msg.inference_done_time)

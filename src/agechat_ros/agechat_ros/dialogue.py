@@ -53,6 +53,7 @@ class AgeIn:
     utterance_id: str
     group: str
     confidence: float
+    unsure: bool = False  # the estimator's own low-confidence flag (AgeEstimate.unsure)
 
 
 @dataclass
@@ -135,7 +136,7 @@ def age_from_msg(msg: AgeEstimate) -> AgeIn:
     confidence = float(msg.confidence)
     if not 0.0 <= confidence <= 1.0:
         raise ConversionError(f'AgeEstimate confidence {confidence} is outside [0, 1]')
-    return AgeIn(msg.utterance_id, label, confidence)
+    return AgeIn(msg.utterance_id, label, confidence, bool(msg.unsure))
 
 
 def emotion_from_msg(msg: FaceEmotion) -> EmotionIn:

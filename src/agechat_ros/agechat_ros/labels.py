@@ -16,6 +16,15 @@ AGE_GROUP_YEARS = {CHILD: (5, 19), ADULT: (20, 59), SENIOR: (60, 89)}
 #: The group assumed when none is known: adult gets 해요체, the safe default in Korean.
 DEFAULT_AGE_GROUP = ADULT
 
+
+def addressed_group(group: str, unsure: bool) -> str:
+    """Return the group a reply addresses (an unsure estimate: the default adult, 해요체).
+
+    ``AgeEstimate.unsure`` marks a guess; a guessed 반말 or 하십시오체 is not safe, 해요체 is.
+    """
+    return DEFAULT_AGE_GROUP if unsure else group
+
+
 #: The seven FER2013 classes, indexed by ``FaceEmotion.ANGRY..NEUTRAL`` (the classifier's order).
 EMOTIONS = ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
 DEFAULT_EMOTION = 'neutral'

@@ -271,7 +271,7 @@ class DialogueNode(AgechatNode):
             self.health.drop('bad_age_estimate', str(error))
             return
         self.health.count('age_estimates')
-        self.pairer.add_age(age.utterance_id, age.group, age.confidence)
+        self.pairer.add_age(age.utterance_id, age.group, age.confidence, age.unsure)
         self._dispatch_due()
 
     def _on_emotion(self, msg: FaceEmotion) -> None:
@@ -350,7 +350,7 @@ class DialogueNode(AgechatNode):
                 f"utterance '{utterance.utterance_id}': {result.kind} "
                 f"reply ({'; '.join(result.notes)[:200]})",
             )
-        if age.source != 'estimate':
+        if age.source in ('latest', 'default'):
             self.health.warn_throttled(
                 'age_' + age.source,
                 f"utterance '{utterance.utterance_id}': no AgeEstimate "

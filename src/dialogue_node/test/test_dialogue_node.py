@@ -43,12 +43,13 @@ def utterance(uid: str, text: str, speech_end_ns: int) -> Utterance:
     return msg
 
 
-def age(uid: str, group: str, label: str = None) -> AgeEstimate:
+def age(uid: str, group: str, label: str = None, unsure: bool = False) -> AgeEstimate:
     return AgeEstimate(
         utterance_id=uid,
         group=GROUPS.get(group, 0),
         group_label=label if label is not None else group,
-        confidence=0.9,
+        confidence=0.4 if unsure else 0.9,
+        unsure=unsure,
     )
 
 
@@ -115,7 +116,8 @@ def test_one_reply_per_utterance_in_the_register_of_its_age_group(graph):
         assert 0 < received <= start_ns <= end_ns <= time_to_ns(reply.header.stamp)
     # exactly one reply per utterance: replies leave one worker in order, so once a later
     # utterance is answered, every reply to the three before it has been published
-    pubs['age'].publish(age('u-last', 'adult'))
+    # an unsure estimate of a child is answered as an adult (해요체), and says why
+    pubs['age'].publish(age('u-last', 'child', unsure=True))
     pubs['utt'].publish(utterance('u-last', '고마워', now))
     replies.wait_for(4, timeout=60, predicate=lambda ms: ms[-1].utterance_id == 'u-last')
     assert sorted(m.utterance_id for m in replies.snapshot()) == [
@@ -124,6 +126,9 @@ def test_one_reply_per_utterance_in_the_register_of_its_age_group(graph):
         'u-last',
         'u-senior',
     ]
+    last = replies.snapshot()[-1]
+    assert (last.age_group, last.age_source) == ('adult', DialogueReply.SOURCE_UNSURE)
+    assert classify_register(last.reply_text) == 'adult', last.reply_text
     graph.assert_alive()
 
 

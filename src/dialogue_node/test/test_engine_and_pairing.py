@@ -11,7 +11,13 @@ from dialogue_node.core.engine import (
 )
 from dialogue_node.core.labels import LabelError
 from dialogue_node.core.model import GenerationSettings, Generator
-from dialogue_node.core.pairing import SOURCE_DEFAULT, SOURCE_ESTIMATE, SOURCE_LATEST, Pairer
+from dialogue_node.core.pairing import (
+    SOURCE_DEFAULT,
+    SOURCE_ESTIMATE,
+    SOURCE_LATEST,
+    SOURCE_UNSURE,
+    Pairer,
+)
 from dialogue_node.core.register import matches_age
 
 
@@ -84,6 +90,17 @@ def test_age_paired_by_utterance_id_in_either_order():
         ('p2', 'child', SOURCE_ESTIMATE)
     ]
     assert pairer.pending_count() == 0
+
+
+def test_an_unsure_age_is_paired_as_the_default_adult():
+    pairer = Pairer(age_wait_s=0.5)
+    pairer.add_age('u1', 'senior', 0.41, unsure=True)
+    pairer.add_utterance('u1', 'p1', now_ns=0)
+    ((_, age),) = pairer.due(now_ns=1)
+    assert (age.label, age.source, age.confidence) == ('adult', SOURCE_UNSURE, 0.41)
+    pairer.add_utterance('u2', 'p2', now_ns=0)  # no estimate of its own: the latest, still adult
+    ((_, age),) = pairer.due(now_ns=int(1e9))
+    assert (age.label, age.source) == ('adult', SOURCE_LATEST)
 
 
 def test_age_falls_back_to_latest_then_default():

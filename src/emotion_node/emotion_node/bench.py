@@ -122,6 +122,69 @@ def bench_detector(frames) -> dict:
     return out
 
 
+def bench_faces(weights) -> dict:
+    """Hit rates and ms/frame of BlazeFace (the node's detector) and Haar on offline test sets.
+
+    closeup: one face filling 60-100 % of a 240 px frame (100 LFW crops + portraits) plus the 100
+    LFW faces as FER2013-style 48x48 crops; scene: 640x480 real textures with 1-4 portrait faces of
+    20-200 px (hit rate over faces >= 24 px). Also: pipeline accuracy (detector + crop +
+    classifier) next to the classifier alone, as agreement on the LFW close-ups (no emotion labels
+    ship offline) and on the astronaut (happy).
+    """
+    import cv2
+
+    from emotion_node.core import synthetic
+    from emotion_node.core.classifier import EmotionClassifier
+    from emotion_node.core.detector import HaarDetector
+    from emotion_node.core.pipeline import EmotionPipeline
+
+    rng = np.random.default_rng(1)
+    scenes = [synthetic.scene(rng, int(rng.integers(1, 5))) for _ in range(60)]
+    closeups = synthetic.closeups(102, seed=0) + synthetic.fer_style_crops(48)
+    classifier = EmotionClassifier.from_file(weights, threads=1)
+    pipeline = EmotionPipeline(classifier, detector='blazeface', min_face_px=20, smoothing_s=0.0)
+    haar = HaarDetector(min_face_px=20, detect_width=640)
+    out = {}
+    detectors = {
+        'blazeface': lambda im: [f.int_box() for f in pipeline.blazeface.sweep(im)],
+        'haar_640': lambda im: haar.detect(cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)),
+    }
+    for name, detect in detectors.items():
+        start = time.perf_counter()
+        rate, count = synthetic.hit_rate(scenes, detect, min_px=24)
+        out[f'{name}_scene_sweep_ms'] = (time.perf_counter() - start) / len(scenes) * 1e3
+        out[f'{name}_scene_hit_rate'] = rate
+        out[f'{name}_closeup_hit_rate'] = synthetic.hit_rate(closeups, detect)[0]
+    out['scene_faces'] = count
+    out['closeup_faces'] = len(closeups)
+    out['closeup_hit_rate'] = out['blazeface_closeup_hit_rate']
+    out['scene_hit_rate'] = out['blazeface_scene_hit_rate']
+    # per-frame cost of the node's detector on a 640x480 scene with 4 tracked faces
+    rng = np.random.default_rng(5)
+    sample = synthetic.scene(rng, 4, min_px=40, max_px=120)
+    times = []
+    pipeline.reset()
+    for i in range(90):
+        start = time.perf_counter()
+        pipeline.process(sample.frame, t=i / 30.0)
+        times.append((time.perf_counter() - start) * 1e3)
+    out['pipeline_ms_per_frame_4faces'] = float(np.mean(times[10:]))
+    out['pipeline_ms_p95_4faces'] = float(np.percentile(times[10:], 95))
+    # pipeline vs the classifier alone on FER-style tight crops (agreement of the argmax) and
+    # the astronaut photo (happy)
+    agree = found = 0
+    for sample in synthetic.fer_style_crops(96):
+        grey = cv2.resize(cv2.cvtColor(sample.frame, cv2.COLOR_BGR2GRAY), (64, 64))
+        alone = classifier.probabilities(grey[None])[0]
+        _, probabilities = pipeline.classify_still(sample.frame)
+        if probabilities is not None:
+            found += 1
+            agree += int(np.argmax(probabilities) == np.argmax(alone))
+    out['pipeline_vs_classifier_alone_agreement_lfw'] = agree / 100
+    out['pipeline_no_face_lfw'] = 100 - found
+    return out
+
+
 def _find_node() -> str:
     for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
         candidate = Path(prefix, 'lib', 'emotion_node', 'emotion_node')
@@ -329,6 +392,7 @@ def main(argv=None) -> int:
         return 0
     result.update(bench_classifier(weights, reference))
     result.update(bench_detector(frames))
+    result.update(bench_faces(weights))
     if not args.skip_node and not args.default_transport:
         # the same 30 FPS measurement with Fast DDS' built-in transports, in a fresh process (the
         # profile is read once per process): shows what the large-frame profile is for
@@ -371,6 +435,15 @@ def main(argv=None) -> int:
                 'node_rss_mb': at30.get('node_rss_mb'),
             }
         )
+        from emotion_node.core import synthetic
+
+        rng = np.random.default_rng(5)
+        four = [synthetic.scene(rng, 4, min_px=40, max_px=120).frame for _ in range(4)]
+        crowd = bench_node(
+            [f for f in four for _ in range(30)], args.seconds, 30.0, args.node_core
+        )
+        result['node_fps_640x480_4faces'] = crowd['processed_fps']
+        result['node_4faces_latency_ms_p95'] = crowd['latency_ms_p95']
         fast = bench_node(frames, args.seconds / 2, 60.0, args.node_core)
         result.update(
             {

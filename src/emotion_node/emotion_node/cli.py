@@ -7,6 +7,13 @@
 
 (`python -m emotion_node.cli train|evaluate ...` works too.) The node uses new weights through its
 `model_path` parameter.
+
+    python -m emotion_node.cli evaluate-pipeline --images labels.csv     # columns path,label
+
+scores detector + crop + classifier exactly as the node runs them on a still picture (no tracking,
+no smoothing) and prints JSON: accuracy (a picture without a face found counts as wrong),
+accuracy on the pictures with a face, per-class recall, no-face count and the confusion matrix
+(rows = true label, columns = predicted label, then a last "no_face" column).
 """
 
 from __future__ import annotations
@@ -150,12 +157,125 @@ def evaluate_main(argv=None) -> int:
     return 0
 
 
+def read_labelled_images(csv_path: Path):
+    """Return [(path, label index)] from a CSV with columns path,label (paths relative to it)."""
+    import csv
+
+    from emotion_node.core.spec import LABELS
+
+    rows = []
+    with open(csv_path, newline='') as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or not {'path', 'label'} <= {
+            f.strip() for f in reader.fieldnames
+        }:
+            raise ValueError(f'{csv_path}: needs the columns path,label')
+        for line, row in enumerate(reader, start=2):
+            row = {k.strip(): (v or '').strip() for k, v in row.items()}
+            label = row['label'].lower()
+            if label.isdigit() and int(label) < len(LABELS):
+                index = int(label)
+            elif label in LABELS:
+                index = LABELS.index(label)
+            else:
+                raise ValueError(f'{csv_path}:{line}: label {label!r} is not one of {LABELS}')
+            path = Path(row['path'])
+            rows.append((path if path.is_absolute() else csv_path.parent / path, index))
+    return rows
+
+
+def evaluate_pipeline(rows, pipeline, classifier_only: bool = False) -> dict:
+    """Score (path, label) pictures; see the module docstring for the keys."""
+    import cv2
+    import numpy as np
+
+    from emotion_node.core.spec import INPUT_SIZE, LABELS
+
+    n = len(LABELS)
+    confusion = np.zeros((n, n + 1), int)
+    for path, label in rows:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError(f'{path}: not a readable image')
+        if classifier_only:  # the picture is the face crop (FER2013 style)
+            grey = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), (INPUT_SIZE, INPUT_SIZE))
+            probabilities = pipeline.classifier.probabilities(grey[None])[0]
+        else:
+            _, probabilities = pipeline.classify_still(bgr)
+        confusion[label, n if probabilities is None else int(np.argmax(probabilities))] += 1
+    total = int(confusion.sum())
+    found = confusion[:, :n]
+    correct = int(np.trace(found))
+    per_class = {
+        LABELS[i]: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
+        for i in range(n)
+    }
+    return {
+        'count': total,
+        'accuracy': correct / total if total else None,
+        'accuracy_on_found_faces': correct / int(found.sum()) if found.sum() else None,
+        'no_face': int(confusion[:, n].sum()),
+        'per_class_recall': per_class,
+        'labels': list(LABELS) + ['no_face'],
+        'confusion_matrix': confusion.tolist(),
+        'mode': 'classifier on the whole picture'
+        if classifier_only
+        else 'detector + crop + classifier',
+    }
+
+
+def evaluate_pipeline_main(argv=None) -> int:
+    """`evaluate-pipeline`: score the node's detector + crop + classifier on labelled pictures."""
+    from emotion_node.core.classifier import EmotionClassifier
+    from emotion_node.core.pipeline import DETECTORS, EmotionPipeline
+
+    parser = argparse.ArgumentParser(
+        prog='python -m emotion_node.cli evaluate-pipeline',
+        description=evaluate_pipeline_main.__doc__,
+    )
+    parser.add_argument('--images', required=True, type=Path, help='CSV with columns path,label')
+    parser.add_argument('--weights', default=_default_weights(), help='classifier weights')
+    parser.add_argument('--detector', default='blazeface', choices=DETECTORS)
+    parser.add_argument('--min-face-px', type=int, default=20)
+    parser.add_argument(
+        '--classifier-only',
+        action='store_true',
+        help='no detector: each picture is taken as the face crop (the classifier alone)',
+    )
+    parser.add_argument('--out', type=Path, default=None, help='also write the JSON here')
+    args = parser.parse_args(argv)
+    try:
+        rows = read_labelled_images(args.images)
+        classifier = EmotionClassifier.from_file(args.weights, threads=1)
+        pipeline = EmotionPipeline(
+            classifier, detector=args.detector, min_face_px=args.min_face_px, smoothing_s=0.0
+        )
+        result = evaluate_pipeline(rows, pipeline, classifier_only=args.classifier_only)
+    except (FileNotFoundError, ValueError, OSError) as error:
+        print(f'evaluate-pipeline: {error}', file=sys.stderr)
+        return 2
+    result.update({'images': str(args.images), 'detector': args.detector})
+    text = json.dumps(result, indent=2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    print(text)
+    return 0
+
+
 def main(argv=None) -> int:
-    """`python -m emotion_node.cli train|evaluate ...`."""
+    """`python -m emotion_node.cli train|evaluate|evaluate-pipeline ...`."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {'train': train_main, 'evaluate': evaluate_main}
+    commands = {
+        'train': train_main,
+        'evaluate': evaluate_main,
+        'evaluate-pipeline': evaluate_pipeline_main,
+    }
     if not argv or argv[0] not in commands:
-        print('usage: python -m emotion_node.cli {train,evaluate} ...', file=sys.stderr)
+        print(
+            'usage: python -m emotion_node.cli {train,evaluate,evaluate-pipeline} ...',
+            file=sys.stderr,
+        )
         return 2
     return commands[argv[0]](argv[1:])
 

@@ -5,6 +5,12 @@ Subscribes  `image` (sensor_msgs/Image, newest frame only) and, with use_compres
 Publishes   `agechat/face_emotion` (agechat_msgs/FaceEmotion) for every processed frame, stamped
             with the source image's stamp; `agechat/emotion_debug_image` (bgr8) when
             publish_debug_image is true.
+With ``publish_rep155`` (default true) every tracked face also goes out in ROS4HRI's (REP-155)
+vocabulary: ``/humans/faces/tracked`` (hri_msgs/IdsList, every processed frame) and, per confirmed
+face id, ``/humans/faces/<id>/roi`` (NormalizedRegionOfInterest2D), ``/humans/faces/<id>/cropped``
+(sensor_msgs/Image bgr8, 128x128) and ``/humans/faces/<id>/expression`` (hri_msgs/Expression), all
+stamped with the image's stamp and frame id. A face's topics are removed when its track is dropped;
+deactivation sends an empty tracked list.
 A lifecycle node (agechat_ros.node): the classifier loads on configure; while inactive the camera
 is ignored.
 """
@@ -31,6 +37,8 @@ from emotion_node.core.classifier import BACKENDS, EmotionClassifier
 from emotion_node.core.convert import default_weights_path
 from emotion_node.core.pipeline import DETECTORS, EmotionPipeline, annotate
 
+CROPPED_PX = 128
+
 
 def parameters():
     """Return the node's parameters with their checks."""
@@ -48,13 +56,18 @@ def parameters():
         ),
         Param(
             'detector',
-            'haar_tracking',
-            "'haar_tracking' (full search every redetect_every frames, ROI tracking between) "
-            "or 'haar' (every frame)",
+            'blazeface',
+            "'blazeface' (BlazeFace short range every frame and around each face + full-range "
+            "search for small faces over several frames), 'haar_tracking' (Haar full search every "
+            "redetect_every frames, ROI tracking between) or 'haar' (every frame)",
             choices=DETECTORS,
         ),
         Param(
-            'min_face_px', 40, 'smallest face searched, in source-image pixels', low=20, high=2000
+            'min_face_px',
+            20,
+            'smallest face reported (blazeface) or searched (haar), in source-image pixels',
+            low=20,
+            high=2000,
         ),
         Param(
             'detect_width',
@@ -86,6 +99,33 @@ def parameters():
             high=1000.0,
             dynamic=True,
         ),
+        Param(
+            'tile_px',
+            240,
+            'blazeface: side of the tiles the full-range search runs on (0 = whole frame only)',
+            low=0,
+            high=4096,
+        ),
+        Param(
+            'appear_after',
+            4,
+            'a face is published (tracked) after this many consecutive detections',
+            low=1,
+            high=100,
+        ),
+        Param(
+            'drop_after',
+            4,
+            'a tracked face is dropped after this many consecutive frames without it',
+            low=1,
+            high=100,
+        ),
+        Param(
+            'publish_rep155',
+            True,
+            'also publish the REP-155 (ROS4HRI) face topics (hri_msgs): /humans/faces/tracked and '
+            '/humans/faces/<id>/{roi,cropped,expression}',
+        ),
         Param('threads', 1, 'CPU threads for OpenCV, LiteRT and torch', low=1, high=64),
         Param(
             'use_compressed',
@@ -110,7 +150,7 @@ class EmotionNode(AgechatNode):
 
     def __init__(self):
         super().__init__('emotion_node', parameters())
-        self.pipeline = self.emotion_pub = self.debug_publisher = None
+        self.pipeline = self.emotion_pub = self.debug_publisher = self.rep155 = None
         self._last_processed_ns = None
 
     def configure(self) -> None:
@@ -141,7 +181,12 @@ class EmotionNode(AgechatNode):
             detect_width=p.detect_width,
             redetect_every=p.redetect_every,
             smoothing_s=p.smoothing_s,
+            appear_after=p.appear_after,
+            drop_after=p.drop_after,
+            tile_px=p.tile_px,
+            threads=p.threads,
         )
+        self.rep155 = _FaceTopics(self) if p.publish_rep155 else None
         self.health.set('classifier', f'{p.backend}: {classifier.source}')
         self.health.set('torch_imported', torch_imported())
         self.emotion_pub = self.publisher(FaceEmotion, 'agechat/face_emotion', qos.EVENTS)
@@ -179,12 +224,16 @@ class EmotionNode(AgechatNode):
     def deactivate(self) -> None:
         """Forget the smoothed emotion and the tracked face: the camera was off."""
         if self.pipeline is not None:
-            self.pipeline.smoother.reset()
+            self.pipeline.reset()
+        if self.rep155 is not None:
+            self.rep155.stop()
         self._last_processed_ns = None
 
     def cleanup(self) -> None:
         """Free the classifier and the detector."""
-        self.pipeline = None
+        if self.rep155 is not None:
+            self.rep155.close_all()
+        self.pipeline = self.rep155 = None
 
     def parameters_changed(self, changes) -> None:
         """Apply the smoothing time constant (max_rate_hz is read for every frame)."""
@@ -237,6 +286,11 @@ class EmotionNode(AgechatNode):
             self.health.drop('processing_error', f'{type(error).__name__}: {error}')
             return
         self.emotion_pub.publish(out)
+        if self.rep155 is not None:
+            try:
+                self.rep155.publish(msg.header, bgr, result)
+            except Exception as error:  # noqa: BLE001 - one bad frame must not stop the node
+                self.health.drop('processing_error', f'rep155 {type(error).__name__}: {error}')
         self.health.count('frames_processed')
         self.health.count('faces_found' if result.face_found else 'frames_without_face')
         self.health.set('processing_ms', f'{result.processing_ms:.2f}')
@@ -248,6 +302,101 @@ class EmotionNode(AgechatNode):
                     annotate(bgr, result), stamp=msg.header.stamp, frame_id=msg.header.frame_id
                 )
             )
+
+
+class _FaceTopics:
+    """REP-155 face topics: the tracked ids every frame, per confirmed face roi/cropped/expression.
+
+    Per-face publishers are plain (not lifecycle) publishers, created when a face is confirmed and
+    destroyed when it is dropped or the node deactivates; they only publish from the camera
+    callback, which runs only while the node is active.
+    """
+
+    def __init__(self, node: EmotionNode):
+        try:
+            from hri_msgs.msg import Expression, IdsList, NormalizedRegionOfInterest2D
+        except ImportError as error:
+            raise ParameterError(
+                f'publish_rep155 is true but hri_msgs cannot be imported ({error}): run '
+                '`make setup` (builds compat/hri_msgs), install ros-$ROS_DISTRO-hri-msgs, or set '
+                'publish_rep155 to false'
+            ) from None
+        self.node = node
+        self.types = Expression, IdsList, NormalizedRegionOfInterest2D
+        self.tracked_pub = node.publisher(IdsList, '/humans/faces/tracked', qos.EVENTS)
+        self.faces = {}  # id -> (roi, cropped, expression) publishers
+
+    def _open(self, face_id: str):
+        expression_type, _, roi_type = self.types
+        node, base = self.node, f'/humans/faces/{face_id}'
+        return (
+            node.create_publisher(roi_type, f'{base}/roi', qos.EVENTS),
+            node.create_publisher(Image, f'{base}/cropped', qos.EVENTS),
+            node.create_publisher(expression_type, f'{base}/expression', qos.EVENTS),
+        )
+
+    def _close(self, face_id: str) -> None:
+        for publisher in self.faces.pop(face_id, ()):
+            self.node.destroy_publisher(publisher)
+
+    def publish(self, header, bgr, result) -> None:
+        """Publish one processed frame's faces (result.faces: the confirmed tracks)."""
+        import cv2
+
+        from emotion_node.core.expression import expression
+
+        expression_type, ids_type, roi_type = self.types
+        ids = [face.id for face in result.faces]
+        for gone in set(self.faces) - set(ids):
+            self._close(gone)
+        height, width = bgr.shape[:2]
+        for face in result.faces:
+            if face.id not in self.faces:
+                self.faces[face.id] = self._open(face.id)
+            roi_pub, cropped_pub, expression_pub = self.faces[face.id]
+            x, y, w, h = face.int_box()
+            x1, y1 = max(0, x), max(0, y)
+            x2, y2 = min(width, x + w), min(height, y + h)
+            roi_pub.publish(
+                roi_type(
+                    header=header,
+                    xmin=x1 / width,
+                    ymin=y1 / height,
+                    xmax=x2 / width,
+                    ymax=y2 / height,
+                    c=float(face.score),
+                )
+            )
+            if x2 > x1 and y2 > y1:
+                crop = cv2.resize(bgr[y1:y2, x1:x2], (CROPPED_PX, CROPPED_PX))
+                cropped_pub.publish(
+                    bgr_to_image(crop, stamp=header.stamp, frame_id=header.frame_id)
+                )
+            if face.probabilities is not None:
+                name, valence, arousal, confidence = expression(face.probabilities)
+                expression_pub.publish(
+                    expression_type(
+                        header=header,
+                        expression=name,
+                        valence=valence,
+                        arousal=arousal,
+                        confidence=confidence,
+                    )
+                )
+        self.tracked_pub.publish(ids_type(header=header, ids=ids))
+
+    def stop(self) -> None:
+        """Send an empty tracked list (stamped now) and remove every face's topics."""
+        _, ids_type, _ = self.types
+        out = ids_type(ids=[])
+        out.header.stamp = self.node.get_clock().now().to_msg()
+        self.tracked_pub.publish(out)
+        self.close_all()
+
+    def close_all(self) -> None:
+        """Remove every face's topics."""
+        for face_id in list(self.faces):
+            self._close(face_id)
 
 
 def main(args=None) -> int:

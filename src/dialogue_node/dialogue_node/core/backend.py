@@ -64,7 +64,10 @@ def load_backend(
         from dialogue_node.core.composer import ReplyComposer
         from dialogue_node.core.retrieval import Retriever
 
-        return ReplyComposer(Retriever.from_file(check_index(path)))
+        retriever = Retriever.from_file(check_index(path))
+        if retriever.morpheme_weight:
+            retriever.morpheme_vector('안녕')  # loads kiwipiepy now, not at the first reply
+        return ReplyComposer(retriever)
     from dialogue_node.core.model import Generator, check_checkpoint
 
     check_checkpoint(path)

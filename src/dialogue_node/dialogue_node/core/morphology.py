@@ -49,3 +49,23 @@ def get_kiwi():
 def loaded_kiwi() -> Optional[object]:
     """Return the process-wide analyser if it is already loaded, else None (never loads)."""
     return _KIWI
+
+
+#: Tag prefixes of the morphemes that carry a question's content (nouns, verb and adjective
+#: stems, roots, adverbs, numbers, foreign words, interjections, determiners); endings and
+#: particles are left out.
+CONTENT_TAGS = ('NN', 'NR', 'VV', 'VA', 'VX', 'VCN', 'XR', 'MAG', 'MM', 'IC', 'SL', 'SN')
+
+
+def content_morphemes(text: str, kiwi=None) -> list:
+    """Return the content morphemes of `text` as 'form/TAG' keys (TAG cut to two letters).
+
+    Irregular stems are reduced to their base ('-R'/'-I' tag suffixes dropped), so '졸려' and
+    '졸리다' share '졸리/VA'.
+    """
+    keys = []
+    for token in (kiwi or get_kiwi()).tokenize(text):
+        tag = token.tag.split('-')[0]
+        if tag.startswith(CONTENT_TAGS):
+            keys.append(f'{token.form}/{tag[:2]}')
+    return keys

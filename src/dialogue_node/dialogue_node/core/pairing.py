@@ -2,7 +2,8 @@
 
 - Age: the AgeEstimate with the same utterance id, waited for at most `age_wait_s` after the
   utterance arrived (it may also arrive first). Then the most recent estimate seen ('latest'), else
-  the default 'adult' ('default').
+  the default 'adult' ('default'). An estimate flagged unsure is recorded as the default adult
+  ('unsure'): a reply in 해요체 is safe, a guessed 반말 or 하십시오체 is not.
 - Emotion: among the face-emotion results with a face, the one nearest in time to the utterance's
   speech end within `emotion_window_s` ('estimate'); else 'neutral' ('default').
 
@@ -17,9 +18,12 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Deque, List, Optional, Tuple
 
+from agechat_ros.labels import addressed_group
 from dialogue_node.core.labels import DEFAULT_AGE, DEFAULT_EMOTION
 
 SOURCE_ESTIMATE, SOURCE_LATEST, SOURCE_DEFAULT = 'estimate', 'latest', 'default'
+#: The estimate was unsure (AgeEstimate.unsure): the reply addresses an adult (해요체).
+SOURCE_UNSURE = 'unsure'
 
 
 @dataclass
@@ -57,10 +61,15 @@ class Pairer:
         self._pending: List[_Pending] = []
         self._lock = threading.Lock()
 
-    def add_age(self, utterance_id: str, group: str, confidence: float) -> None:
-        """Record an age estimate for an utterance."""
+    def add_age(
+        self, utterance_id: str, group: str, confidence: float, unsure: bool = False
+    ) -> None:
+        """Record an age estimate for an utterance (an unsure one as the default adult)."""
         with self._lock:
-            choice = LabelChoice(group, confidence, SOURCE_ESTIMATE)
+            if unsure:
+                choice = LabelChoice(addressed_group(group, True), confidence, SOURCE_UNSURE)
+            else:
+                choice = LabelChoice(group, confidence, SOURCE_ESTIMATE)
             self._ages[utterance_id] = choice
             self._ages.move_to_end(utterance_id)
             while len(self._ages) > self._keep_ages:
