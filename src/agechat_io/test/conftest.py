@@ -56,7 +56,8 @@ def sound_server(tmp_path):
 
     Whatever the speaker plays comes back on the "microphone" (through PortAudio's ALSA device,
     which the pulse ALSA plugin routes to this server). Yields the environment that points a
-    process at it. Skips, saying why, without the pulseaudio binary or PortAudio.
+    process at it. Skips, saying why, without the pulseaudio binary or PortAudio. Request it
+    before `graph`, so that the nodes stop before the server does.
     """
     require_portaudio()
     if shutil.which('pulseaudio') is None or shutil.which('pactl') is None:
