@@ -24,9 +24,9 @@ from agechat_ros.params import Param
 PARAMS = [
     Param(
         'device',
-        '',
-        "input device: '' the system default, an index or a part of the name as listed by "
-        '`python -m sounddevice`',
+        'default',
+        "input device: 'default' (or '') the system default, an index or a part of the name "
+        'as listed by `python -m sounddevice`',
     ),
     Param('rate', 16000, 'sample rate of the published audio in Hz', low=8000, high=192000),
     Param('channels', 1, 'channels captured and published (interleaved)', low=1, high=8),

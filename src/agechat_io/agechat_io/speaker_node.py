@@ -25,9 +25,9 @@ from agechat_ros.params import Param
 PARAMS = [
     Param(
         'device',
-        '',
-        "output device: '' the system default, an index or a part of the name as listed by "
-        '`python -m sounddevice`',
+        'default',
+        "output device: 'default' (or '') the system default, an index or a part of the name "
+        'as listed by `python -m sounddevice`',
     ),
     Param(
         'rate',

@@ -20,7 +20,7 @@ from agechat_ros.audio import float_to_pcm_s16le, pcm_s16le_to_float
 
 
 def test_device_parameter_is_default_index_or_name():
-    assert parse_device('') is None
+    assert parse_device('') is None and parse_device('default') is None
     assert parse_device(' 3 ') == 3
     assert parse_device('USB Audio') == 'USB Audio'
 

@@ -44,11 +44,11 @@ def load_sounddevice():
 def parse_device(text: str) -> Optional[Union[int, str]]:
     """Return what sounddevice takes for a device parameter: None (default), an index or a name.
 
-    '' means the system's default device, digits an index of `python -m sounddevice`, anything
-    else a (sub)string of the device name.
+    '' or 'default' means the system's default device, digits an index of `python -m
+    sounddevice`, anything else a (sub)string of the device name.
     """
     text = text.strip()
-    if not text:
+    if text in ('', 'default'):
         return None
     return int(text) if text.isdigit() else text
 
@@ -66,7 +66,7 @@ def explain(error: BaseException, kind: str, device: str, rate: int, channels: i
 
     `kind` is 'microphone' or 'speaker'; `device` the parameter as given ('' = default).
     """
-    where = f"device '{device}'" if device else 'the default device'
+    where = f"device '{device}'" if parse_device(device) is not None else 'the default device'
     code = error_code(error)
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
     if code == PA_DEVICE_UNAVAILABLE or 'busy' in text.lower():
@@ -105,7 +105,7 @@ def choose_device(sd, kind: str, device: str, rate: int, channels: int) -> Devic
     try:
         info = sd.query_devices(what, kind=direction)
     except (ValueError, sd.PortAudioError) as error:
-        if not device:
+        if what is None:
             raise DeviceUnavailable(
                 f'{kind}: there is no {direction} device (PortAudio sees none: '
                 f'{error}); plug one in, start the sound server, or {LIST_DEVICES}'
