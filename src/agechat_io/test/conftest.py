@@ -13,16 +13,9 @@ import numpy as np
 import pytest
 
 from agechat_ros.testing import graph, pytest_runtest_makereport  # noqa: F401 - pytest finds them
+from io_test_helpers import VIDEO_FRAMES, VIDEO_SIZE, frame_level, require_portaudio
 
 cv2.setNumThreads(1)
-
-VIDEO_SIZE = (320, 240)  # width, height: below Fast DDS' 512 KiB shared-memory segment
-VIDEO_FRAMES = 12
-
-
-def frame_level(index: int) -> int:
-    """Return the grey level of frame `index` of the test video (distinct per frame)."""
-    return 20 + 18 * index
 
 
 @pytest.fixture(scope='session')
@@ -37,17 +30,6 @@ def video_file(tmp_path_factory) -> Path:
         writer.write(frame)
     writer.release()
     return path
-
-
-def require_portaudio():
-    """Skip unless sounddevice and the PortAudio library are installed; return the module."""
-    try:
-        import sounddevice
-    except ModuleNotFoundError:
-        pytest.skip('sounddevice is not installed (requirements.txt; `make setup`)')
-    except OSError as error:
-        pytest.skip(f'{error}: install libportaudio2 (`make setup`)')
-    return sounddevice
 
 
 @pytest.fixture

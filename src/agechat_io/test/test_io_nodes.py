@@ -13,7 +13,7 @@ import array
 import numpy as np
 import pytest
 from audio_common_msgs.msg import AudioData, AudioInfo
-from conftest import VIDEO_FRAMES, VIDEO_SIZE, frame_level, require_portaudio
+from io_test_helpers import VIDEO_FRAMES, VIDEO_SIZE, frame_level, require_portaudio
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import VIDEO_FRAMES, VIDEO_SIZE, frame_level, require_portaudio
+from io_test_helpers import VIDEO_FRAMES, VIDEO_SIZE, frame_level, require_portaudio
 
 from agechat_io.core.camera import FrameSource
 from agechat_io.core.sound import (
