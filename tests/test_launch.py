@@ -130,6 +130,16 @@ def test_device_nodes_start_only_when_asked_and_are_not_respawned():
         launch_file.resolve({'start_camera': 'yes'})
 
 
+def test_make_live_says_where_to_look_and_which_devices_it_starts():
+    from agechat_tools.live import DEVICES, banner
+
+    values, _ = LaunchFile(LAUNCH_FILE).resolve({**DEVICES, 'start_camera': 'false'})
+    text = banner(values, Path('out/live/logs'))
+    assert 'microphone: default -> /audio/audio' in text
+    assert 'camera: not started' in text
+    assert '/agechat/avatar/image' in text and 'out/live/logs/<node>.log' in text
+
+
 @pytest.mark.parametrize(
     'content,needle',
     [

@@ -31,17 +31,29 @@ DEVICES = {'start_microphone': 'true', 'start_camera': 'true', 'start_speaker': 
 def banner(values: dict, log_dir: Path) -> str:
     """Return the text that tells a newcomer where to look."""
     domain = os.environ.get('ROS_DOMAIN_ID', '0')
+
+    def device(start: str, line: str) -> str:
+        on = values[start].strip().lower() in ('true', '1')
+        return line if on else line.split(':', 1)[0] + ': not started (your own driver?)'
+
     return '\n'.join(
         [
             '',
             'agechat live: speak Korean to the microphone, look at the camera.',
-            f"  microphone  {values['microphone_device']} -> {values['audio_topic']}",
-            f"  camera      {values['camera_device']} -> {values['camera_topic']}",
-            f"  speaker     {values['speaker_device']} <- /agechat/tts/audio",
-            '  avatars     /agechat/avatar/image (sensor_msgs/Image: rqt_image_view, Foxglove)',
+            device(
+                'start_microphone',
+                f"  microphone: {values['microphone_device']} -> {values['audio_topic']}",
+            ),
+            device(
+                'start_camera', f"  camera: {values['camera_device']} -> {values['camera_topic']}"
+            ),
+            device(
+                'start_speaker', f"  speaker: {values['speaker_device']} <- /agechat/tts/audio"
+            ),
+            '  avatars: /agechat/avatar/image (sensor_msgs/Image: rqt_image_view, Foxglove)',
             '  what was heard, age, emotion and replies: printed below as they happen',
-            '  typed chat  in another shell: . scripts/env.sh && python -m dialogue_node.chat',
-            f'  node logs   {log_dir}/<node>.log      ROS_DOMAIN_ID={domain}',
+            '  typed chat: in another shell, . scripts/env.sh && python -m dialogue_node.chat',
+            f'  node logs: {log_dir}/<node>.log (ROS_DOMAIN_ID={domain})',
             '  a missing microphone/camera/speaker is one [FATAL] line; the rest keeps running.',
             '  Ctrl-C stops everything.',
             '',
