@@ -99,6 +99,47 @@ def test_remapping_arguments_reach_the_nodes():
     assert ('audio', '/robot/mic') in by_name['age_node'].remaps
 
 
+def test_device_nodes_start_only_when_asked_and_are_not_respawned():
+    launch_file = LaunchFile(LAUNCH_FILE)
+    _, nodes = launch_file.resolve({})
+    assert not any(n.package == 'agechat_io' for n in nodes)
+    _, nodes = launch_file.resolve(
+        parse_overrides(
+            [
+                'start_microphone:=true',
+                'start_camera:=True',
+                'start_speaker:=1',
+                'camera_device:=/dev/video2',
+                'camera_topic:=/cam',
+                'audio_topic:=/mic',
+            ]
+        )
+    )
+    by_name = {n.name: n for n in nodes}
+    assert {'microphone_node', 'camera_node', 'speaker_node'} <= set(by_name)
+    config = yaml.safe_load((REPO / 'config' / 'agechat.yaml').read_text())
+    for name in ('microphone_node', 'camera_node', 'speaker_node'):
+        assert by_name[name].package == 'agechat_io' and not by_name[name].respawn
+        assert name in config, f'config/agechat.yaml has no section for {name}'
+    assert ('device', "'/dev/video2'") in by_name['camera_node'].params
+    assert yaml.safe_load("'0'") == '0'  # quoted: a camera index stays a string parameter
+    assert ('image', '/cam') in by_name['camera_node'].remaps
+    assert ('audio', '/mic') in by_name['microphone_node'].remaps
+    assert ('audio', '/mic') in by_name['age_node'].remaps
+    with pytest.raises(LaunchError, match='must be true, false, 1 or 0'):
+        launch_file.resolve({'start_camera': 'yes'})
+
+
+def test_make_live_says_where_to_look_and_which_devices_it_starts():
+    from agechat_tools.live import DEVICES, banner
+
+    values, _ = LaunchFile(LAUNCH_FILE).resolve({**DEVICES, 'start_camera': 'false'})
+    text = banner(values, Path('out/live/logs'))
+    assert 'microphone: default -> /audio/audio' in text
+    assert 'camera: not started' in text
+    assert '/agechat/avatar/image' in text and 'out/live/logs/<node>.log' in text
+
+
 @pytest.mark.parametrize(
     'content,needle',
     [

@@ -5,7 +5,8 @@ meaning, and refuses anything else with a clear error (so the file stays runnabl
 on a robot, and this runner never silently ignores an instruction):
 
 - ``<launch>`` with ``<arg name default description>`` and ``<node>`` children;
-- ``<node pkg exec name namespace output respawn respawn_delay args>`` with ``<param from=FILE/>``,
+- ``<node pkg exec name namespace output respawn respawn_delay args if unless>`` with
+  ``<param from=FILE/>``,
   ``<param name value/>`` and ``<remap from to/>`` children;
 - substitutions ``$(var NAME)``, ``$(env NAME [DEFAULT])``, ``$(dirname)`` and
   ``$(find-pkg-share PKG)``.
@@ -38,7 +39,18 @@ from agechat_ros.processes import find_executable, find_package_share
 SUPPORTED = {
     'launch': set(),
     'arg': {'name', 'default', 'description'},
-    'node': {'pkg', 'exec', 'name', 'namespace', 'output', 'respawn', 'respawn_delay', 'args'},
+    'node': {
+        'pkg',
+        'exec',
+        'name',
+        'namespace',
+        'output',
+        'respawn',
+        'respawn_delay',
+        'args',
+        'if',
+        'unless',
+    },
     'param': {'from', 'name', 'value'},
     'remap': {'from', 'to'},
 }
@@ -166,6 +178,17 @@ class LaunchFile:
 
         return _SUBSTITUTION.sub(expand, text)
 
+    def condition(self, value: str) -> bool:
+        """Evaluate an if/unless value as ROS 2 launch does: true/1 or false/0, any case."""
+        text = value.strip().lower()
+        if text in ('true', '1'):
+            return True
+        if text in ('false', '0'):
+            return False
+        raise LaunchError(
+            f"{self.path}: an if/unless condition must be true, false, 1 or 0, not {value!r}"
+        )
+
     def resolve(self, overrides: Dict[str, str]) -> Tuple[Dict[str, str], List[NodeSpec]]:
         """Apply argument overrides, then return the argument values and the node specs."""
         declared = self.arguments()
@@ -189,6 +212,10 @@ class LaunchFile:
             def attr(key: str, default: str = '', element: ET.Element = element) -> str:
                 return self.substitute(element.get(key, default), values)
 
+            if 'if' in element.attrib and not self.condition(attr('if')):
+                continue
+            if 'unless' in element.attrib and self.condition(attr('unless')):
+                continue
             respawn = attr('respawn', 'false').lower()
             if respawn not in ('true', 'false'):
                 raise LaunchError(

@@ -16,3 +16,11 @@ the input; nodes hand it to :class:`agechat_ros.health.NodeHealth.drop`.
 
 class ConversionError(ValueError):
     """A message could not be converted; the text says why (suitable for a log line)."""
+
+
+class DeviceUnavailable(RuntimeError):
+    """A device a node drives (microphone, camera, speaker) cannot be used; the text says why.
+
+    Like an invalid parameter it stops the node's start with one line that names the fix
+    (:data:`agechat_ros.node.STARTUP_ERRORS`); the node fails alone, the graph keeps running.
+    """

@@ -32,6 +32,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.timer import Timer
 
+from agechat_ros import DeviceUnavailable
 from agechat_ros.health import NodeHealth
 from agechat_ros.params import Param, ParameterError, declare_and_read, validate_changes
 
@@ -51,8 +52,9 @@ DIAGNOSTICS_PERIOD = Param(
     dynamic=True,
 )
 
+
 #: Errors that mean "the node cannot start as configured": printed as one line, exit status 2.
-STARTUP_ERRORS = (ParameterError, FileNotFoundError)
+STARTUP_ERRORS = (ParameterError, FileNotFoundError, DeviceUnavailable)
 
 
 class StartupError(RuntimeError):
@@ -72,6 +74,7 @@ class AgechatNode(LifecycleNode):
         )
         self.health = NodeHealth(self, period_s=getattr(self.p, DIAGNOSTICS_PERIOD.name))
         self.configure_error: Optional[BaseException] = None
+        self.activate_error: Optional[BaseException] = None
         self._is_active = threading.Event()
         self._active_entities: List[Any] = []  # subscriptions and timers while active
         self._configured_services: List[Any] = []  # services from configure to cleanup
@@ -148,8 +151,12 @@ class AgechatNode(LifecycleNode):
             self.configure()
         except Exception as error:  # noqa: BLE001 - reported here, rclpy would hide it
             self.configure_error = error
-            detail = str(error) if isinstance(error, STARTUP_ERRORS) else traceback.format_exc()
-            self.get_logger().error(f'configure failed: {detail}')
+            if not (self.p.autostart and isinstance(error, STARTUP_ERRORS)):
+                # with autostart a startup error is printed once, as the [FATAL] line
+                detail = (
+                    str(error) if isinstance(error, STARTUP_ERRORS) else traceback.format_exc()
+                )
+                self.get_logger().error(f'configure failed: {detail}')
             self._release(self.cleanup)
             return TransitionCallbackReturn.FAILURE
         self._set_state_label('inactive')
@@ -159,10 +166,17 @@ class AgechatNode(LifecycleNode):
         """Enable the publishers, then create the subscriptions (activate())."""
         super().on_activate(state)
         self._is_active.set()
+        self.activate_error = None
         try:
             self.activate()
-        except Exception:  # noqa: BLE001
-            self.get_logger().error(f'activate failed: {traceback.format_exc()}')
+        except Exception as error:  # noqa: BLE001
+            self.activate_error = error
+            if not (self.p.autostart and isinstance(error, STARTUP_ERRORS)):
+                # with autostart a startup error is printed once, as the [FATAL] line
+                detail = (
+                    str(error) if isinstance(error, STARTUP_ERRORS) else traceback.format_exc()
+                )
+                self.get_logger().error(f'activate failed: {detail}')
             self._stop_processing()
             super().on_deactivate(state)
             return TransitionCallbackReturn.FAILURE
@@ -201,6 +215,8 @@ class AgechatNode(LifecycleNode):
                 raise self.configure_error
             raise StartupError(f'{self.get_name()}: configure failed: {self.configure_error!r}')
         if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            if isinstance(self.activate_error, STARTUP_ERRORS):
+                raise self.activate_error
             raise StartupError(f'{self.get_name()}: activate failed (see the log above)')
 
     def teardown(self) -> None:

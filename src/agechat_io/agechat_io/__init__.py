@@ -1,0 +1,1 @@
+"""Device nodes of agechat: microphone, camera and speaker (PortAudio, OpenCV)."""

@@ -1,0 +1,1 @@
+"""Pure cores of the device nodes (no rclpy): PortAudio devices and errors, camera frames."""
