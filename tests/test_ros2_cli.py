@@ -56,6 +56,11 @@ DOCUMENTED_TOPICS = {
     '/agechat/avatar/image': 'sensor_msgs/msg/Image',
     '/agechat/avatar/state': 'agechat_msgs/msg/AvatarState',
     '/diagnostics': 'diagnostic_msgs/msg/DiagnosticArray',
+    '/humans/voices/tracked': 'hri_msgs/msg/IdsList',
+    '/humans/voices/anonymous_speaker/speech': 'hri_msgs/msg/LiveSpeech',
+    '/humans/voices/anonymous_speaker/is_speaking': 'std_msgs/msg/Bool',
+    '/humans/voices/anonymous_speaker/softbiometrics': 'hri_msgs/msg/SoftBiometrics',
+    '/humans/faces/tracked': 'hri_msgs/msg/IdsList',
 }
 CHAT_SERVICE = ('/agechat/chat', 'agechat_msgs/srv/Chat')
 
