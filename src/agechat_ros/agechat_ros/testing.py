@@ -136,6 +136,31 @@ class Collector:
             self.receive_times_ns.clear()
 
 
+def publish_until_answered(publisher, msg, answers: Collector, timeout: float = 20.0):
+    """Publish the stamped `msg` again every second until `answers` holds a message with its stamp.
+
+    For best-effort inputs (camera frames): one publish may be lost. Returns the answer; raises
+    TimeoutError naming the topic and the stamp after `timeout` s.
+    """
+    stamp = msg.header.stamp
+
+    def answered(messages: list) -> bool:
+        return any(m.header.stamp == stamp for m in messages)
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        publisher.publish(msg)
+        try:
+            got = answers.wait_for(1, timeout=1.0, predicate=answered)
+        except TimeoutError:
+            continue
+        return next(m for m in got if m.header.stamp == stamp)
+    raise TimeoutError(
+        f'{answers.topic}: no answer to the message stamped {stamp.sec}.{stamp.nanosec:09d} '
+        f'in {timeout:.1f} s'
+    )
+
+
 def reliable_qos(depth: int = 10) -> QoSProfile:
     """Reliable, keep-last QoS used by agechat's event topics."""
     return QoSProfile(

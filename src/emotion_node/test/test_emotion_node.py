@@ -23,6 +23,7 @@ from agechat_ros.testing import (
     activate,
     assert_refused,
     deactivate,
+    publish_until_answered,
     wait_until,
 )
 
@@ -67,24 +68,15 @@ class Camera:
 
         The message is re-sent until answered (best-effort QoS).
         """
-        msg.header.stamp = stamp = self.stamp()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.publisher.publish(msg)
-            try:
-                got = self.results.wait_for(
-                    1, timeout=1.0, predicate=lambda ms: any(m.header.stamp == stamp for m in ms)
-                )
-            except TimeoutError:
-                continue
-            return next(m for m in got if m.header.stamp == stamp)
-        logs = '\n'.join(
-            f'--- {p.name}:\n{p.log_path.read_text(errors="replace")[-3000:]}'
-            for p in self.graph.processes
-        )
-        raise TimeoutError(
-            f'no FaceEmotion for the frame stamped {stamp.sec}; node log tail:\n{logs}'
-        )
+        msg.header.stamp = self.stamp()
+        try:
+            return publish_until_answered(self.publisher, msg, self.results, timeout)
+        except TimeoutError as error:
+            logs = '\n'.join(
+                f'--- {p.name}:\n{p.log_path.read_text(errors="replace")[-3000:]}'
+                for p in self.graph.processes
+            )
+            raise TimeoutError(f'{error}; node log tail:\n{logs}') from None
 
     def send_unanswered(self, msg, repeats: int = 3) -> Time:
         """Publish a frame that must be dropped; return its stamp."""

@@ -12,6 +12,7 @@ from sensor_msgs.msg import Image
 from agechat_msgs.msg import FaceEmotion
 from agechat_ros import qos
 from agechat_ros.image import bgr_to_image
+from agechat_ros.testing import publish_until_answered
 
 from emotion_node.core import synthetic
 
@@ -43,18 +44,8 @@ class Sender:
         """Return the IdsList the node published for this frame."""
         self.sec += 1
         msg = bgr_to_image(frame, frame_id='cam', encoding='bgr8')
-        msg.header.stamp = stamp = Time(sec=self.sec, nanosec=7)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.publisher.publish(msg)  # best effort: re-sent until answered
-            try:
-                got = self.tracked.wait_for(
-                    1, timeout=1.0, predicate=lambda ms: any(m.header.stamp == stamp for m in ms)
-                )
-            except TimeoutError:
-                continue
-            return next(m for m in got if m.header.stamp == stamp)
-        raise TimeoutError(f'no /humans/faces/tracked for the frame stamped {stamp.sec}')
+        msg.header.stamp = Time(sec=self.sec, nanosec=7)
+        return publish_until_answered(self.publisher, msg, self.tracked, timeout)
 
 
 def test_two_people_get_stable_ids_and_a_leaving_face_is_dropped(graph):
