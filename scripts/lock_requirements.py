@@ -10,8 +10,8 @@ import sys
 REQUIREMENTS = pathlib.Path(__file__).resolve().parents[1] / 'requirements.txt'
 ROBOT_REQUIREMENTS = REQUIREMENTS.with_name('requirements-robot.txt')
 #: Not for robots: ROS itself comes from the distribution there, numpy from apt (cv_bridge is built
-#: against it).
-NOT_ON_ROBOTS = ('ros-', 'colcon-', 'numpy==', 'pytest==', 'hypothesis==', 'ruff==')
+#: against it); selenium only drives the browser-view test.
+NOT_ON_ROBOTS = ('ros-', 'colcon-', 'numpy==', 'pytest==', 'hypothesis==', 'ruff==', 'selenium==')
 MARKER = '# --- transitive dependencies (pip freeze) ---'
 
 
