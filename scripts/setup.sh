@@ -19,7 +19,8 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # --- 1. Debian packages -------------------------------------------------------------------------
 # libportaudio2: the PortAudio library sounddevice loads (agechat_io's microphone and speaker; the
 # Linux sounddevice wheel does not bundle it). pulseaudio: the sound server agechat_io's tests start
-# with a null sink (tests skip without it).
+# with a null sink (tests skip without it). chromium + chromium-driver: the headless browser that tests
+# avatar_node's browser view.
 APT_PACKAGES=(cmake g++ espeak-ng libespeak-ng1 sox ffmpeg libportaudio2 pulseaudio chromium chromium-driver)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
