@@ -424,6 +424,55 @@ def domain_id() -> int:
     return int(os.environ.get('ROS_DOMAIN_ID') or (os.getpid() % 100 + 1))
 
 
+def assert_config_section_declared(
+    graph: Graph,
+    config: Path,
+    node_name: str,
+    package: str,
+    executable: str,
+    parameters: Optional[dict] = None,
+    env: Optional[Dict[str, str]] = None,
+) -> None:
+    """Start a node with the params file `config`; assert it declares its section's values.
+
+    rclpy silently ignores unknown names in a parameter file, so a typo would otherwise go
+    unnoticed. `parameters` / `env` are what the node needs besides the file (a device).
+    """
+    from rcl_interfaces.msg import ParameterType
+    from rcl_interfaces.srv import GetParameters
+
+    settings = yaml.safe_load(Path(config).read_text())[node_name]['ros__parameters']
+    node = graph.start_node(
+        package,
+        executable,
+        name=node_name,
+        parameters=parameters,
+        env=env,
+        ros_args=['--params-file', str(config)],
+    )
+    response = graph.call(
+        GetParameters,
+        f'/{node_name}/get_parameters',
+        GetParameters.Request(names=list(settings)),
+        timeout=60,
+    )
+    assert node.alive(), node.log()
+    fields = {
+        ParameterType.PARAMETER_BOOL: 'bool_value',
+        ParameterType.PARAMETER_INTEGER: 'integer_value',
+        ParameterType.PARAMETER_DOUBLE: 'double_value',
+        ParameterType.PARAMETER_STRING: 'string_value',
+    }
+    for name, value in zip(settings, response.values, strict=True):
+        assert value.type != ParameterType.PARAMETER_NOT_SET, (
+            f'{node_name} declares no parameter {name!r}'
+        )
+        got = getattr(value, fields[value.type]) if value.type in fields else None
+        # YAML writes 0.0 as a float and 1 as an int: compare like for like
+        wanted = float(settings[name]) if isinstance(got, float) else settings[name]
+        assert got == wanted, f'{node_name}.{name}: {got!r} != {settings[name]!r}'
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     """Remember each phase's report on the test item (the fixture prints logs on failure)."""
