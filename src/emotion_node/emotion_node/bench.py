@@ -5,9 +5,18 @@ All numbers come from one run on this machine, one thread each:
   wheel's quantised TFLite reference, on the same real face crops;
 - detector ms/frame on 640x480 frames of a moving face: full-frame Haar at 640 and 320 px wide, and
   the node's default (320 px search every 10 frames + ROI tracking);
+- BlazeFace hit rates on close-ups and 640x480 scenes (`closeup_hit_rate`, `scene_hit_rate`);
+- `node_fps_640x480_4faces`: the node's per-frame work (image conversion, detector, tracking,
+  classifier per face, FaceEmotion and REP-155 messages) on 4 moving faces, in this process
+  pinned to one core, next to the classifier alone timed in the same run
+  (`node_frame_vs_classifier`), with the node's schedule and without it (`*_unscheduled`);
+- `pipeline_accuracy` next to `classifier_accuracy` on the offline labelled set
+  (`evaluate-pipeline --offline-set`);
 - the real node process, pinned to one CPU core, fed 640x480 rgb8 frames over DDS at 30 FPS (and at
   60 FPS to show the headroom): processed frames/s, image-stamp -> publish latency p50/p95 and the
   node process's peak resident memory (VmHWM).
+
+`--faces-only` runs only the face keys (hit rates, frame path, accuracy; no DDS, no torch).
 """
 
 from __future__ import annotations
@@ -174,11 +183,16 @@ def bench_faces(weights) -> dict:
     return out
 
 
-#: the node's schedule defaults (config/agechat.yaml) and the unscheduled pipeline
-SCHEDULES = {
-    'default': {'track_every': 2, 'sweep_every': 3, 'classify_hz': 10.0},
-    'unscheduled': {'track_every': 1, 'sweep_every': 1, 'classify_hz': 0.0},
-}
+#: the unscheduled pipeline; 'default' is added from the node's parameter defaults
+SCHEDULES = {'unscheduled': {'track_every': 1, 'sweep_every': 1, 'classify_hz': 0.0}}
+SCHEDULE_PARAMETERS = ('track_every', 'sweep_every', 'classify_hz', 'carry_max_change')
+
+
+def node_schedule() -> dict:
+    """Return the node's default schedule parameters (emotion_node.node.parameters())."""
+    from emotion_node.node import parameters
+
+    return {p.name: p.default for p in parameters() if p.name in SCHEDULE_PARAMETERS}
 
 
 def bench_frame_path(weights, core: int, seconds: float = 6.0, block: int = 15) -> dict:
@@ -213,11 +227,12 @@ def bench_frame_path(weights, core: int, seconds: float = 6.0, block: int = 15) 
     messages = [bgr_to_image(s.frame, encoding='rgb8') for s in video]
     classifier = EmotionClassifier.from_file(weights, threads=1)
     crop = np.zeros((1, 64, 64), np.uint8)
+    schedules = {'default': node_schedule(), **SCHEDULES}
     pipelines = {
         name: EmotionPipeline(
             classifier, detector='blazeface', min_face_px=20, smoothing_s=0.3, **schedule
         )
-        for name, schedule in SCHEDULES.items()
+        for name, schedule in schedules.items()
     }
     state = {name: {'frame': 0, 'hits': 0, 'total': 0, 'ids': {}} for name in pipelines}
 
@@ -287,9 +302,25 @@ def bench_frame_path(weights, core: int, seconds: float = 6.0, block: int = 15) 
     out['node_frame_path'] = (
         'image_to_bgr + EmotionPipeline.process + FaceEmotion'
         + (' + REP-155 messages' if types is not None else ' (no hri_msgs: REP-155 left out)')
-        + f', one core ({core}), schedule {SCHEDULES["default"]}'
+        + f', one core ({core}), schedule {schedules["default"]}'
     )
     return out
+
+
+def bench_accuracy(weights) -> dict:
+    """Pipeline accuracy next to the classifier alone on the offline labelled set.
+
+    See :func:`emotion_node.cli.evaluate_offline` (`evaluate-pipeline --offline-set`); the summary
+    keys go to the top level, the full result (confusion matrices) under 'offline_set'.
+    """
+    from emotion_node.cli import _summary, evaluate_offline
+    from emotion_node.core.classifier import EmotionClassifier
+    from emotion_node.core.pipeline import EmotionPipeline
+
+    classifier = EmotionClassifier.from_file(weights, threads=1)
+    pipeline = EmotionPipeline(classifier, detector='blazeface', min_face_px=20, smoothing_s=0.0)
+    result = evaluate_offline(pipeline)
+    return {**_summary(result), 'offline_set': result}
 
 
 def _find_node() -> str:
@@ -507,6 +538,7 @@ def main(argv=None) -> int:
     if args.faces_only:
         result.update(bench_faces(weights))
         result.update(bench_frame_path(weights, args.node_core))
+        result.update(bench_accuracy(weights))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))
         print(json.dumps(result, indent=2))
@@ -515,6 +547,7 @@ def main(argv=None) -> int:
     result.update(bench_detector(frames))
     result.update(bench_faces(weights))
     result.update(bench_frame_path(weights, args.node_core))
+    result.update(bench_accuracy(weights))
     if not args.skip_node and not args.default_transport:
         # the same 30 FPS measurement with Fast DDS' built-in transports, in a fresh process (the
         # profile is read once per process): shows what the large-frame profile is for

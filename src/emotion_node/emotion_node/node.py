@@ -138,6 +138,15 @@ def parameters():
             high=MAX_CLASSIFY_HZ,
         ),
         Param(
+            'carry_max_change',
+            20.0,
+            'blazeface with track_every > 1: a face whose region changed by more than this mean '
+            'grey level (16x16 thumbnail, 0-255) since it was last found is searched for at once '
+            'instead of carried',
+            low=0.0,
+            high=255.0,
+        ),
+        Param(
             'appear_after',
             4,
             'a face is published (tracked) after this many consecutive detections',
@@ -219,6 +228,7 @@ class EmotionNode(AgechatNode):
             track_every=p.track_every,
             sweep_every=p.sweep_every,
             classify_hz=float(p.classify_hz),
+            carry_max_change=float(p.carry_max_change),
         )
         self.rep155 = _FaceTopics(self) if p.publish_rep155 else None
         self.health.set('classifier', f'{p.backend}: {classifier.source}')

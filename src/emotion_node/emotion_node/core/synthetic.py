@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -108,6 +108,8 @@ class Sample:
     frame: np.ndarray
     boxes: List[Box] = field(default_factory=list)
     sources: List[str] = field(default_factory=list)
+    #: the frame without its faces (moving_scene only)
+    background: Optional[np.ndarray] = None
 
 
 def closeups(count: int, seed: int = 0, side: int = 240) -> List[Sample]:
@@ -227,7 +229,7 @@ def moving_scene(
     out = []
     for i in range(frames):
         frame = empty.copy()
-        sample = Sample(frame)
+        sample = Sample(frame, background=empty)
         t = i / 30.0
         for (x, y, w, _h), name, (ax, ay, period) in zip(
             start.boxes, start.sources, motion, strict=True
