@@ -12,7 +12,10 @@ tile; short range run on a crop 2.5x a known face's size re-finds that face down
 1. short range on the whole frame (close-ups, large faces);
 2. short range on a square window 2.5x the size of each face tracked in the previous frame;
 3. one step of the *discovery sweep*: full range on the whole frame, then on each 240 px tile in
-   turn (so the whole frame is searched for new small faces every `1 + tiles` frames).
+   turn (so the whole frame is searched for new small faces every `1 + tiles` steps).
+
+Which windows (2) and whether a sweep step (3) run in a given frame is the caller's choice
+(`detect(windows=..., sweep=...)`); the node's schedule is in :mod:`emotion_node.core.pipeline`.
 
 :meth:`BlazeFaceDetector.sweep` runs all of it on one picture (a still image: the pipeline
 evaluation, the hit-rate measurements).
