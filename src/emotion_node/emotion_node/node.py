@@ -35,7 +35,13 @@ from agechat_ros.time import time_to_ns
 
 from emotion_node.core.classifier import BACKENDS, EmotionClassifier
 from emotion_node.core.convert import default_weights_path
-from emotion_node.core.pipeline import DETECTORS, EmotionPipeline, annotate
+from emotion_node.core.pipeline import (
+    DETECTORS,
+    MAX_CLASSIFY_HZ,
+    MAX_EVERY,
+    EmotionPipeline,
+    annotate,
+)
 
 CROPPED_PX = 128
 
@@ -105,6 +111,40 @@ def parameters():
             'blazeface: side of the tiles the full-range search runs on (0 = whole frame only)',
             low=0,
             high=4096,
+        ),
+        Param(
+            'track_every',
+            2,
+            'blazeface: each tracked face is searched for (short range around it) at least every '
+            'N frames, about 1/N of the faces per frame; in between the tracker carries it '
+            '(1 = every face every frame)',
+            low=1,
+            high=MAX_EVERY,
+        ),
+        Param(
+            'sweep_every',
+            3,
+            'blazeface: the full-range search for new small faces takes one step every N frames '
+            'while a face is tracked, every frame while none is (1 = every frame)',
+            low=1,
+            high=MAX_EVERY,
+        ),
+        Param(
+            'classify_hz',
+            10.0,
+            'each face is classified at most this often per second of image time (a new face at '
+            'once; probabilities held in between); 0 = every face every frame',
+            low=0.0,
+            high=MAX_CLASSIFY_HZ,
+        ),
+        Param(
+            'carry_max_change',
+            20.0,
+            'blazeface with track_every > 1: a face whose region changed by more than this mean '
+            'grey level (16x16 thumbnail, 0-255) since it was last found is searched for at once '
+            'instead of carried',
+            low=0.0,
+            high=255.0,
         ),
         Param(
             'appear_after',
@@ -185,6 +225,10 @@ class EmotionNode(AgechatNode):
             drop_after=p.drop_after,
             tile_px=p.tile_px,
             threads=p.threads,
+            track_every=p.track_every,
+            sweep_every=p.sweep_every,
+            classify_hz=float(p.classify_hz),
+            carry_max_change=float(p.carry_max_change),
         )
         self.rep155 = _FaceTopics(self) if p.publish_rep155 else None
         self.health.set('classifier', f'{p.backend}: {classifier.source}')
@@ -341,49 +385,16 @@ class _FaceTopics:
 
     def publish(self, header, bgr, result) -> None:
         """Publish one processed frame's faces (result.faces: the confirmed tracks)."""
-        import cv2
-
-        from emotion_node.core.expression import expression
-
-        expression_type, ids_type, roi_type = self.types
-        ids = [face.id for face in result.faces]
-        for gone in set(self.faces) - set(ids):
+        ids_msg, per_face = face_messages(self.types, header, bgr, result.faces)
+        for gone in set(self.faces) - set(ids_msg.ids):
             self._close(gone)
-        height, width = bgr.shape[:2]
-        for face in result.faces:
-            if face.id not in self.faces:
-                self.faces[face.id] = self._open(face.id)
-            roi_pub, cropped_pub, expression_pub = self.faces[face.id]
-            x, y, w, h = face.int_box()
-            x1, y1 = max(0, x), max(0, y)
-            x2, y2 = min(width, x + w), min(height, y + h)
-            roi_pub.publish(
-                roi_type(
-                    header=header,
-                    xmin=x1 / width,
-                    ymin=y1 / height,
-                    xmax=x2 / width,
-                    ymax=y2 / height,
-                    c=float(face.score),
-                )
-            )
-            if x2 > x1 and y2 > y1:
-                crop = cv2.resize(bgr[y1:y2, x1:x2], (CROPPED_PX, CROPPED_PX))
-                cropped_pub.publish(
-                    bgr_to_image(crop, stamp=header.stamp, frame_id=header.frame_id)
-                )
-            if face.probabilities is not None:
-                name, valence, arousal, confidence = expression(face.probabilities)
-                expression_pub.publish(
-                    expression_type(
-                        header=header,
-                        expression=name,
-                        valence=valence,
-                        arousal=arousal,
-                        confidence=confidence,
-                    )
-                )
-        self.tracked_pub.publish(ids_type(header=header, ids=ids))
+        for face_id, messages in per_face:
+            if face_id not in self.faces:
+                self.faces[face_id] = self._open(face_id)
+            for publisher, message in zip(self.faces[face_id], messages, strict=True):
+                if message is not None:
+                    publisher.publish(message)
+        self.tracked_pub.publish(ids_msg)
 
     def stop(self) -> None:
         """Send an empty tracked list (stamped now) and remove every face's topics."""
@@ -397,6 +408,49 @@ class _FaceTopics:
         """Remove every face's topics."""
         for face_id in list(self.faces):
             self._close(face_id)
+
+
+def face_messages(types, header, bgr, faces):
+    """Build the REP-155 messages of one frame's confirmed faces (no publishing).
+
+    `types` = (Expression, IdsList, NormalizedRegionOfInterest2D) of hri_msgs. Returns (IdsList,
+    [(id, (roi, cropped or None, expression or None))]); the benchmark times this too.
+    """
+    import cv2
+
+    from emotion_node.core.expression import expression
+
+    expression_type, ids_type, roi_type = types
+    height, width = bgr.shape[:2]
+    per_face = []
+    for face in faces:
+        x, y, w, h = face.int_box()
+        x1, y1 = max(0, x), max(0, y)
+        x2, y2 = min(width, x + w), min(height, y + h)
+        roi = roi_type(
+            header=header,
+            xmin=x1 / width,
+            ymin=y1 / height,
+            xmax=x2 / width,
+            ymax=y2 / height,
+            c=float(face.score),
+        )
+        cropped = None
+        if x2 > x1 and y2 > y1:
+            crop = cv2.resize(bgr[y1:y2, x1:x2], (CROPPED_PX, CROPPED_PX))
+            cropped = bgr_to_image(crop, stamp=header.stamp, frame_id=header.frame_id)
+        feeling = None
+        if face.probabilities is not None:
+            name, valence, arousal, confidence = expression(face.probabilities)
+            feeling = expression_type(
+                header=header,
+                expression=name,
+                valence=valence,
+                arousal=arousal,
+                confidence=confidence,
+            )
+        per_face.append((face.id, (roi, cropped, feeling)))
+    return ids_type(header=header, ids=[face.id for face in faces]), per_face
 
 
 def main(args=None) -> int:

@@ -266,6 +266,10 @@ def test_max_rate_limits_the_processed_frames(graph, astronaut_frame):
         ({'detector': 'mtcnn_please', 'threads': 0}, ['detector', 'threads']),
         ({'smoothing_s': -1.0, 'min_face_px': 5}, ['smoothing_s', 'min_face_px']),
         (
+            {'track_every': 0, 'sweep_every': 31, 'classify_hz': -1.0, 'carry_max_change': 300.0},
+            ['track_every', 'sweep_every', 'classify_hz', 'carry_max_change'],
+        ),
+        (
             {'model_path': '/nonexistent/fer.safetensors'},
             ['/nonexistent/fer.safetensors', 'make setup'],
         ),

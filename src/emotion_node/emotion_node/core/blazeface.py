@@ -145,6 +145,7 @@ class BlazeFace:
                 f'{path}: {outputs[0]["shape"][1]} boxes, expected {len(self._anchors)}'
             )
         self._tensor = np.zeros((1, self.side, self.side, 3), np.float32)
+        self._filled = None  # (width, height) of the picture in the letterbox
 
     def raw(self, bgr: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Candidates above the threshold before suppression, in `bgr` pixels.
@@ -155,11 +156,15 @@ class BlazeFace:
         scale = self.side / float(max(height, width))
         new_w, new_h = max(1, int(round(width * scale))), max(1, int(round(height * scale)))
         pad_x, pad_y = (self.side - new_w) // 2, (self.side - new_h) // 2
-        small = cv2.resize(bgr, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        small = cv2.cvtColor(
+            cv2.resize(bgr, (new_w, new_h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB
+        )
         tensor = self._tensor
-        tensor.fill(0.0)
+        if (new_w, new_h) != self._filled:  # the letterbox padding stays zero between calls
+            tensor.fill(0.0)
+            self._filled = (new_w, new_h)
         region = tensor[0, pad_y : pad_y + new_h, pad_x : pad_x + new_w]
-        np.multiply(small[:, :, ::-1], 1.0 / 127.5, out=region, casting='unsafe')
+        np.multiply(small, 1.0 / 127.5, out=region, casting='unsafe')
         region -= 1.0
         self._interpreter.set_tensor(self._input, tensor)
         self._interpreter.invoke()

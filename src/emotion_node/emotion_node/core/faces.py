@@ -12,7 +12,10 @@ tile; short range run on a crop 2.5x a known face's size re-finds that face down
 1. short range on the whole frame (close-ups, large faces);
 2. short range on a square window 2.5x the size of each face tracked in the previous frame;
 3. one step of the *discovery sweep*: full range on the whole frame, then on each 240 px tile in
-   turn (so the whole frame is searched for new small faces every `1 + tiles` frames).
+   turn (so the whole frame is searched for new small faces every `1 + tiles` steps).
+
+Which windows (2) and whether a sweep step (3) run in a given frame is the caller's choice
+(`detect(windows=..., sweep=...)`); the node's schedule is in :mod:`emotion_node.core.pipeline`.
 
 :meth:`BlazeFaceDetector.sweep` runs all of it on one picture (a still image: the pipeline
 evaluation, the hit-rate measurements).
@@ -21,7 +24,7 @@ evaluation, the hit-rate measurements).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -117,14 +120,33 @@ class BlazeFaceDetector:
         faces = _faces(corners, scores, points)
         return [f for f in faces if max(f.box[2], f.box[3]) >= self.min_face_px]
 
-    def detect(self, bgr: np.ndarray, tracked: Sequence[Box] = ()) -> List[Face]:
-        """Faces of one video frame, best first: steps 1-3 of the module docstring."""
+    def detect(
+        self,
+        bgr: np.ndarray,
+        tracked: Sequence[Box] = (),
+        windows: Optional[Sequence[bool]] = None,
+        sweep: bool = True,
+    ) -> List[Face]:
+        """Faces of one video frame, best first: steps 1-3 of the module docstring.
+
+        `windows[i]` (default all True) says whether step 2 runs around `tracked[i]` in this
+        frame; `sweep` False skips step 3 (the discovery sweep then resumes where it stopped).
+        The node's schedule (which faces and how often) is :class:`emotion_node.core.pipeline.
+        EmotionPipeline`'s.
+        """
         parts = [self.short.raw(bgr)]
+        if windows is not None:
+            tracked = [box for box, look in zip(tracked, windows, strict=True) if look]
         parts.extend(self._windows(bgr, tracked))
-        units = self._sweep_units(bgr.shape)
-        parts.append(self._full_on(bgr, units[self._step % len(units)]))
-        self._step = (self._step + 1) % len(units)
+        if sweep:
+            units = self._sweep_units(bgr.shape)
+            parts.append(self._full_on(bgr, units[self._step % len(units)]))
+            self._step = (self._step + 1) % len(units)
         return self._merge(parts)
+
+    def sweep_length(self, shape) -> int:
+        """Return the number of sweep steps (whole frame + tiles) of a frame of this shape."""
+        return len(self._sweep_units(shape))
 
     def sweep(self, bgr: np.ndarray) -> List[Face]:
         """Return every face of a still picture.

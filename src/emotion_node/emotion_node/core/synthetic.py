@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -108,6 +108,8 @@ class Sample:
     frame: np.ndarray
     boxes: List[Box] = field(default_factory=list)
     sources: List[str] = field(default_factory=list)
+    #: the frame without its faces (moving_scene only)
+    background: Optional[np.ndarray] = None
 
 
 def closeups(count: int, seed: int = 0, side: int = 240) -> List[Sample]:
@@ -202,3 +204,113 @@ def hit_rate(samples: List[Sample], detect, min_px: int = 0) -> Tuple[float, int
             total += 1
             hits += any(matches(b, truth) for b in boxes)
     return (hits / total if total else float('nan')), total
+
+
+def moving_scene(
+    seed: int = 5,
+    faces_count: int = 4,
+    frames: int = 120,
+    min_px: int = 40,
+    max_px: int = 120,
+    width: int = 640,
+    height: int = 480,
+) -> List[Sample]:
+    """Return a video of `faces_count` portraits drifting over a real texture (640x480, 30 FPS).
+
+    Each face starts where :func:`scene` puts it and moves on a slow ellipse (amplitude 25 % of
+    its width across, 15 % up and down, period 4-8 s: a person shifting in a chair), so the
+    detector and the tracker work on frames that change; sample.boxes are the true face boxes.
+    """
+    rng = np.random.default_rng(seed)
+    start = scene(rng, faces_count, min_px=min_px, max_px=max_px, width=width, height=height)
+    by_name = {f.source: f for f in portraits()}
+    empty = background(BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))], width, height)
+    motion = [(0.25 * box[2], 0.15 * box[2], rng.uniform(4, 8)) for box in start.boxes]
+    out = []
+    for i in range(frames):
+        frame = empty.copy()
+        sample = Sample(frame, background=empty)
+        t = i / 30.0
+        for (x, y, w, _h), name, (ax, ay, period) in zip(
+            start.boxes, start.sources, motion, strict=True
+        ):
+            phase = 2 * np.pi * t / period
+            nx = int(np.clip(x + ax * np.sin(phase), 0, width - w))
+            ny = int(np.clip(y + ay * np.cos(phase) - ay, 0, height - w))
+            sample.boxes.append(place(frame, by_name[name], nx, ny, w))
+            sample.sources.append(name)
+        out.append(sample)
+    return out
+
+
+#: Expressions of the `lfw_subset()` faces (index -> label), labelled by eye by one annotator (the
+#: session that built this set) on 100 px upscaled copies, before any classifier output was
+#: looked at. Only clear cases: "happy" = visible smile, "neutral" = closed or relaxed mouth and
+#: no smile; the 35 others (talking, half-smiles, hands on the face, too dark) are left out.
+#: LFW holds press photographs, so no other FER class is clear in it.
+LFW_EXPRESSIONS = {
+    **dict.fromkeys(
+        (1, 2, 10, 11, 13, 18, 19, 21, 22, 23, 27, 31, 37, 38, 41, 45, 52, 53, 61, 69, 74, 75, 79),
+        'happy',
+    ),
+    **dict.fromkeys((81, 85, 88, 91, 93, 94, 96), 'happy'),
+    **dict.fromkeys(
+        (3, 5, 6, 7, 14, 15, 17, 20, 25, 26, 28, 32, 35, 40, 42, 44, 46, 49, 54, 56, 57, 60),
+        'neutral',
+    ),
+    **dict.fromkeys((62, 65, 66, 67, 70, 72, 73, 76, 80, 83, 90, 92, 98), 'neutral'),
+}
+#: the bundled portraits, labelled the same way (the cameraman's face is partly behind his camera)
+PORTRAIT_EXPRESSIONS = {'astronaut': 'happy', 'grace_hopper': 'neutral', 'camera': 'neutral'}
+#: face sizes (px, face box width) of the labelled 640x480 scenes: small, medium, a close-up
+EMOTION_SCENE_SIZES = (96, 160, 320)
+
+
+@dataclass
+class LabelledFace:
+    """A face picture with its expression, the tight face crop and where it came from."""
+
+    face: FaceImage
+    label: str
+    group: str  # 'lfw' (tight 25x25 crop, no head outline) or 'portrait' (head and background)
+
+    def crop(self) -> np.ndarray:
+        """Return the ground-truth face crop (BGR): the face box of the picture."""
+        x, y, w, h = self.face.box
+        return self.face.image[y : y + h, x : x + w]
+
+
+def labelled_faces() -> List[LabelledFace]:
+    """Return the faces of :data:`LFW_EXPRESSIONS` and :data:`PORTRAIT_EXPRESSIONS`."""
+    out = []
+    for face in face_images():
+        if face.source.startswith('lfw'):
+            label = LFW_EXPRESSIONS.get(int(face.source[3:]))
+            group = 'lfw'
+        else:
+            label, group = PORTRAIT_EXPRESSIONS.get(face.source), 'portrait'
+        if label is not None:
+            out.append(LabelledFace(face, label, group))
+    return out
+
+
+def emotion_scenes(
+    sizes=EMOTION_SCENE_SIZES, seed: int = 3, width: int = 640, height: int = 480
+) -> List[Tuple[Sample, LabelledFace, int]]:
+    """Return every labelled face pasted into a 640x480 real texture at each of `sizes`.
+
+    One face per frame at a random place (seeded); returns (sample, face, size) triples.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for labelled in labelled_faces():
+        fx, fy, fw, fh = labelled.face.box
+        for size in sizes:
+            frame = background(BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))], width, height)
+            frame = frame.copy()
+            box_h = int(round(fh * size / fw))
+            x = int(rng.integers(0, max(1, width - size)))
+            y = int(rng.integers(0, max(1, height - box_h)))
+            box = place(frame, labelled.face, x, y, size)
+            out.append((Sample(frame, [box], [labelled.face.source]), labelled, size))
+    return out

@@ -7,11 +7,16 @@ Each frame's detections are matched to the existing tracks greedily by IoU (best
 A confirmed track keeps its id for its whole life; ids are 5 random lowercase letters (as
 hri_face_detect's), drawn from a seeded generator and never reused within a tracker.
 
+A detector that does not look for every face in every frame (emotion_node's BlazeFace schedule,
+`track_every`) passes `searched`: a track that was not looked for this frame and not found is
+*carried*: it keeps its box, id and counters (neither a hit nor a miss) and stays *present*. So
+`appear_after` and `drop_after` count the frames in which the face was searched for.
+
 Every track keeps an exponentially smoothed box (`box_alpha` weight of the new detection) and its
 own :class:`~emotion_node.core.smoothing.ProbabilitySmoother` of the emotion probabilities.
 
 **Attended face** (the one the dialogue listens to, published as agechat/face_emotion): among the
-tracks matched in this frame, confirmed ones first, the one with the highest
+tracks present in this frame (matched or carried), confirmed ones first, the one with the highest
 `area * (1 - 0.5 * d)`, where d is the distance of the box centre from the frame centre divided by
 half the frame diagonal; the current attended face keeps its place unless another scores 1.5x
 higher. Largest-and-central is what a user addressing the robot looks like (close, in front); the
@@ -57,6 +62,7 @@ class Track:
     misses: int = 0  # consecutive frames without a match
     confirmed: bool = False
     seen: bool = True  # matched in the latest frame
+    carried: bool = False  # not searched for in the latest frame (kept as it was)
     raw_probabilities: Optional[np.ndarray] = None
     probabilities: Optional[np.ndarray] = None
     #: 'detected': this frame's detector box the track was matched with
@@ -104,10 +110,21 @@ class FaceTracker:
                 return new
 
     def update(
-        self, boxes: Sequence[Box], scores: Sequence[float] = (), frame_shape=None
+        self,
+        boxes: Sequence[Box],
+        scores: Sequence[float] = (),
+        frame_shape=None,
+        searched: Optional[Sequence[bool]] = None,
     ) -> List[Track]:
-        """Match this frame's detections; return the tracks seen in this frame (new included)."""
+        """Match this frame's detections; return the tracks seen in this frame (new included).
+
+        `searched[i]` (one per track in :attr:`tracks` before this call; default all True) tells
+        whether the detector looked for track i in this frame; an unmatched track that was not
+        looked for is carried (see the module docstring).
+        """
         scores = list(scores) or [1.0] * len(boxes)
+        if searched is not None and len(searched) != len(self.tracks):
+            raise ValueError(f'searched has {len(searched)} entries for {len(self.tracks)} tracks')
         pairs = sorted(
             (
                 (iou(tuple(t.box), b), ti, bi)
@@ -133,15 +150,20 @@ class FaceTracker:
             track.hits += 1
             track.misses = 0
             track.seen = True
+            track.carried = False
             if track.hits >= self.appear_after:
                 track.confirmed = True
         for ti, track in enumerate(self.tracks):
             if ti not in used_t:
                 track.seen = False
-                track.hits = 0
-                track.misses += 1
+                track.carried = searched is not None and not searched[ti]
+                if not track.carried:
+                    track.hits = 0
+                    track.misses += 1
         self.tracks = [
-            t for t in self.tracks if t.seen or (t.confirmed and t.misses < self.drop_after)
+            t
+            for t in self.tracks
+            if t.seen or t.carried or (t.confirmed and t.misses < self.drop_after)
         ]
         for bi, box in enumerate(boxes):
             if bi not in used_b:
@@ -155,8 +177,13 @@ class FaceTracker:
                 track.extra['detected'] = tuple(int(v) for v in box)
                 self.tracks.append(track)
         seen = [t for t in self.tracks if t.seen]
-        self.attended = self._attend(seen, frame_shape)
+        self.attended = self._attend(self.present, frame_shape)
         return seen
+
+    @property
+    def present(self) -> List[Track]:
+        """Tracks seen or carried in the latest frame (the faces believed in view)."""
+        return [t for t in self.tracks if t.seen or t.carried]
 
     @property
     def confirmed(self) -> List[Track]:
