@@ -32,6 +32,8 @@ from avatar_node.core.web import Settings, WebView, WebViewError, check_host
 
 #: Face emotions arrive at the camera's rate; the page gets a change at once, else 4 per second.
 EMOTION_PUSH_PERIOD_S = 0.25
+#: Replies remembered until the agent speaks them (avatar_node queues at most a few).
+MAX_QUEUED_CAPTIONS = 20
 #: Longest text shown (captions, heard text); longer is cut with an ellipsis.
 MAX_TEXT_CHARS = 1000
 
@@ -94,6 +96,8 @@ class WebViewNode(AgechatNode):
         self.url = ''
         self._emotion_pushed = (None, 0.0)
         self._lock = threading.Lock()
+        self._captions: Dict[str, Dict[str, Any]] = {}  # recent replies by utterance id
+        self._speaking_id = ''
 
     def configure(self) -> None:
         """Create the chat client and the (not yet serving) web view."""
@@ -220,16 +224,20 @@ class WebViewNode(AgechatNode):
         except ConversionError as error:
             self.health.drop('bad_reply', str(error))
             return
-        self.view.event(
-            'caption',
-            {
-                'text': _cut(reply.text),
-                'utterance_id': msg.utterance_id,
-                'user_text': _cut(msg.user_text),
-                'age_group': reply.age_group,
-                'emotion': reply.emotion,
-            },
-        )
+        caption = {
+            'text': _cut(reply.text),
+            'utterance_id': msg.utterance_id,
+            'user_text': _cut(msg.user_text),
+            'age_group': reply.age_group,
+            'emotion': reply.emotion,
+        }
+        with self._lock:
+            self._captions[msg.utterance_id] = caption
+            while len(self._captions) > MAX_QUEUED_CAPTIONS:
+                self._captions.pop(next(iter(self._captions)))
+            show = not self._speaking_id  # while the agent speaks, its caption stays
+        if show:
+            self.view.event('caption', caption)
         self.health.count('replies')
 
     def _on_utterance(self, msg: Utterance) -> None:
@@ -293,9 +301,14 @@ class WebViewNode(AgechatNode):
         self.health.count('emotions')
 
     def _on_speech_state(self, msg: SpeechState) -> None:
+        with self._lock:
+            self._speaking_id = msg.utterance_id if msg.speaking else ''
+            caption = self._captions.get(msg.utterance_id) if msg.speaking else None
         self.view.event(
             'speaking', {'speaking': bool(msg.speaking), 'utterance_id': msg.utterance_id}
         )
+        if caption is not None:
+            self.view.event('caption', caption)  # the reply the agent starts speaking now
 
     def _report(self) -> None:
         for name, value in self.view.counts.items():
