@@ -98,6 +98,7 @@ class WebViewNode(AgechatNode):
         self._lock = threading.Lock()
         self._captions: Dict[str, Dict[str, Any]] = {}  # recent replies by utterance id
         self._speaking_id = ''
+        self._free_port = 0  # the port chosen for port 0, kept across deactivate/activate
 
     def configure(self) -> None:
         """Create the chat client and the (not yet serving) web view."""
@@ -117,7 +118,7 @@ class WebViewNode(AgechatNode):
     def activate(self) -> None:
         """Serve the page, then subscribe."""
         try:
-            self.url = self.view.start(self.p.host, self.p.port)
+            self.url = self._serve()
         except WebViewError as error:
             raise DeviceUnavailable(f'web_view: {error}') from error
         self.health.set('url', self.url)
@@ -151,6 +152,18 @@ class WebViewNode(AgechatNode):
                 callback_group=events,
             )
         self.timer(1.0, self._report, callback_group=events)
+
+    def _serve(self) -> str:
+        """Start the server; for port 0 the port picked first is tried again (pages reconnect)."""
+        if self.p.port == 0 and self._free_port:
+            try:
+                return self.view.start(self.p.host, self._free_port)
+            except WebViewError:
+                self.get_logger().warning(f'port {self._free_port} is taken now; picking another')
+        url = self.view.start(self.p.host, self.p.port)
+        if self.p.port == 0:
+            self._free_port = self.view.address[1]
+        return url
 
     def deactivate(self) -> None:
         """Stop serving: the page shows it lost the connection."""

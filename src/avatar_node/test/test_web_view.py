@@ -246,6 +246,11 @@ def test_bad_input_is_dropped_and_counted_and_parameters_are_checked(graph):
     assert_refused(graph.set_parameters('web_view', port=9000), 'read-only')
     assert_refused(graph.set_parameters('web_view', jpeg_quality=5), 'jpeg_quality')
     assert graph.set_parameters('web_view', max_fps=2.0)[0].successful
+    # lifecycle: inactive = no page; active again = the same URL (port 0's pick is kept)
+    assert graph.change_state('web_view', 'deactivate')
+    assert graph.lifecycle_state('web_view') == 'inactive' and fetch(url) == 0
+    assert graph.change_state('web_view', 'activate')
+    assert fetch(url) == 200 and web.log().count(f'open {url} in a browser') == 2
 
 
 @pytest.mark.parametrize(
