@@ -50,10 +50,10 @@ def get(url: str):
         return error.code, error.headers.get('Content-Type'), error.read()
 
 
-def post_json(url: str, body) -> tuple:
+def post_json(url: str, body, **headers) -> tuple:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     request = urllib.request.Request(
-        url, data=data, headers={'Content-Type': 'application/json'}, method='POST'
+        url, data=data, headers={'Content-Type': 'application/json', **headers}, method='POST'
     )
     status, _, payload = get_request(request)
     return status, json.loads(payload)
@@ -130,6 +130,13 @@ def test_websocket_gets_state_events_and_frames(view):
     asyncio.run(session())
     assert view.counts['frames_sent'] >= 1
 
+    async def foreign_page():
+        async with ClientSession() as client:
+            with pytest.raises(Exception, match='403'):
+                await client.ws_connect(view.url + 'ws', headers={'Origin': 'http://evil.example'})
+
+    asyncio.run(foreign_page())
+
 
 def test_chat_uses_the_estimates_and_refuses_bad_requests(view):
     api = view.url + 'api/chat'
@@ -155,8 +162,15 @@ def test_chat_uses_the_estimates_and_refuses_bad_requests(view):
     ):
         status, answer = post_json(api, body)
         assert status == 400 and not answer['success'] and why in answer['error'], answer
+    status, answer = post_json(api, {'text': '안녕'}, Origin='http://evil.example')
+    assert status == 403 and 'other sites' in answer['error']
+    status, answer = post_json(api, {'text': '안녕'}, **{'Content-Type': 'text/plain'})
+    assert status == 415  # a form of another site could send text/plain without a preflight
+    origin = view.url.rstrip('/')
+    assert post_json(api, {'text': '안녕'}, Origin=origin)[0] == 200  # the page itself
+    calls += 1
     assert len(view.chat_calls.requests) == calls  # refused requests never reach the service
-    assert view.snapshot()['chat']['text'] == '배고파'
+    assert view.snapshot()['chat']['text'] == '안녕'  # the last one answered
 
 
 def test_chat_without_an_answer_times_out_on_the_page():

@@ -10,7 +10,10 @@ per second and only while a page is connected. Typed chat is ``POST /api/chat`` 
 given by the node (a ``concurrent.futures.Future`` of a dict), so this module never imports rclpy.
 
 Routes: ``/`` (the page), ``/static/*`` (its script and style), ``/ws``, ``/api/chat``,
-``/api/state`` (the current state as JSON) and ``/frame.jpg`` (the newest frame).
+``/api/state`` (the current state as JSON) and ``/frame.jpg`` (the newest frame). Other web sites
+open in the same browser cannot use them: the WebSocket and the chat refuse a request whose
+``Origin`` is not the page's own, and the chat takes only ``application/json`` (which a foreign
+page cannot send without a CORS preflight, which is not answered).
 """
 
 from __future__ import annotations
@@ -232,7 +235,9 @@ class WebView:
             return web.Response(status=404, text='no avatar frame received yet')
         return web.Response(body=jpeg, content_type='image/jpeg')
 
-    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        if not same_origin(request):
+            return web.Response(status=403, text='the WebSocket is for this page only')
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=64 * 1024)
         await ws.prepare(request)
         self._clients.add(ws)
@@ -242,7 +247,8 @@ class WebView:
                 json.dumps({'type': 'hello', 'state': self.snapshot()}, ensure_ascii=False)
             )
             jpeg = await self._encoded_frame()
-            if jpeg is not None:
+            if jpeg is not None:  # the page shows a picture at once, before the next frame
+                self.counts['frames_sent'] += 1
                 await ws.send_bytes(jpeg)
             async for message in ws:  # the page sends nothing we need; keep the socket open
                 if message.type == WSMsgType.ERROR:
@@ -254,6 +260,10 @@ class WebView:
 
     async def _chat(self, request: web.Request) -> web.Response:
         self.counts['chat_requests'] += 1
+        if not same_origin(request):
+            return self._chat_refused('requests from other sites are refused', status=403)
+        if request.content_type != 'application/json':
+            return self._chat_refused('send the message as application/json', status=415)
         try:
             body = await request.json()
         except (ValueError, UnicodeDecodeError):
@@ -290,9 +300,9 @@ class WebView:
         self.event('chat', result)
         return web.json_response(result, dumps=lambda v: json.dumps(v, ensure_ascii=False))
 
-    def _chat_refused(self, why: str) -> web.Response:
+    def _chat_refused(self, why: str, status: int = 400) -> web.Response:
         self.counts['chat_failed'] += 1
-        return web.json_response({'success': False, 'error': why}, status=400)
+        return web.json_response({'success': False, 'error': why}, status=status)
 
     def _chat_labels(self, age: str) -> tuple:
         """Return the age group and emotion a typed message is answered for.
@@ -349,10 +359,18 @@ class WebView:
                 jpeg = await self._encoded_frame()
                 if jpeg is not None:
                     clients = [ws for ws in self._clients if not ws.closed]
-                    await asyncio.gather(*(self._send(ws, jpeg) for ws in clients))
                     self.counts['frames_sent'] += len(clients)
+                    await asyncio.gather(*(self._send(ws, jpeg) for ws in clients))
             period = 1.0 / max(self.settings.max_fps, 0.1)
             await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
+
+
+def same_origin(request: web.Request) -> bool:
+    """Return True unless the request carries an Origin other than the server's own address."""
+    origin = request.headers.get('Origin')
+    if origin is None:
+        return True  # not sent by a web page (curl, a script, a test client)
+    return origin == f'{request.scheme}://{request.host}'
 
 
 def encode_jpeg(bgr: np.ndarray, quality: int) -> bytes:
