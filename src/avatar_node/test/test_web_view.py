@@ -280,3 +280,23 @@ def test_a_busy_port_stops_the_node_with_one_line(graph):
     fatal = [line for line in node.log().splitlines() if line.startswith('[FATAL]')]
     assert len(fatal) == 1 and f'127.0.0.1:{port}' in fatal[0] and 'another port' in fatal[0]
     assert 'Traceback' not in node.log()
+
+
+def test_the_launch_file_starts_web_view_only_when_asked():
+    launch_xml = pytest.importorskip(
+        'agechat_tools.launch_xml', reason='needs tools/ on PYTHONPATH'
+    )
+    import yaml
+
+    repo = Path(__file__).resolve().parents[3]
+    launch_file = launch_xml.LaunchFile(repo / 'launch' / 'agechat.launch.xml')
+    _, nodes = launch_file.resolve({})
+    assert 'web_view' not in [n.name for n in nodes]
+    _, nodes = launch_file.resolve(
+        launch_xml.parse_overrides(['start_web_view:=true', 'web_view_port:=0'])
+    )
+    (web,) = [n for n in nodes if n.name == 'web_view']
+    assert (web.package, web.executable, web.respawn) == ('avatar_node', 'web_view', False)
+    assert ('port', '0') in web.params
+    config = yaml.safe_load((repo / 'config' / 'agechat.yaml').read_text())
+    assert config['web_view']['ros__parameters']['host'] == '127.0.0.1'
