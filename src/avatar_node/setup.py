@@ -6,6 +6,8 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
+    # the browser view's page, script and style (avatar_node/web), read next to the module
+    package_data={PACKAGE: ['web/*.html', 'web/*.js', 'web/*.css']},
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml', 'README.md']),
@@ -22,6 +24,7 @@ setup(
     entry_points={
         'console_scripts': [
             f'avatar_node = {PACKAGE}.node:main',
+            f'web_view = {PACKAGE}.web_view:main',
         ],
     },
 )

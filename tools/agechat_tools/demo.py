@@ -1,6 +1,7 @@
 """`make demo`: run the whole agechat graph on the bundled demo bag and write a readable report.
 
     python -m agechat_tools.demo [--out out/demo] [--rate 1.0] [--voices DIR [--turns 5]]
+                                 [--web [--web-port 8765]]
 
 Without --voices the bag's voices are synthetic (espeak-ng, made offline) and age_node runs vosk
 (see graph_run.launch_args_for); with --voices DIR (a folder with manifest.csv: path,
@@ -9,6 +10,9 @@ graph runs its default recogniser (Whisper) and the report gives said vs heard w
 
 Output in out/demo/: report.html (open it), report.md, avatar.mp4, latency.png, emotion.png,
 turn_<n>.png, turns.json, output_bag/ (everything the graph published), logs/ (one per node).
+
+With --web (`make demo WEB=1`) the graph also runs avatar_node's web_view: open the printed URL
+(http://127.0.0.1:8765/) to watch the replayed conversation live and type to the agent.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from agechat_tools.graph_run import REPO, ensure_demo_bag, run_graph_on_bag
+from agechat_tools.graph_run import REPO, ensure_demo_bag, launch_args_for, run_graph_on_bag
 from agechat_tools.processes import sigterm_raises_keyboard_interrupt
 from agechat_tools.report import write_report
 
@@ -59,7 +63,17 @@ def run_demo(argv=None) -> int:
         help='folder with manifest.csv of real recordings: the bag is built from them',
     )
     parser.add_argument('--turns', type=int, default=5, help='recordings taken from --voices')
+    parser.add_argument(
+        '--web',
+        action='store_true',
+        help="also start the browser view (avatar_node's web_view) and print its URL",
+    )
+    parser.add_argument(
+        '--web-port', type=int, default=8765, help='port of the browser view on 127.0.0.1'
+    )
     args = parser.parse_args(argv)
+    if not 1 <= args.web_port <= 65535:
+        parser.error(f'--web-port {args.web_port} is not a TCP port (1..65535)')
     started = time.monotonic()
     if args.voices:
         if not (args.voices / 'manifest.csv').is_file():
@@ -74,7 +88,17 @@ def run_demo(argv=None) -> int:
         bag = args.bag
     script_path = bag / 'script.json'
     script = json.loads(script_path.read_text()) if script_path.exists() else None
-    run = run_graph_on_bag(bag, args.out, rate=args.rate, log=log)
+    args.out.mkdir(parents=True, exist_ok=True)
+    launch_args = launch_args_for(script, args.out)
+    if args.web:
+        launch_args += ['start_web_view:=true', f'web_view_port:={args.web_port}']
+        url = f'http://127.0.0.1:{args.web_port}/'
+        log(
+            f'browser view: open {url} (it connects once the graph is up and shows the replay '
+            f'live; type to the agent there). Its log: {args.out / "logs" / "web_view.log"}'
+        )
+        open_browser(url)
+    run = run_graph_on_bag(bag, args.out, launch_args=launch_args, rate=args.rate, log=log)
     log(
         f'graph stopped; recorded {sum(run.recorded_counts.values())} messages. '
         'Writing the report ...'
@@ -96,6 +120,18 @@ def run_demo(argv=None) -> int:
         f'{time.monotonic() - started:.0f} s in all'
     )
     return 0 if summary['turns'] else 1
+
+
+def open_browser(url: str) -> None:
+    """Open `url` in the desktop's browser when there is a desktop (no-op on a server)."""
+    import os
+    import webbrowser
+
+    if os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY'):
+        try:
+            webbrowser.open_new_tab(url)
+        except webbrowser.Error:
+            pass
 
 
 if __name__ == '__main__':
