@@ -47,7 +47,7 @@ def test_the_same_voice_pools_its_utterances_weighted_by_duration():
 
 
 def test_a_long_pause_or_another_voice_starts_over():
-    running = RunningAge(unsure_below=0.5, reset_after_s=30.0, voice_change_below=0.55)
+    running = RunningAge(unsure_below=0.5, reset_after_s=30.0, voice_change_below=0.65)
     child, grandmother = unit(1, 0.2, 0), unit(0, 0.3, 1)
     running.update(estimate([0.8, 0.1, 0.1], child), 0.0, 3.0, 3.0)
     after_pause = running.update(estimate([0.1, 0.3, 0.6], child), 40.0, 43.0, 3.0)

@@ -23,9 +23,11 @@ import numpy as np
 from age_node.core import ages
 from age_node.core.ages import AgeResult
 
-#: Defaults of the age_node parameters of the same names (see README: how they were set).
+#: Defaults of the age_node parameters of the same names. VOICE_CHANGE_BELOW was set on the
+#: train-split speakers (GE2E cosine of two clips of one speaker vs of two speakers: at 0.65,
+#: 97.1 % of same-speaker pairs stay pooled and 92.4 % of different-speaker pairs start over).
 RESET_AFTER_S = 60.0
-VOICE_CHANGE_BELOW = 0.55
+VOICE_CHANGE_BELOW = 0.65
 
 
 @dataclass

@@ -445,8 +445,20 @@ def train_real(
             clips=_cnn_clips(clips),
             version=f"real-cnn-{time.strftime('%Y%m%d')}",
         )
-    report = evaluate_real(out, manifest, 'test', report_dir, progress=progress)
+    silence = (0.5, 1.0) if kind == 'whisper' else ()
+    report = evaluate_real(out, manifest, 'test', report_dir, silence, progress=progress)
     report['training'] = log
+    if kind == 'whisper':  # the held-out numbers travel with the weights (make bench reads them)
+        from safetensors.numpy import load_file
+
+        metadata.update(
+            heldout_balanced_accuracy=report['balanced_accuracy'],
+            heldout_recall=report['recall'],
+            heldout_silence_same_group=report['silence']['same_group_all'],
+            heldout_clips=report['clips'],
+            heldout_speakers=report['speakers'],
+        )
+        save_head(out, load_file(str(out)), metadata)
     if report_dir:
         (Path(report_dir) / 'report.json').write_text(
             json.dumps(report, indent=2, ensure_ascii=False)
