@@ -225,3 +225,25 @@ def test_evaluate_cli_writes_the_report(age_manifest, estimator, tmp_path):
     for key in ('per_source', 'per_language', 'per_sex', 'per_group_sex', 'per_speaker'):
         assert report[key]
     assert (tmp_path / 'confusion_test.png').stat().st_size > 1000
+
+
+def test_cross_validation_folds_are_speaker_disjoint_and_stratified(age_manifest):
+    from age_node.core.age_data import UNKNOWN_SPEAKER
+    from age_node.core.train_whisper_age import CV_FOLDS, speaker_folds
+
+    pool = [c for c in load_split(age_manifest) if c.split in ('train', 'val')]
+    extra = age_manifest.parent / 'manifest_no_speaker_ids.csv'
+    if extra.is_file():
+        pool += load_split(extra)
+    folds = speaker_folds(pool)
+    fold_of = {}
+    for clip, fold in zip(pool, folds, strict=True):
+        if clip.speaker_id.startswith(UNKNOWN_SPEAKER + ':'):
+            assert fold == -1  # no speaker id: always on the training side
+            continue
+        assert 0 <= fold < CV_FOLDS and fold_of.setdefault(clip.speaker_id, fold) == fold
+    assert not any(c.split == 'test' for c in pool)
+    group_of = {c.speaker_id: c.group for c in pool}
+    for fold in range(CV_FOLDS):  # stratified: every fold holds speakers of every group
+        held = [group_of[s] for s, f in fold_of.items() if f == fold]
+        assert set(held) == {0, 1, 2}, (fold, np.bincount(held, minlength=3))
