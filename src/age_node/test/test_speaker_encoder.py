@@ -35,6 +35,14 @@ def test_a_missing_or_corrupt_encoder_names_the_folder_and_the_command(tmp_path)
     assert 'corrupt' in se.problem(tmp_path)
 
 
+def test_the_shipped_head_without_its_encoder_stops_naming_the_command(tmp_path, monkeypatch):
+    from age_node.core.whisper_age import WhisperAgeEstimator, default_model_path
+
+    monkeypatch.setenv('AGECHAT_SPEAKER_ENCODER_DIR', str(tmp_path / 'nothing'))
+    with pytest.raises(FileNotFoundError, match='make setup'):
+        WhisperAgeEstimator(default_model_path())
+
+
 def test_the_exported_encoder_is_recorded_with_its_source(encoder):
     info = json.loads((encoder.path.parent / se.INFO_FILE).read_text())
     assert info['weights_sha256'] == se.WEIGHTS_SHA256 and info['wheel_sha256'] == se.WHEEL_SHA256

@@ -1,13 +1,15 @@
-"""Age from the Whisper encoder: pooled encoder states -> a small numpy head. No torch.
+"""Age from the Whisper encoder (+ a GE2E speaker embedding) -> a small numpy head. No torch.
 
 The speech recogniser's own Whisper base encoder (CTranslate2, int8) turns an utterance into
 512-dimensional states, one per 20 ms. :func:`pool_states` averages them over the frames that
 hold the voice (mean and standard deviation), so padding and silence around the speech do not
 enter the estimate, and a small head (:class:`AgeHead`, standardisation then a linear layer or a
-one-hidden-layer MLP) maps the 1024 numbers to the 17 five-year age bins. Group probabilities
-are sums of bin probabilities after temperature scaling. Inference is numpy only (weights read by
-``safetensors.numpy``), so age_node never imports torch; training is in
-:mod:`age_node.core.train_whisper_age`.
+one-hidden-layer MLP) maps the 1024 numbers, and with the shipped head (metadata ``inputs``
+``['whisper', 'ge2e']``) also the 256 of the GE2E speaker embedding of the trimmed voice
+(:mod:`age_node.core.speaker_encoder`, onnxruntime), to the 17 five-year age bins. Group
+probabilities are sums of bin probabilities after temperature scaling. Inference is numpy and
+onnxruntime (weights read by ``safetensors.numpy``), so age_node never imports torch; training
+is in :mod:`age_node.core.train_whisper_age`.
 
 When the recogniser is Whisper, the utterance has already been encoded for the transcript
 (:meth:`WhisperRecognizer.transcribe_with_encoding`): :meth:`WhisperAgeEstimator.predict` takes
