@@ -29,6 +29,11 @@ message construction), as fast as it can go, on 1 torch thread:
 - chunk_ms_p95 / chunk_ms_max: per-chunk processing (must stay well below 20 ms for real time);
 - age_ms_per_utterance; heldout_accuracy (from the shipped model's metadata: unseen synthetic
   speakers and sentences) and demo_voices_accuracy.
+- The shipped real-voice age head (top level): heldout_balanced_accuracy_real,
+  heldout_recall_real (per group), heldout_silence_same_group_real (0 / 0.5 / 1 s of added
+  silence), all from its metadata (written by ``age_node.core.train train`` on the test
+  speakers); age_ms_per_utterance_korean_read (median, on the read-Korean stream: Whisper states
+  reused + the GE2E speaker encoder).
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ import torch
 
 from age_node.core import ages
 from age_node.core.model import AgeEstimator, default_model_path
-from age_node.core.whisper_age import load_age_estimator
+from age_node.core.whisper_age import default_model_path as default_head_path
+from age_node.core.whisper_age import load_age_estimator, read_metadata
 from age_node.core.pipeline import VoicePipeline
 from age_node.core.segmenter import SAMPLE_RATE, Segmenter, SegmenterConfig, SileroVad
 from age_node.core.stt import VoskRecognizer, WhisperRecognizer
@@ -178,6 +184,7 @@ def run_korean_read(
         'korean_read_clips': len(clips),
         'korean_read_clips_heard_as_one_utterance': one,
         'korean_read_stream_seconds': round(audio.size / SAMPLE_RATE, 1),
+        'age_ms_per_utterance_korean_read': pct(pipeline.age_ms, 50),
         'partials_published': partials,
         'early_decodes_used': pipeline.early_decodes_used,
         'early_decodes_started': pipeline.early_decodes_started,
@@ -411,8 +418,17 @@ def main(argv=None) -> int:
             'endpoint_silence_s': endpoint,
         },
     }
+    head_metadata = read_metadata(default_head_path())  # measured at training, on test speakers
+    real_age = {
+        'heldout_balanced_accuracy_real': head_metadata.get('heldout_balanced_accuracy'),
+        'heldout_recall_real': head_metadata.get('heldout_recall'),
+        'heldout_silence_same_group_real': head_metadata.get('heldout_silence_same_group'),
+        'heldout_speakers_real': head_metadata.get('heldout_speakers'),
+        'age_model_real': head_metadata.get('version'),
+    }
     report = {
         **headline,
+        **real_age,
         'synthetic_vosk': synthetic,
         'age_model': estimator.name,
         'torch_threads': torch.get_num_threads(),

@@ -22,6 +22,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from std_msgs.msg import Bool
 
 from age_node.core import ages
+from age_node.core.conversation import RESET_AFTER_S, VOICE_CHANGE_BELOW, RunningAge
 from age_node.core.pipeline import VoicePipeline
 from age_node.core.resample import StreamResampler
 from age_node.core.segmenter import SAMPLE_RATE, Segmenter, SegmenterConfig, SileroVad
@@ -249,6 +250,23 @@ def _parameters():
             requirement='must be an existing .safetensors file',
         ),
         Param(
+            'age_running_reset_s',
+            RESET_AFTER_S,
+            'agechat/age/running starts over after a pause longer than this between utterances',
+            low=1.0,
+            high=3600.0,
+            dynamic=True,
+        ),
+        Param(
+            'age_voice_change_below',
+            VOICE_CHANGE_BELOW,
+            'agechat/age/running starts over when the speaker embedding of an utterance is less '
+            'similar (cosine) than this to the running one: another voice (0 = never)',
+            low=0.0,
+            high=1.0,
+            dynamic=True,
+        ),
+        Param(
             'max_backlog_s',
             5.0,
             'queued audio beyond this is dropped (processing cannot keep up)',
@@ -375,6 +393,12 @@ class AgeNode(AgechatNode):
         self.utterance_pub = self.publisher(Utterance, 'agechat/utterance', qos.EVENTS)
         self.partial_pub = self.publisher(Utterance, 'agechat/utterance/partial', qos.EVENTS)
         self.age_pub = self.publisher(AgeEstimate, 'agechat/age', qos.EVENTS)
+        self.running_age_pub = self.publisher(AgeEstimate, 'agechat/age/running', qos.EVENTS)
+        self.running_age = RunningAge(
+            float(getattr(estimator, 'unsure_below', 0.0)),
+            self.p.age_running_reset_s,
+            self.p.age_voice_change_below,
+        )
         self._voice = _VoiceTopics(self) if self.p.publish_rep155 else None
         self._queue = queue.Queue()
         self._queued_samples = 0
@@ -501,6 +525,7 @@ class AgeNode(AgechatNode):
             if item is _RESET:
                 resampler = None
                 self.pipeline.reset()
+                self.running_age.reset()  # deactivated: the conversation is over
                 self._follow_vad()
                 continue
             samples, rate, arrival_ns, muted = item
@@ -594,8 +619,27 @@ class AgeNode(AgechatNode):
             frame_id,
             unsure=age.unsure,
         )
+        self.running_age.reset_after_s = self.p.age_running_reset_s
+        self.running_age.voice_change_below = self.p.age_voice_change_below
+        running = self.running_age.update(
+            age, result.speech_start_ns / 1e9, result.speech_end_ns / 1e9, result.duration_s
+        )
+        running_estimate = make_age_estimate(
+            result.utterance_id,
+            running.group_probabilities,
+            running.estimated_age_years,
+            running.bin_probabilities,
+            ages.BIN_LOWER_YEARS,
+            f'{self.pipeline.age.name}:running{self.running_age.utterances}',
+            result.speech_end_ns,
+            result.age_done_ns,
+            running.inference_ms,
+            frame_id,
+            unsure=running.unsure,
+        )
         self.utterance_pub.publish(utterance)
         self.age_pub.publish(estimate)
+        self.running_age_pub.publish(running_estimate)
         if self._voice is not None:
             self._voice.speech(utterance, final=True)
             self._voice.softbiometrics(estimate)

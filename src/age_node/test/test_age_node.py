@@ -158,11 +158,22 @@ def start(graph, **params):
 
 
 def test_n_segments_give_n_utterances_with_matching_age_ids(graph):
+    running = graph.collect('/agechat/age/running', AgeEstimate)
     node, utterances, estimates, _, audio = start(graph)
+    graph.wait_for_publishers('/agechat/age/running', timeout=60)
     health = NodeDiagnostics(graph, 'age_node')
     sent = send(audio, turns_audio(TURNS))
     got = utterances.wait_for(3, timeout=30)
     ages = estimates.wait_for(3, timeout=10)
+    pooled = running.wait_for(3, timeout=10)
+    # the running estimate: same ids; without a speaker embedding (the CNN) and with 1.2 s pauses
+    # it pools all three turns, each weighted by its duration
+    assert [r.utterance_id for r in pooled] == [a.utterance_id for a in ages]
+    assert [r.model.rsplit(':', 1)[-1] for r in pooled] == ['running1', 'running2', 'running3']
+    durations = np.array([u.duration_s for u in got])
+    mean = (np.array([a.group_probabilities for a in ages]) * durations[:, None]).sum(0)
+    assert np.allclose(pooled[-1].group_probabilities, mean / mean.sum(), atol=1e-5)
+    assert np.allclose(pooled[0].group_probabilities, ages[0].group_probabilities, atol=1e-6)
     # the node is done with every chunk and says how many utterances it published in all
     assert int(wait_handled(health, sent)['utterances']) == 3
     assert len(utterances.snapshot()) == 3 and len(estimates.snapshot()) == 3

@@ -10,7 +10,7 @@ comparisons on the age in years, and every boundary (19/20, 59/60) is unit-teste
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from agechat_ros.labels import AGE_GROUPS
@@ -98,6 +98,8 @@ class AgeResult:
     #: True when the model is not confident enough to name a group (see the model's
     #: ``unsure_below``): the dialogue then treats the speaker as an adult (polite register).
     unsure: bool = False
+    #: The utterance's speaker embedding (GE2E, L2-normalised) when the model computed one.
+    speaker_embedding: Optional[np.ndarray] = None
 
     @property
     def group_label(self) -> str:

@@ -319,18 +319,19 @@ def _cnn_clips(clips: Sequence[AgeClip]) -> list:
 def predict_clips(model_path, clips: Sequence[AgeClip], variant: str = 'clean', progress=True):
     """Group probabilities (N, 3), expected ages (N,) and metadata of a model on clips.
 
-    A Whisper head reads the cached encoder states (computing the missing ones); a CNN runs on
+    A Whisper head reads the cached encoder states and speaker embeddings (computing the
+    missing ones); a CNN runs on
     each clip's audio.
     """
-    from age_node.core.train_whisper_age import StateCache, variant_audio
-    from age_node.core.whisper_age import MODEL_KIND, AgeHead, read_metadata, softmax
+    from age_node.core.train_whisper_age import clip_features, variant_audio
+    from age_node.core.whisper_age import MODEL_KIND, AgeHead, head_inputs, read_metadata, softmax
 
     metadata = read_metadata(model_path)
     if metadata.get('kind') == MODEL_KIND:
         from safetensors.numpy import load_file
 
         head = AgeHead(load_file(str(model_path)))
-        logits = head.logits(StateCache().pooled(clips, variant, progress))
+        logits = head.logits(clip_features(clips, head_inputs(metadata), variant, progress))
         bins = softmax(logits / float(metadata.get('temperature', 1.0)))
     else:
         estimator = AgeEstimator(model_path)
@@ -419,12 +420,14 @@ def train_real(
         fitted = train_whisper_head(clips, progress=progress, seed=seed)
         log = {k: v for k, v in fitted.items() if k != 'tensors'}
         metadata = {
-            'version': f"real-v1-{time.strftime('%Y%m%d')}",
+            'version': f"real-v2-{time.strftime('%Y%m%d')}",
             'temperature': fitted['temperature'],
             'unsure_below': fitted['unsure_below'],
             'window_s': WINDOW_S,
             'trim_silence': True,
             'encoder': 'whisper-base (CTranslate2 int8), final encoder states, mean+std pooled',
+            'inputs': fitted['config']['inputs'],
+            'speaker_encoder': 'GE2E (Resemblyzer 0.1.4 pretrained.pt, Apache-2.0), ONNX',
             'config': fitted['config'],
             'bin_lower_years': list(ages.BIN_LOWER_YEARS),
             'training_sources': [s for s in sources if trainable_source(s)],
@@ -442,8 +445,20 @@ def train_real(
             clips=_cnn_clips(clips),
             version=f"real-cnn-{time.strftime('%Y%m%d')}",
         )
-    report = evaluate_real(out, manifest, 'test', report_dir, progress=progress)
+    silence = (0.5, 1.0) if kind == 'whisper' else ()
+    report = evaluate_real(out, manifest, 'test', report_dir, silence, progress=progress)
     report['training'] = log
+    if kind == 'whisper':  # the held-out numbers travel with the weights (make bench reads them)
+        from safetensors.numpy import load_file
+
+        metadata.update(
+            heldout_balanced_accuracy=report['balanced_accuracy'],
+            heldout_recall=report['recall'],
+            heldout_silence_same_group=report['silence']['same_group_all'],
+            heldout_clips=report['clips'],
+            heldout_speakers=report['speakers'],
+        )
+        save_head(out, load_file(str(out)), metadata)
     if report_dir:
         (Path(report_dir) / 'report.json').write_text(
             json.dumps(report, indent=2, ensure_ascii=False)

@@ -1,13 +1,15 @@
-"""Age from the Whisper encoder: pooled encoder states -> a small numpy head. No torch.
+"""Age from the Whisper encoder (+ a GE2E speaker embedding) -> a small numpy head. No torch.
 
 The speech recogniser's own Whisper base encoder (CTranslate2, int8) turns an utterance into
 512-dimensional states, one per 20 ms. :func:`pool_states` averages them over the frames that
 hold the voice (mean and standard deviation), so padding and silence around the speech do not
 enter the estimate, and a small head (:class:`AgeHead`, standardisation then a linear layer or a
-one-hidden-layer MLP) maps the 1024 numbers to the 17 five-year age bins. Group probabilities
-are sums of bin probabilities after temperature scaling. Inference is numpy only (weights read by
-``safetensors.numpy``), so age_node never imports torch; training is in
-:mod:`age_node.core.train_whisper_age`.
+one-hidden-layer MLP) maps the 1024 numbers, and with the shipped head (metadata ``inputs``
+``['whisper', 'ge2e']``) also the 256 of the GE2E speaker embedding of the trimmed voice
+(:mod:`age_node.core.speaker_encoder`, onnxruntime), to the 17 five-year age bins. Group
+probabilities are sums of bin probabilities after temperature scaling. Inference is numpy and
+onnxruntime (weights read by ``safetensors.numpy``), so age_node never imports torch; training
+is in :mod:`age_node.core.train_whisper_age`.
 
 When the recogniser is Whisper, the utterance has already been encoded for the transcript
 (:meth:`WhisperRecognizer.transcribe_with_encoding`): :meth:`WhisperAgeEstimator.predict` takes
@@ -191,6 +193,11 @@ def save_head(path, tensors: Dict[str, np.ndarray], metadata: Dict) -> None:
     save_file(clean, str(path), metadata={'agechat': json.dumps(meta, ensure_ascii=False)})
 
 
+def head_inputs(metadata: Dict) -> list:
+    """Feature blocks a head reads, in order: 'whisper' (pooled states), 'ge2e' (speaker)."""
+    return list(metadata.get('inputs') or ['whisper'])
+
+
 def read_metadata(path) -> Dict:
     """Return the JSON metadata of a safetensors age model (either kind)."""
     from safetensors import safe_open
@@ -229,6 +236,14 @@ class WhisperAgeEstimator:
         self.name = f"{MODEL_NAME}:{self.metadata.get('version', path.stem)}"
         self.cpu_threads = int(cpu_threads)
         self._whisper = whisper_model
+        self.inputs = head_inputs(self.metadata)
+        #: The GE2E speaker encoder (onnxruntime) when the head reads its embedding; loaded
+        #: here so that a missing encoder stops the node at start, naming the command.
+        self.speaker_encoder = None
+        if 'ge2e' in self.inputs:
+            from age_node.core.speaker_encoder import SpeakerEncoder
+
+            self.speaker_encoder = SpeakerEncoder(threads=self.cpu_threads)
         #: Whether the last :meth:`predict` reused the recogniser's encoder states.
         self.last_reused_encoding = False
 
@@ -256,14 +271,32 @@ class WhisperAgeEstimator:
     reuses_encoding = True
 
     def embed(self, samples: np.ndarray, encoding=None) -> np.ndarray:
-        """Pooled features (1024,) of an utterance; `encoding` = its states when already run.
+        """Return the head's features of an utterance (`encoding`: its Whisper states, if run).
+
+        In :attr:`inputs` order: the pooled Whisper states (1024) and/or the GE2E speaker
+        embedding of the trimmed voice (256).
+        """
+        audio = np.nan_to_num(np.asarray(samples, dtype=np.float32).reshape(-1))
+        audio = audio[: int(MAX_AUDIO_S * SAMPLE_RATE)]
+        parts = []
+        for name in self.inputs:
+            if name == 'whisper':
+                parts.append(self.pooled_states(audio, encoding))
+            elif name == 'ge2e':
+                trimmed = trim_silence(audio) if self.trim else audio
+                parts.append(self.speaker_encoder.embed(trimmed))
+            else:
+                raise ValueError(f'{self.path}: unknown head input {name!r}')
+        return np.concatenate(parts).astype(np.float32)
+
+    def pooled_states(self, audio: np.ndarray, encoding=None) -> np.ndarray:
+        """Pooled Whisper states (1024,) of an utterance; `encoding` = its states when already run.
 
         `encoding` (an ``stt.EncoderOutput``) is used when it comes from this model's window
         (:attr:`window_s`) over audio that starts with `samples` (it may go on after them, e.g.
         trailing silence) and covers them; otherwise the encoder runs here.
         """
-        audio = np.nan_to_num(np.asarray(samples, dtype=np.float32).reshape(-1))
-        audio = audio[: int(MAX_AUDIO_S * SAMPLE_RATE)]
+        self.last_reused_encoding = False
         states = audio_states(audio.size)
         reused = (
             encoding is not None
@@ -283,8 +316,14 @@ class WhisperAgeEstimator:
     def predict(self, samples: np.ndarray, encoding=None) -> AgeResult:
         """Estimate the speaker's age group from one utterance (16 kHz float32 mono)."""
         started = time.perf_counter()
-        logits = self.head.logits(self.embed(samples, encoding))
-        return result_from_logits(logits, self.temperature, self.unsure_below, started)
+        features = self.embed(samples, encoding)
+        result = result_from_logits(
+            self.head.logits(features), self.temperature, self.unsure_below, started
+        )
+        if 'ge2e' in self.inputs:
+            offset = 1024 * self.inputs.index('ge2e') if self.inputs[0] == 'whisper' else 0
+            result.speaker_embedding = features[offset : offset + 256].copy()
+        return result
 
 
 def default_model_path() -> Path:
