@@ -121,6 +121,7 @@ def test_agechat_msgs_has_every_interface_the_graph_needs():
         'AvatarState',
         'SpeechState',
         'ExpressionWeight',
+        'BargeIn',
     } <= names
     assert hasattr(agechat_msgs.srv, 'Chat')
 
