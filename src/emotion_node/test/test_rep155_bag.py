@@ -8,7 +8,10 @@ emotion_node over DDS. The generator knows where each person is in every frame (
 so every `/humans/faces/<id>/roi` the node sends can be matched to the person it is on.
 
 Frames may be lost (best effort, the node keeps the newest frame only), so the assertions are
-about identity, counted in the frames the node processed (one `/humans/faces/tracked` each).
+about identity, counted in the frames the node processed (one `/humans/faces/tracked` each); the
+first test also runs with the node skipping about half the frames (`max_rate_hz` 7). A second
+test replays one person walking across in front of the other (measured: no swap; the covered
+face loses its id and gets a new one when it shows again, see the README).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ APPEAR_AFTER = DROP_AFTER = 4  # the node's defaults (REP-155's hri_face_detect 
 # Phases, in frames at 12 FPS
 LEAD_IN = 9  # background only (the node warms up)
 BOTH = 36  # astronaut and Grace Hopper in view, moving, closest approach ~30 px apart
-LEAVE = 18  # Grace Hopper walks out to the right (gone from the 10th of these frames on)
+LEAVE = 18  # Grace Hopper walks out to the right (wholly out from the 15th of these on)
 GAP = 9  # the astronaut alone
 NEWCOMER = 30  # the cameraman walks in from the right and stays
 
@@ -71,7 +74,9 @@ def crossing_at(k: int) -> Dict[str, Person]:
     if k < LEAD_IN:
         return {}
     s = (k - LEAD_IN) / FPS
-    walk = min(250.0, 10.0 + 6.0 * max(0, k - LEAD_IN - 12))  # 72 px/s, starts after 1 s
+    # 72 px/s, from 1 s on; she stops at x 240: at 250 BlazeFace's full-range sweep finds a 32 px
+    # false face on her portrait (a detector error, not the tracker's; see the README)
+    walk = min(240.0, 10.0 + 6.0 * max(0, k - LEAD_IN - 12))
     return {  # pasted in this order: the astronaut on top
         'grace_hopper': (140, 80 + 6 * np.sin(2 * np.pi * s / 2.5), 60),
         'astronaut': (walk, 72 + 6 * np.sin(2 * np.pi * s / 2.0), 60),
@@ -86,6 +91,8 @@ class Frame:
     image: np.ndarray
     #: face box (pixels, the part inside the frame, covered or not) of each person in the frame
     boxes: Dict[str, Tuple[int, int, int, int]]
+    #: bounding box of the part of each person's face box that shows (not covered, in the frame)
+    shows: Dict[str, Tuple[int, int, int, int]]
     #: fraction of each person's face box that is inside the frame and not covered by a portrait
     #: pasted over it (0 = gone)
     visible: Dict[str, float]
@@ -109,14 +116,21 @@ def render(people_at: Callable[[int], Dict[str, Person]], count: int) -> List[Fr
             ox, oy = x - int(round(face.box[0] * scale)), y - int(round(face.box[1] * scale))
             oh, ow = (int(round(v * scale)) for v in face.image.shape[:2])
             on_top[max(0, oy) : max(0, oy + oh), max(0, ox) : max(0, ox + ow)] = n
-        boxes, visible = {}, {}
+        boxes, shows, visible = {}, {}, {}
         for n, (name, (bx, by, bw, bh)) in enumerate(placed.items(), start=1):
             x1, y1, x2, y2 = max(0, bx), max(0, by), min(WIDTH, bx + bw), min(HEIGHT, by + bh)
-            shown = np.count_nonzero(on_top[y1:y2, x1:x2] == n) if x2 > x1 and y2 > y1 else 0
-            visible[name] = shown / float(bw * bh)
-            if x2 > x1 and y2 > y1:
-                boxes[name] = (x1, y1, x2 - x1, y2 - y1)
-        frames.append(Frame(START_NS + int(round(k * 1e9 / FPS)), image, boxes, visible))
+            visible[name] = 0.0
+            if x2 <= x1 or y2 <= y1:
+                continue
+            boxes[name] = (x1, y1, x2 - x1, y2 - y1)
+            rows, cols = np.nonzero(on_top[y1:y2, x1:x2] == n)
+            visible[name] = rows.size / float(bw * bh)
+            if rows.size:
+                sx, sy = x1 + int(cols.min()), y1 + int(rows.min())
+                ex, ey = x1 + int(cols.max()) + 1, y1 + int(rows.max()) + 1
+                shows[name] = (sx, sy, ex - sx, ey - sy)
+        stamp = START_NS + int(round(k * 1e9 / FPS))
+        frames.append(Frame(stamp, image, boxes, shows, visible))
     return frames
 
 
@@ -164,15 +178,20 @@ def person_of(roi, frame: Frame) -> str:
     """Return the person the roi is clearly on: '' if on nobody, '?' if it is between two.
 
     Clearly on = IoU >= 0.3 with the person's true face box (the part in the frame, covered or
-    not) and at least twice the IoU with anybody else. The box of a face that is missed (the 1..3
+    not, or the part that shows: a half-covered face is found as the half that shows) and at least
+    twice the IoU with anybody else. The box of a face that is missed (the 1..3
     frames before it is dropped) stays where the face was last found: on nobody once the person
     left the frame, or between two people while one walks over the other.
     """
     box = (roi.xmin * WIDTH, roi.ymin * HEIGHT, roi.xmax * WIDTH, roi.ymax * HEIGHT)
-    scores = sorted(
-        ((iou(box, (x, y, x + w, y + h)), name) for name, (x, y, w, h) in frame.boxes.items()),
-        reverse=True,
-    )
+
+    def overlap(name: str) -> float:
+        return max(
+            iou(box, (x, y, x + w, y + h))
+            for x, y, w, h in (frame.boxes[name], frame.shows.get(name, frame.boxes[name]))
+        )
+
+    scores = sorted(((overlap(name), name) for name in frame.boxes), reverse=True)
     if not scores or scores[0][0] < 0.3:
         return ''
     if len(scores) > 1 and scores[1][0] * 2 > scores[0][0]:
@@ -188,6 +207,16 @@ class Replay:
     lists: List[Tuple[int, List[str]]]  # (stamp, ids) of every /humans/faces/tracked, in order
     person: Dict[str, str]  # id -> the one person all its rois were on
     life: Dict[str, List[int]]  # id -> indices in `lists` that hold it
+    rois: Dict[str, list]  # id -> its rois, in order
+
+    def held_at_end(self, face_id: str) -> int:
+        """Return how many of the id's last rois have exactly its last box.
+
+        A missed (or carried) face keeps its box unchanged, so this is the frame in which it was
+        last found plus the frames it stayed listed after that.
+        """
+        key = [(r.xmin, r.ymin, r.xmax, r.ymax) for r in self.rois[face_id]]
+        return next((n for n in range(1, len(key)) if key[-1 - n] != key[-1]), len(key))
 
     def in_view(self, k: int, at_least: float = 0.5) -> set:
         return self.frames[self.lists[k][0]].in_view(at_least)
@@ -200,11 +229,12 @@ class Replay:
         return sorted((i for i, p in self.person.items() if p == name), key=lambda i: self.life[i])
 
 
-def replay(graph, tmp_path, frames: List[Frame]) -> Replay:
+def replay(graph, tmp_path, frames: List[Frame], max_rate_hz: float = 0.0) -> Replay:
     """Write the bag, play it into a real emotion_node, check the rois; return what came back."""
     bag = tmp_path / 'faces_bag'
     write_bag(bag, frames)
-    graph.start_node('emotion_node', 'emotion_node', parameters={'smoothing_s': 0.0})
+    parameters = {'smoothing_s': 0.0, 'max_rate_hz': max_rate_hz}
+    graph.start_node('emotion_node', 'emotion_node', parameters=parameters)
     tracked = graph.collect('/humans/faces/tracked', hri_msgs.IdsList)
     player = BagPlayer(graph.node, bag)  # as `ros2 bag play`: recorded QoS and timing
     player.wait_for_subscribers(['/image'])
@@ -240,7 +270,7 @@ def replay(graph, tmp_path, frames: List[Frame]) -> Replay:
     lists = [(stamp_ns(m.header), list(m.ids)) for m in tracked.snapshot()]
     assert all(s in by_stamp for s, _ in lists), 'a tracked list with a stamp not in the bag'
     assert [s for s, _ in lists] == sorted(s for s, _ in lists), 'tracked lists out of order'
-    assert len(lists) >= 0.5 * len(frames), f'only {len(lists)} of {len(frames)} frames processed'
+    assert len(lists) >= 0.4 * len(frames), f'only {len(lists)} of {len(frames)} frames processed'
     assert set(rois) == {i for _, ids in lists for i in ids}
 
     # every roi an id sent that is clearly on somebody is on one and the same person, for the
@@ -265,12 +295,13 @@ def replay(graph, tmp_path, frames: List[Frame]) -> Replay:
         f'{len(frames)} frames, {len(lists)} processed; ids: '
         + '; '.join(f'{i} {len(ks)} frames, rois {dict(on_whom[i])}' for i, ks in life.items())
     )
-    return Replay(by_stamp, lists, person, life)
+    return Replay(by_stamp, lists, person, life, {i: c.snapshot() for i, c in rois.items()})
 
 
-def test_ids_stay_on_their_person_across_a_replayed_two_person_bag(graph, tmp_path):
+@pytest.mark.parametrize('max_rate_hz', [0.0, 7.0], ids=['every frame', 'half the frames dropped'])
+def test_ids_stay_on_their_person_across_a_replayed_two_person_bag(graph, tmp_path, max_rate_hz):
     frames = render(people_at, LEAD_IN + BOTH + LEAVE + GAP + NEWCOMER)
-    run = replay(graph, tmp_path, frames)
+    run = replay(graph, tmp_path, frames, max_rate_hz)
     lists = run.lists
 
     # one id per person: none reused, nobody re-identified
@@ -294,6 +325,9 @@ def test_ids_stay_on_their_person_across_a_replayed_two_person_bag(graph, tmp_pa
     # dropped at the 4th
     out = next(k for k in range(both[-1], len(lists)) if run.visible(k, 'grace_hopper') == 0)
     assert run.life[id_of['grace_hopper']][-1] < out + DROP_AFTER, (out, lists)
+    # counted from the last frame it was found in: listed in the 3 misses after it (and one
+    # carried frame at most), dropped at the 4th miss
+    assert DROP_AFTER <= run.held_at_end(id_of['grace_hopper']) <= DROP_AFTER + 1
 
     # the newcomer has a new id; the astronaut kept hers from the hysteresis to the end
     assert run.life[id_of['camera']][0] > run.life[id_of['grace_hopper']][-1]
@@ -313,7 +347,9 @@ def test_a_face_walking_in_front_of_another_never_takes_its_id(graph, tmp_path):
     lists = run.lists
 
     # the one in front keeps one id the whole time, through the crossing
-    (front,) = run.ids_of('astronaut')
+    fronts = run.ids_of('astronaut')
+    assert len(fronts) == 1, run.person
+    front = fronts[0]
     first = next(k for k in range(len(lists)) if run.in_view(k))
     assert run.life[front] == list(range(first + APPEAR_AFTER - 1, len(lists))), lists
 
@@ -326,5 +362,6 @@ def test_a_face_walking_in_front_of_another_never_takes_its_id(graph, tmp_path):
         k for k in range(len(lists)) if k > first and run.visible(k, 'grace_hopper') == 0
     )
     assert run.life[behind[0]][-1] < hidden + DROP_AFTER, (hidden, lists)
+    assert DROP_AFTER <= run.held_at_end(behind[0]) <= DROP_AFTER + 1
     assert run.life[behind[-1]][-1] == len(lists) - 1
     assert sorted(lists[-1][1]) == sorted([front, behind[-1]]), lists
