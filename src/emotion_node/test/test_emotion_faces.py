@@ -57,6 +57,20 @@ def test_blazeface_box_maps_to_the_haar_box_fer_would_crop(detector):
     )
 
 
+def first_id(tracker: FaceTracker) -> str:
+    """Confirm one face and return its id."""
+    for _ in range(tracker.appear_after):
+        tracker.update([(100, 100, 80, 80)], frame_shape=(480, 640))
+    return tracker.confirmed[0].id
+
+
+def test_tracker_ids_differ_across_restarts_unless_seeded():
+    rest = np.eye(7)[6]
+    # a restarted node must not hand out its previous run's ids (26**5 names: a clash ~1e-7)
+    assert first_id(FaceTracker(rest)) != first_id(FaceTracker(rest))
+    assert first_id(FaceTracker(rest, seed=3)) == first_id(FaceTracker(rest, seed=3))
+
+
 def test_tracker_hysteresis_ids_and_attention():
     rest = np.eye(7)[6]
     tracker = FaceTracker(rest, appear_after=4, drop_after=4)

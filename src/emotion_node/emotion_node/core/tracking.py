@@ -5,7 +5,8 @@ Each frame's detections are matched to the existing tracks greedily by IoU (best
 `/humans/faces/tracked`) once it was matched in `appear_after` frames in a row, and removed after
 `drop_after` consecutive frames without a match (REP-155's hri_face_detect convention: 4 and 4).
 A confirmed track keeps its id for its whole life; ids are 5 random lowercase letters (as
-hri_face_detect's), drawn from a seeded generator and never reused within a tracker.
+hri_face_detect's), drawn from a generator seeded from the OS (or `seed`, for reproducible tests)
+and never reused within a tracker, so a restarted node does not hand out its old ids again.
 
 A detector that does not look for every face in every frame (emotion_node's BlazeFace schedule,
 `track_every`) passes `searched`: a track that was not looked for this frame and not found is
@@ -85,7 +86,7 @@ class FaceTracker:
         min_iou: float = 0.2,
         box_alpha: float = 0.6,
         smoothing_s: float = 0.3,
-        seed: int = 0,
+        seed: Optional[int] = None,
     ):
         if appear_after < 1 or drop_after < 1:
             raise ValueError('appear_after and drop_after must be >= 1')
