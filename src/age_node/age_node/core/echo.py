@@ -96,37 +96,42 @@ def create_backend(name: str, delay_ms: int = 0):
 class _Timeline:
     """Samples placed on a 16 kHz clock by arrival time, consecutive chunks kept contiguous.
 
-    A chunk that arrives within ``resync_s`` of where the previous one ended is appended right
-    after it (network jitter does not tear the signal apart); otherwise it is placed at its own
-    arrival time. Only the last ``keep_s`` seconds are kept.
+    Arrival times only ever come late (transport, scheduling), never early. So a chunk is
+    appended right after the previous one, and the whole segment moves earlier when a chunk
+    arrives earlier than that position (the least-late arrival is the truest); a chunk that
+    arrives more than ``gap_s`` after the segment's end starts a new segment at its arrival.
+    Only the last ``keep_s`` seconds are kept.
     """
 
-    def __init__(self, keep_s: float = 3.0, resync_s: float = 0.06):
+    def __init__(self, keep_s: float = 3.0, gap_s: float = 0.3):
         self.keep = int(keep_s * SAMPLE_RATE)
-        self.resync = int(resync_s * SAMPLE_RATE)
+        self.gap = int(gap_s * SAMPLE_RATE)
         self._data = np.zeros(0, np.int16)
         self._start = 0  # clock index of _data[0]
         self.end: Optional[int] = None  # clock index after the last sample placed
+        self.shifts = 0  # times the segment moved earlier
 
     def place(self, samples: np.ndarray, first_index: int) -> int:
         """Put `samples` whose first sample arrived at clock index `first_index`; return where."""
-        if self.end is not None and abs(first_index - self.end) <= self.resync:
-            first_index = self.end
-        if self.end is None or first_index >= self.end:
+        if self.end is None or first_index > self.end + self.gap:
             gap = 0 if self.end is None else first_index - self.end
-            if self.end is None:
-                self._start = first_index
+            if self.end is None or gap > self.keep:
+                self._data, self._start = np.zeros(0, np.int16), first_index
+                gap = 0
             self._data = np.concatenate([self._data, np.zeros(gap, np.int16), samples])
-        else:  # earlier than the end (a clock step back): overwrite from there
-            offset = max(0, first_index - self._start)
-            self._data = np.concatenate([self._data[:offset], samples])
-            first_index = self._start + offset
+            placed = first_index
+        else:
+            if first_index < self.end:  # earlier than the contiguous place: move it all back
+                self._start -= self.end - first_index
+                self.shifts += 1
+            placed = self._start + self._data.size
+            self._data = np.concatenate([self._data, samples])
         self.end = self._start + self._data.size
         drop = self._data.size - self.keep
         if drop > 0:
             self._data = self._data[drop:]
             self._start += drop
-        return first_index
+        return placed
 
     def read(self, first_index: int, count: int) -> np.ndarray:
         """Return clock samples [first_index, first_index + count); zeros where none were put."""
@@ -167,9 +172,15 @@ class EchoCanceller:
         self._pending = np.zeros(0, np.int16)
         self._pending_index = 0
         self.last_reference = np.zeros(0, np.float32)
+        self.last_input = np.zeros(0, np.float32)  # the microphone of the last frames processed
         self.frames = 0  # microphone frames processed
         self.reference_frames = 0  # of those, frames with a non-silent reference
         self.reference_chunks = 0
+
+    @property
+    def reference_shifts(self) -> int:
+        """Times the reference moved earlier (a chunk arrived less late than the others)."""
+        return self._reference.shifts
 
     @property
     def name(self) -> str:
@@ -216,6 +227,7 @@ class EchoCanceller:
         self._pending = data[usable:].copy()
         self._pending_index = start_index + usable
         self.last_reference = reference.astype(np.float32) / 32768.0
+        self.last_input = data[:usable].astype(np.float32) / 32768.0
         return out.astype(np.float32) / 32768.0, start_index
 
     def reset_stream(self) -> None:
@@ -240,8 +252,11 @@ class BargeInConfig:
     """Settings of :class:`BargeInDetector` (seconds, probabilities, dB)."""
 
     start_threshold: float = 0.5
-    min_speech_s: float = 0.15
+    min_speech_s: float = 0.1
     min_over_reference_db: float = -30.0
+    #: Double-talk guard: a voiced frame counts only when the canceller removed at most this
+    #: much of the microphone's level (echo alone loses its ERLE, 20-40 dB; a voice ~0-5 dB).
+    max_suppression_db: float = 10.0
     #: Reference window (before the frame) whose loudest 32 ms counts as "the reference level":
     #: it covers the echo path's delay and reverberation.
     reference_window_s: float = 0.4
@@ -279,6 +294,7 @@ class BargeInDetector:
         self._reset_vad = reset_vad
         self._pending = np.zeros(0, np.float32)
         self._pending_index = 0
+        self._raw_pending = np.zeros(0, np.float32)
         self._history: Deque[np.ndarray] = deque()
         self._history_start = 0
         self.reset()
@@ -289,6 +305,7 @@ class BargeInDetector:
     def reset(self) -> None:
         """Start over (a new reply): no run, no history, fresh VAD state."""
         self._pending = np.zeros(0, np.float32)
+        self._raw_pending = np.zeros(0, np.float32)
         self._history.clear()
         self._run = 0
         self._gap = 0
@@ -298,21 +315,32 @@ class BargeInDetector:
         if self._reset_vad is not None:
             self._reset_vad()
 
-    def push(self, samples: np.ndarray, first_index: int) -> Optional[BargeIn]:
-        """Add cancelled audio starting at clock index `first_index`; a BargeIn when decided."""
+    def push(
+        self, samples: np.ndarray, first_index: int, raw: Optional[np.ndarray] = None
+    ) -> Optional[BargeIn]:
+        """Add cancelled audio starting at clock index `first_index`; a BargeIn when decided.
+
+        `raw` is the microphone before cancellation (same samples), for the double-talk guard.
+        """
         if self._pending.size == 0:
             self._pending_index = first_index
+        raw = samples if raw is None else raw
         data = np.concatenate([self._pending, samples]) if self._pending.size else samples
+        raw_data = np.concatenate([self._raw_pending, raw]) if self._raw_pending.size else raw
         usable = data.size // VAD_FRAME * VAD_FRAME
         self._pending = data[usable:].copy()
+        self._raw_pending = raw_data[usable:].copy()
         base = self._pending_index
         self._pending_index = base + usable
         decision = None
         for offset in range(0, usable, VAD_FRAME):
             frame = data[offset : offset + VAD_FRAME]
-            found = self._frame(frame, base + offset)
+            found = self._frame(frame, base + offset, raw_data[offset : offset + VAD_FRAME])
             if found is not None and decision is None:
                 decision = found
+        if decision is not None:  # all audio from the pre-roll on, the unframed rest too
+            start = decision.onset_index - int(self.config.pre_roll_s * SAMPLE_RATE)
+            decision.audio = np.concatenate([self.audio_since(start), self._pending])
         return decision
 
     def _keep(self, frame: np.ndarray, index: int) -> None:
@@ -324,7 +352,7 @@ class BargeInDetector:
             self._history.popleft()
             self._history_start += VAD_FRAME
 
-    def _frame(self, frame: np.ndarray, index: int) -> Optional[BargeIn]:
+    def _frame(self, frame: np.ndarray, index: int, raw: np.ndarray) -> Optional[BargeIn]:
         config = self.config
         self._keep(frame, index)
         self.frames += 1
@@ -338,8 +366,10 @@ class BargeInDetector:
                 self._reference_db(index - start, VAD_FRAME)
                 for start in range(0, window + 1, VAD_FRAME)
             )
-            over = level_db(frame) - reference
-            if over < config.min_over_reference_db:
+            level = level_db(frame)
+            over = level - reference
+            suppression = level_db(raw) - level
+            if over < config.min_over_reference_db or suppression > config.max_suppression_db:
                 self.guarded_frames += 1
                 voiced = False
         if voiced:
@@ -362,7 +392,7 @@ class BargeInDetector:
                 decided,
                 self._run_probability,
                 self._run_over,
-                self.audio_since(self._run_start - int(config.pre_roll_s * SAMPLE_RATE)),
+                np.zeros(0, np.float32),  # filled by push
             )
         return None
 
