@@ -72,12 +72,23 @@ class LoopDriver:
         self._next_ns = 0
         self._noise_seed = 0
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        """Wait until the node subscribes to the microphone, the TTS and the speaking state."""
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait until the node listens: subscribed, recogniser warm, microphone processed."""
+        from agechat_ros.testing import NodeDiagnostics
+
+        health = NodeDiagnostics(self.graph, 'age_node')
         for publisher in (self.mic, self.tts, self.state):
             self.graph.wait_for_subscribers(publisher, timeout=timeout)
         self.tts_info.publish(self._info)
         self.state.publish(self._speech_state(False, '', False))
+        deadline = time.monotonic() + timeout
+        # the worker warms Whisper up before it takes audio: feed the microphone until it has
+        # processed what was sent, so that the trials start with no backlog
+        while int(health.values.get('chunks_processed', 0)) < 25:
+            assert time.monotonic() < deadline, f'age_node never listened: {health.values}'
+            self.noise(0.5)
+        self.noise(1.0)
+        self.health = health
 
     def _speech_state(self, speaking: bool, reply_id: str, interrupted: bool):
         from agechat_ros.time import ns_to_time
@@ -142,6 +153,8 @@ class LoopDriver:
                 off_sent = True
             if 0 <= k < n_mic:
                 self.mic.publish(self._pcm(mic[k * CHUNK : (k + 1) * CHUNK]))
+            elif k < 0:  # a microphone never pauses: noise before the first echo
+                self.mic.publish(self._pcm(mic[:CHUNK] * 0.0 + echo_loop.noise(CHUNK, -60, k)))
             if stopped_chunk is None and not off_sent:
                 new = [b for b in self.barge_ins.snapshot()[seen:] if b.reply_utterance_id]
                 if new:
@@ -203,28 +216,30 @@ def run_trials(
     from age_node.core.stt_eval import cer
 
     rng = random.Random(seed)
-    echo_results, user_results, erles = [], [], []
+    echo_results, user_results = [], []
     replies = replies_tts(max(echo_trials, len(user_clips)))
+    # one room for the run (a robot stays where it is): delay 20-80 ms etc. drawn by the seed
+    room = echo_loop.random_config(rng, seed)
+    log(
+        f'room: delay {room.delay_ms:.0f} ms, RT60 {room.rt60_s:.2f} s, echo '
+        f'{room.echo_gain_db:.1f} dB, noise {room.noise_dbfs:.0f} dBFS'
+    )
     driver.noise(0.5)
     for i in range(echo_trials):
         text, tts = replies[i]
-        trial = echo_loop.make_trial(tts, echo_loop.random_config(rng, seed * 1000 + i), text)
+        trial = echo_loop.make_trial(tts, room, text)
         start_ns = time.time_ns()
         result = driver.play(trial, f'echo-{seed}-{i}')
         driver.noise(0.3)
         result.utterances = driver.take_utterances(start_ns)
         echo_results.append(result)
-        log(
-            f'echo reply {i}: {len(result.barge_ins)} barge-ins, '
-            f'{len(result.utterances)} utterances ({trial.config.delay_ms:.0f} ms, '
-            f'{trial.config.echo_gain_db:.1f} dB)'
-        )
+        log(f'echo reply {i}: {len(result.barge_ins)} barge-ins, {len(result.utterances)} utt.')
     for i, clip in enumerate(user_clips):
         text, tts = replies[i]
         onset = rng.uniform(0.5, max(0.6, min(1.2, tts.size / 16000 - 0.3)))
         trial = echo_loop.make_trial(
             tts,
-            echo_loop.random_config(rng, seed * 1000 + 500 + i),
+            room,
             text,
             user=clip.audio,
             user_onset_s=onset,
@@ -246,11 +261,16 @@ def run_trials(
             f'user trial {i} ({clip.speaker}): latency {result.latency_ms} ms, '
             f'"{result.text}" (CER {result.cer})'
         )
-        erles.append(trial.extra.get('erle_db'))
     latencies = [r.latency_ms for r in user_results if r.latency_ms is not None]
     in_time = [r for r in user_results if r.latency_ms is not None and r.latency_ms <= 300.0]
     cers = [r.cer for r in user_results if r.cer is not None]
     return {
+        'room': {
+            'delay_ms': room.delay_ms,
+            'rt60_s': room.rt60_s,
+            'echo_gain_db': room.echo_gain_db,
+            'noise_dbfs': room.noise_dbfs,
+        },
         'echo_replies': echo_trials,
         'false_barge_ins': sum(len(r.barge_ins) for r in echo_results),
         'echo_only_utterances': sum(len(r.utterances) for r in echo_results),
@@ -327,7 +347,6 @@ def main(argv=None) -> int:
         graph.start_node('age_node', 'age_node', parameters=NODE_PARAMS)
         driver = LoopDriver(graph)
         driver.wait_ready()
-        driver.noise(3.0)  # Whisper warms up
         figures = run_trials(driver, args.echo_trials, clips, args.seed)
     finally:
         graph.shutdown()

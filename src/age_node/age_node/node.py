@@ -481,7 +481,12 @@ class AgeNode(AgechatNode):
             early_decode_silence_s=self.p.early_decode_silence_s,
             partial_interval_s=self.p.partial_interval_s,
         )
-        self.aec = EchoCanceller(create_backend(self.p.aec_backend), self.p.aec_reference_delay_ms)
+        self.aec = EchoCanceller(
+            create_backend(self.p.aec_backend),
+            self.p.aec_reference_delay_ms,
+            # the worker may lag up to max_backlog_s behind the audio (a decode, a warm-up)
+            keep_reference_s=self.p.max_backlog_s + 2.0,
+        )
         barge_vad = SileroVad()  # its own state: it hears the agent's turns, the pipeline not
         aec = self.aec
         self.barge_in = BargeInDetector(
@@ -643,7 +648,6 @@ class AgeNode(AgechatNode):
         self._tts_last_ns = arrival_ns
         self.aec.add_reference(resampler.process(samples), arrival_ns)
         self.health.count('tts_reference_chunks')
-        self.health.set('tts_reference_shifts', self.aec.reference_shifts)
 
     def _on_audio(self, msg: AudioData) -> None:
         arrival_ns = self.get_clock().now().nanoseconds
@@ -719,6 +723,8 @@ class AgeNode(AgechatNode):
                 if mode != 'mute':
                     audio, first_index = self.aec.process(audio, arrival_ns)
                     self.health.set('echo_frames_processed', self.aec.frames)
+                    for key, value in self.aec.timeline_moves.items():
+                        self.health.set(f'aec_{key}', value)
                     if mode == 'barge_in':
                         audio = self._barge_in_gate(
                             audio, first_index, agent_audible, speaking, reply_id

@@ -13,10 +13,11 @@ from age_node.core.segmenter import SileroVad
 from age_node.core.synth import synthesize_speech
 
 T0 = 10**15
+BACKEND = 'webrtc'
 
 
 def make_parts():
-    canceller = echo.EchoCanceller(echo.create_backend('webrtc'), 60.0)
+    canceller = echo.EchoCanceller(echo.create_backend(BACKEND), 60.0)
     vad = SileroVad()
     detector = echo.BargeInDetector(
         echo.BargeInConfig(),

@@ -34,7 +34,7 @@ SILENCE_DB = -120.0
 #: Listening modes of age_node while the agent speaks.
 LISTEN_MODES = ('mute', 'barge_in', 'always_listen')
 #: Echo-cancelling libraries :func:`create_backend` knows.
-AEC_BACKENDS = ('webrtc',)
+AEC_BACKENDS = ('speex', 'webrtc')
 
 
 def level_db(samples: np.ndarray) -> float:
@@ -86,10 +86,79 @@ class WebRtcBackend:
         return np.frombuffer(near_frame.data, dtype=np.int16).copy()
 
 
+class SpeexBackend:
+    """Speex's echo canceller (MDF adaptive filter), libspeexdsp through ctypes.
+
+    The C library is Debian's ``libspeexdsp1`` (``make setup`` installs it). Only the linear
+    canceller runs (no residual echo suppressor): the user's voice over the echo stays intact.
+    ``tail_ms`` is the echo path the filter can model (delay after the reference + the room).
+    """
+
+    name = 'speexdsp-mdf'
+    _SET_SAMPLING_RATE = 24
+
+    def __init__(self, tail_ms: int = 300):
+        import ctypes
+        import ctypes.util
+
+        lib = None
+        for candidate in ('libspeexdsp.so.1', ctypes.util.find_library('speexdsp')):
+            if not candidate:
+                continue
+            try:
+                lib = ctypes.CDLL(candidate)
+                break
+            except OSError:
+                continue
+        if lib is None:
+            raise ImportError(
+                'the speex echo canceller needs libspeexdsp (Debian: apt install libspeexdsp1; '
+                '`make setup` installs it)'
+            )
+        self._ctypes = ctypes
+        pointer = ctypes.POINTER(ctypes.c_int16)
+        lib.speex_echo_state_init.restype = ctypes.c_void_p
+        lib.speex_echo_state_init.argtypes = [ctypes.c_int, ctypes.c_int]
+        lib.speex_echo_ctl.restype = ctypes.c_int
+        lib.speex_echo_ctl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+        lib.speex_echo_cancellation.restype = None
+        lib.speex_echo_cancellation.argtypes = [ctypes.c_void_p, pointer, pointer, pointer]
+        lib.speex_echo_state_destroy.restype = None
+        lib.speex_echo_state_destroy.argtypes = [ctypes.c_void_p]
+        self._lib, self._pointer = lib, pointer
+        self._state = lib.speex_echo_state_init(AEC_FRAME, int(tail_ms * SAMPLE_RATE / 1000))
+        if not self._state:
+            raise RuntimeError('speex_echo_state_init failed')
+        rate = ctypes.c_int(SAMPLE_RATE)
+        lib.speex_echo_ctl(self._state, self._SET_SAMPLING_RATE, ctypes.byref(rate))
+        self._out = np.zeros(AEC_FRAME, np.int16)
+
+    def process(self, near: np.ndarray, far: np.ndarray) -> np.ndarray:
+        """Cancel the echo of `far` in `near` (both int16, AEC_FRAME samples)."""
+        near = np.ascontiguousarray(near, np.int16)
+        far = np.ascontiguousarray(far, np.int16)
+        out = np.empty(AEC_FRAME, np.int16)
+        self._lib.speex_echo_cancellation(
+            self._state,
+            near.ctypes.data_as(self._pointer),
+            far.ctypes.data_as(self._pointer),
+            out.ctypes.data_as(self._pointer),
+        )
+        return out
+
+    def __del__(self):  # noqa: D105
+        state = getattr(self, '_state', None)
+        if state:
+            self._lib.speex_echo_state_destroy(state)
+            self._state = None
+
+
 def create_backend(name: str, delay_ms: int = 0):
     """Return the echo-cancelling library `name` (one of :data:`AEC_BACKENDS`)."""
     if name == 'webrtc':
         return WebRtcBackend(delay_ms)
+    if name == 'speex':
+        return SpeexBackend()
     raise ValueError(f'unknown echo canceller {name!r}; choose one of {", ".join(AEC_BACKENDS)}')
 
 
@@ -97,51 +166,82 @@ class _Timeline:
     """Samples placed on a 16 kHz clock by arrival time, consecutive chunks kept contiguous.
 
     Arrival times only ever come late (transport, scheduling), never early. So a chunk is
-    appended right after the previous one, and the whole segment moves earlier when a chunk
-    arrives earlier than that position (the least-late arrival is the truest); a chunk that
-    arrives more than ``gap_s`` after the segment's end starts a new segment at its arrival.
-    Only the last ``keep_s`` seconds are kept.
+    appended right after the previous one, and the current segment moves earlier when a chunk
+    arrives earlier than that position (the least-late arrival is the truest). When
+    ``late_chunks`` chunks in a row all arrive later than their place, the stream paused (or
+    the sender's clock is slow): the rest of the segment continues after a gap of the least of
+    those delays. A chunk that arrives more than ``gap_s`` after the segment's end starts a new
+    segment at its arrival. A ring buffer keeps the last ``keep_s`` seconds of the clock.
     """
 
-    def __init__(self, keep_s: float = 3.0, gap_s: float = 0.3):
-        self.keep = int(keep_s * SAMPLE_RATE)
+    def __init__(self, keep_s: float = 3.0, gap_s: float = 0.3, late_chunks: int = 8):
+        self.keep = max(AEC_FRAME, int(keep_s * SAMPLE_RATE))
         self.gap = int(gap_s * SAMPLE_RATE)
-        self._data = np.zeros(0, np.int16)
-        self._start = 0  # clock index of _data[0]
+        self._ring = np.zeros(self.keep, np.int16)
+        self._lo = 0  # clock index of the oldest valid sample
+        self._segment = 0  # clock index where the current segment starts
         self.end: Optional[int] = None  # clock index after the last sample placed
         self.shifts = 0  # times the segment moved earlier
+        self.jumps = 0  # times it went on later (a pause)
+        self._late: Deque[int] = deque(maxlen=max(1, late_chunks))
+        self._tolerance = SAMPLE_RATE // 500  # 2 ms
+
+    def _write(self, first_index: int, samples: np.ndarray) -> None:
+        samples = samples[-self.keep :]
+        first_index += 0 if samples.size <= self.keep else samples.size - self.keep
+        positions = (first_index + np.arange(samples.size)) % self.keep
+        self._ring[positions] = samples
+
+    def _zero(self, lo: int, hi: int) -> None:
+        if hi > lo:
+            self._write(lo, np.zeros(min(hi - lo, self.keep), np.int16))
 
     def place(self, samples: np.ndarray, first_index: int) -> int:
         """Put `samples` whose first sample arrived at clock index `first_index`; return where."""
         if self.end is None or first_index > self.end + self.gap:
-            gap = 0 if self.end is None else first_index - self.end
-            if self.end is None or gap > self.keep:
-                self._data, self._start = np.zeros(0, np.int16), first_index
-                gap = 0
-            self._data = np.concatenate([self._data, np.zeros(gap, np.int16), samples])
-            placed = first_index
+            if self.end is None or first_index - self.end >= self.keep:
+                self._ring[:] = 0
+                self._lo = first_index
+            else:
+                self._zero(self.end, first_index)
+            self._segment = placed = first_index
+            self._late.clear()
+        elif first_index < self.end:  # earlier than the contiguous place: move it all back
+            shift = self.end - first_index
+            length = self.end - self._segment
+            data = self.read(self._segment, length)
+            self._zero(self._segment - shift, self.end)
+            self._segment -= shift
+            self._lo = min(self._lo, self._segment)
+            self._write(self._segment, data)
+            self.end -= shift
+            self.shifts += 1
+            placed = self.end
+            self._late.clear()
         else:
-            if first_index < self.end:  # earlier than the contiguous place: move it all back
-                self._start -= self.end - first_index
-                self.shifts += 1
-            placed = self._start + self._data.size
-            self._data = np.concatenate([self._data, samples])
-        self.end = self._start + self._data.size
-        drop = self._data.size - self.keep
-        if drop > 0:
-            self._data = self._data[drop:]
-            self._start += drop
+            placed = self.end
+            self._late.append(first_index - self.end)
+            if len(self._late) == self._late.maxlen and min(self._late) > self._tolerance:
+                jump = min(self._late)
+                self._zero(self.end, self.end + jump)
+                placed = self.end + jump
+                self.jumps += 1
+                self._late.clear()
+        self._write(placed, samples)
+        self.end = placed + samples.size
+        self._lo = max(self._lo, self.end - self.keep)
         return placed
 
     def read(self, first_index: int, count: int) -> np.ndarray:
         """Return clock samples [first_index, first_index + count); zeros where none were put."""
         out = np.zeros(count, np.int16)
-        lo = max(first_index, self._start)
-        hi = min(first_index + count, self._start + self._data.size)
+        if self.end is None:
+            return out
+        lo = max(first_index, self._lo)
+        hi = min(first_index + count, self.end)
         if hi > lo:
-            out[lo - first_index : hi - first_index] = self._data[
-                lo - self._start : hi - self._start
-            ]
+            positions = np.arange(lo, hi) % self.keep
+            out[lo - first_index : hi - first_index] = self._ring[positions]
         return out
 
 
@@ -162,7 +262,7 @@ class EchoCanceller:
         self,
         backend,
         reference_delay_ms: float = 0.0,
-        keep_reference_s: float = 3.0,
+        keep_reference_s: float = 10.0,
     ):
         self.backend = backend
         self.reference_delay = int(round(reference_delay_ms * SAMPLE_RATE / 1000.0))
@@ -176,6 +276,16 @@ class EchoCanceller:
         self.frames = 0  # microphone frames processed
         self.reference_frames = 0  # of those, frames with a non-silent reference
         self.reference_chunks = 0
+
+    @property
+    def timeline_moves(self) -> dict:
+        """How often the two clocks were corrected (shifts back, jumps after pauses)."""
+        return {
+            'reference_shifts': self._reference.shifts,
+            'reference_jumps': self._reference.jumps,
+            'microphone_shifts': self._mic.shifts,
+            'microphone_jumps': self._mic.jumps,
+        }
 
     @property
     def reference_shifts(self) -> int:
