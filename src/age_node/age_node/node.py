@@ -157,7 +157,7 @@ def _parameters():
         ),
         Param(
             'barge_in_min_speech_s',
-            0.1,
+            0.064,
             'voiced echo-cancelled audio needed (held, 32 ms frames) to decide a barge-in',
             low=0.032,
             high=2.0,
@@ -165,7 +165,7 @@ def _parameters():
         ),
         Param(
             'barge_in_min_over_reference_db',
-            -30.0,
+            -40.0,
             'residual echo guard: a voiced frame counts only when its echo-cancelled level is at '
             'least this many dB above the loudest far-end (TTS) frame of the last 0.4 s',
             low=-80.0,
@@ -174,7 +174,7 @@ def _parameters():
         ),
         Param(
             'barge_in_max_suppression_db',
-            10.0,
+            25.0,
             'double-talk guard: a voiced frame counts only when the echo canceller removed at '
             'most this many dB of the microphone level (echo alone loses 20-40 dB)',
             low=0.0,

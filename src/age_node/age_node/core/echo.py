@@ -362,17 +362,17 @@ class BargeInConfig:
     """Settings of :class:`BargeInDetector` (seconds, probabilities, dB)."""
 
     start_threshold: float = 0.5
-    min_speech_s: float = 0.1
-    min_over_reference_db: float = -30.0
+    min_speech_s: float = 0.064
+    min_over_reference_db: float = -40.0
     #: Double-talk guard: a voiced frame counts only when the canceller removed at most this
     #: much of the microphone's level (echo alone loses its ERLE, 20-40 dB; a voice ~0-5 dB).
-    max_suppression_db: float = 10.0
+    max_suppression_db: float = 25.0
     #: Reference window (before the frame) whose loudest 32 ms counts as "the reference level":
     #: it covers the echo path's delay and reverberation.
     reference_window_s: float = 0.4
     pre_roll_s: float = 0.3
     #: Frames below threshold tolerated inside a voiced run (silero dips between syllables).
-    max_gap_frames: int = 1
+    max_gap_frames: int = 2
 
     def check(self) -> None:
         """ValueError naming the bad setting."""
