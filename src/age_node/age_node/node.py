@@ -182,6 +182,15 @@ def _parameters():
             dynamic=True,
         ),
         Param(
+            'barge_in_after_reference_s',
+            2.0,
+            'no barge-in is decided before the echo canceller has heard this much of the agent '
+            '(after a start it has not converged; 10 ms frames with a non-silent reference)',
+            low=0.0,
+            high=30.0,
+            dynamic=True,
+        ),
+        Param(
             'barge_in_pre_roll_s',
             0.3,
             'echo-cancelled audio before the barge-in onset given to the recogniser',
@@ -774,6 +783,13 @@ class AgeNode(AgechatNode):
         decision = self.barge_in.push(audio, first_index, self.aec.last_input)
         self.health.set('barge_in_voiced_frames', self.barge_in.voiced_frames)
         self.health.set('barge_in_guarded_frames', self.barge_in.guarded_frames)
+        if (
+            decision is not None
+            and self.aec.reference_frames < self.p.barge_in_after_reference_s * 100
+        ):
+            # the canceller has not converged yet (it heard too little of the agent): no decision
+            self.health.count('barge_ins_before_convergence')
+            decision = None
         if decision is None:
             return None
         self._user_turn = True
