@@ -261,8 +261,12 @@ def run_trials(
             f'user trial {i} ({clip.speaker}): latency {result.latency_ms} ms, '
             f'"{result.text}" (CER {result.cer})'
         )
-    latencies = [r.latency_ms for r in user_results if r.latency_ms is not None]
-    in_time = [r for r in user_results if r.latency_ms is not None and r.latency_ms <= 300.0]
+    # a BargeIn before the voice's onset was echo (a false one), not the user
+    early = [r for r in user_results if r.latency_ms is not None and r.latency_ms < 0]
+    latencies = [
+        r.latency_ms for r in user_results if r.latency_ms is not None and r.latency_ms >= 0
+    ]
+    in_time = [x for x in latencies if x <= 300.0]
     cers = [r.cer for r in user_results if r.cer is not None]
     return {
         'room': {
@@ -276,6 +280,7 @@ def run_trials(
         'echo_only_utterances': sum(len(r.utterances) for r in echo_results),
         'user_trials': len(user_results),
         'barge_ins_detected': len(latencies),
+        'barge_ins_before_the_voice': len(early),
         'barge_in_recall': len(in_time) / max(1, len(user_results)),
         'barge_in_detected_at_all': len(latencies) / max(1, len(user_results)),
         'barge_in_latency_ms_p50': float(np.percentile(latencies, 50)) if latencies else None,

@@ -50,6 +50,7 @@ def test_barge_in_loop(graph):
     assert driver.health.drops() == 0, values
     if not clips:
         pytest.skip(f'echo-only part passed; the user-voice part needs real speech at {manifest}')
+    assert figures['barge_ins_before_the_voice'] == 0, figures['barge_in_latencies_ms']
     assert figures['barge_in_recall'] >= 0.95, figures['barge_in_latencies_ms']
     assert figures['user_utterances_transcribed'] >= 0.95 * USER_TRIALS, figures['user_texts']
     # read speech through the loop: the transcripts resemble what was said
