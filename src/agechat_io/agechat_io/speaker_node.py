@@ -4,18 +4,27 @@ Subscribes ``agechat/tts/audio`` (AudioData, S16LE PCM, AUDIO_STREAM QoS) and
 ``agechat/tts/audio_info`` (AudioInfo, LATCHED: avatar_node announces 22 050 Hz mono), as
 avatar_node publishes them. Chunks are played in arrival order from a buffer that PortAudio's
 callback drains (silence when empty); a device that refuses the stream's rate gets it resampled
-to its own default rate. A lifecycle node (agechat_ros.node): the device is opened while active
-only. Device problems stop the start with one line (exit 2).
+to its own default rate. When avatar_node cuts a reply because the user talked over it
+(``agechat/speech_state`` with interrupted=true), what is buffered is dropped at once. A
+lifecycle node (agechat_ros.node): the device is opened while active only. Device problems stop
+the start with one line (exit 2).
 """
 
 from __future__ import annotations
 
 import threading
 
+from agechat_msgs.msg import SpeechState
 from audio_common_msgs.msg import AudioData, AudioInfo
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 
-from agechat_io.core.sound import PcmResampler, choose_device, explain, load_sounddevice
+from agechat_io.core.sound import (
+    PcmResampler,
+    PlaybackBuffer,
+    choose_device,
+    explain,
+    load_sounddevice,
+)
 from agechat_ros import ConversionError, DeviceUnavailable, qos
 from agechat_ros.audio import MAX_CHUNK_BYTES, check_audio_info
 from agechat_ros.node import AgechatNode, run_node
@@ -45,24 +54,32 @@ PARAMS = [
         "PortAudio output latency: 'low' or 'high' (more buffering, fewer underruns)",
         choices=['low', 'high'],
     ),
+    Param(
+        'interrupt_guard_ms',
+        200,
+        'after a reply is cut (SpeechState interrupted), chunks arriving this long are dropped '
+        '(they were sent before the cut); 0: none',
+        low=0,
+        high=2000,
+    ),
 ]
 
 
 class SpeakerNode(AgechatNode):
     """Play received S16LE chunks through a PortAudio output stream fed by its callback.
 
-    Chunks go into a byte buffer; PortAudio's callback takes what is due and plays silence when
-    the buffer is empty, so the device never underruns between replies.
+    Chunks go into a byte buffer (PlaybackBuffer); PortAudio's callback takes what is due and
+    plays silence when the buffer is empty, so the device never underruns between replies. An
+    interrupted reply's buffered speech is flushed.
     """
 
     def __init__(self, **kwargs):
         super().__init__('speaker_node', PARAMS, **kwargs)
         self._format = (self.p.rate, self.p.channels)
         self._lock = threading.Lock()
-        self._buffer = bytearray()
+        self._buffer = PlaybackBuffer(0, self.p.interrupt_guard_ms / 1000.0)
         self._stream = None
         self._resampler = None
-        self._playing = False
 
     def configure(self) -> None:
         """Find the output device and check it takes the assumed format."""
@@ -82,6 +99,14 @@ class SpeakerNode(AgechatNode):
         )
         self.subscribe(
             AudioInfo, 'agechat/tts/audio_info', self._on_info, qos.LATCHED, callback_group=group
+        )
+        # its own group: a cut reply is silenced even while chunks are being taken
+        self.subscribe(
+            SpeechState,
+            'agechat/speech_state',
+            self._on_speech_state,
+            qos.LATCHED,
+            callback_group=MutuallyExclusiveCallbackGroup(),
         )
 
     def _open(self, rate: int, channels: int) -> None:
@@ -104,6 +129,7 @@ class SpeakerNode(AgechatNode):
             ) from error
         with self._lock:
             self._buffer.clear()
+            self._buffer.max_bytes = MAX_BUFFERED_S * choice.rate * 2 * channels
             self._resampler = PcmResampler(rate, choice.rate, channels)
             self._stream = stream
         self.health.set('device_rate', choice.rate)
@@ -122,12 +148,9 @@ class SpeakerNode(AgechatNode):
     def _fill(self, outdata, frames, time_info, status) -> None:
         """PortAudio callback: copy what is buffered, silence for the rest."""
         wanted = len(outdata)
-        with self._lock:
-            take = min(wanted, len(self._buffer))
-            outdata[:take] = self._buffer[:take]
-            del self._buffer[:take]
-            gap = self._playing and take < wanted
-            self._playing = bool(self._buffer)
+        data, gap = self._buffer.take(wanted)
+        take = len(data)
+        outdata[:take] = data
         if take < wanted:
             outdata[take:] = bytes(wanted - take)
         if gap:
@@ -165,12 +188,34 @@ class SpeakerNode(AgechatNode):
             if not self._stream.active:
                 self.health.drop('device_stopped', 'the speaker stream stopped (device gone?)')
                 return
-            if len(self._buffer) > MAX_BUFFERED_S * self._resampler.out_rate * 2 * channels:
-                self.health.drop('backlog', f'over {MAX_BUFFERED_S} s of speech not played yet')
-                return
-            self._buffer += self._resampler.process(data)
-            self._playing = True
+            refused = self._buffer.push(self._resampler.process(data))
+        if refused == 'backlog':
+            self.health.drop('backlog', f'over {MAX_BUFFERED_S} s of speech not played yet')
+            return
+        if refused == 'interrupted':
+            self.health.count('chunks_dropped_interrupted')  # sent before the cut: expected
+            return
         self.health.count('chunks_played')
+
+    def _on_speech_state(self, msg: SpeechState) -> None:
+        if msg.speaking or not msg.interrupted:
+            return
+        dropped = self._buffer.flush()
+        self.health.count('interruptions')
+        if dropped:
+            rate, channels = self._resampler_format()
+            self.health.count('interrupted_bytes', dropped)
+            self.get_logger().info(
+                f"reply '{msg.utterance_id}' interrupted: dropped "
+                f'{dropped / (2 * channels * rate):.2f} s of buffered speech'
+            )
+
+    def _resampler_format(self):
+        with self._lock:
+            resampler = self._resampler
+        if resampler is None:
+            return self._format
+        return resampler.out_rate, resampler.channels
 
     def deactivate(self) -> None:
         """Close the device; what was not played yet is dropped."""

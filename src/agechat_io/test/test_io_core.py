@@ -1,4 +1,7 @@
-"""agechat_io's pure cores: device parameters, PortAudio error lines, frames, resampling."""
+"""agechat_io's pure cores: devices, PortAudio errors, frames, resampling, playback buffer.
+
+The speaker's playback buffer is flushed when a reply is interrupted (barge-in).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from agechat_io.core.sound import (
     PA_DEVICE_UNAVAILABLE,
     PA_INVALID_SAMPLE_RATE,
     PcmResampler,
+    PlaybackBuffer,
     choose_device,
     explain,
     parse_device,
@@ -69,6 +73,52 @@ def test_resampler_passes_equal_rates_through():
     pcm = float_to_pcm_s16le(np.linspace(-0.5, 0.5, 320))
     assert PcmResampler(16000, 16000, 1).process(pcm) == pcm
     assert np.allclose(pcm_s16le_to_float(pcm), np.linspace(-0.5, 0.5, 320), atol=1e-4)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_playback_buffer_plays_in_order_and_reports_gaps_and_backlog():
+    clock = FakeClock()
+    buffer = PlaybackBuffer(max_bytes=1000, guard_s=0.2, clock=clock)
+    assert buffer.take(4) == (b'', False)  # idle silence is not a gap
+    assert buffer.push(b'abcd') is None and buffer.push(b'efgh') is None
+    assert buffer.take(6) == (b'abcdef', False)
+    assert buffer.take(6) == (b'gh', True)  # speech ran dry while playing
+    assert buffer.take(6) == (b'', False)
+    assert buffer.push(bytes(1001)) is None
+    assert buffer.push(b'x') == 'backlog' and len(buffer) == 1001
+
+
+def test_playback_buffer_flush_silences_at_once_and_guards_against_chunks_in_flight():
+    clock = FakeClock()
+    buffer = PlaybackBuffer(max_bytes=10**6, guard_s=0.2, clock=clock)
+    assert buffer.flush() == 0  # nothing came in (e.g. a latched old state at start): no guard
+    assert buffer.push(b'ok') is None and buffer.take(2) == (b'ok', False)
+    for _ in range(10):
+        buffer.push(bytes(882))
+    buffer.take(882)
+    assert buffer.flush() == 9 * 882 and len(buffer) == 0
+    assert buffer.take(882) == (b'', False)  # silent at once, and no gap counted
+    clock.now += 0.1
+    assert buffer.push(bytes(882)) == 'interrupted'  # sent before the cut, arriving late
+    clock.now += 0.11
+    assert buffer.push(b'next') is None  # the guard is over: the next reply plays
+    assert buffer.take(10) == (b'next', True)
+    # a flush just after the buffer ran dry still guards (the next chunk may be in flight)
+    clock.now += 0.5
+    assert buffer.flush() == 0
+    assert buffer.push(b'late') == 'interrupted'
+    clock.now += 5.0
+    assert buffer.flush() == 0  # long after the last chunk: no guard
+    assert buffer.push(b'new') is None
+    buffer.clear()
+    assert len(buffer) == 0
 
 
 def test_video_file_frames_in_order_then_end(video_file):

@@ -2,16 +2,19 @@
 
 The speaker and the microphone are tested together against a private PulseAudio server whose
 null sink's monitor is the default source: a tone published on agechat/tts/audio is played by
-speaker_node and comes back from microphone_node on /audio/audio. Skipped, saying why, without
-PulseAudio or PortAudio.
+speaker_node and comes back from microphone_node on /audio/audio, and goes quiet when the reply
+is interrupted (SpeechState interrupted=true). Skipped, saying why, without PulseAudio or
+PortAudio.
 """
 
 from __future__ import annotations
 
 import array
+import time
 
 import numpy as np
 import pytest
+from agechat_msgs.msg import SpeechState
 from audio_common_msgs.msg import AudioData, AudioInfo
 from io_test_helpers import VIDEO_FRAMES, VIDEO_SIZE, frame_level, require_portaudio
 from diagnostic_msgs.msg import DiagnosticArray
@@ -20,7 +23,7 @@ from sensor_msgs.msg import Image
 from agechat_ros import qos
 from agechat_ros.audio import audio_info, float_to_pcm_s16le, pcm_s16le_to_float
 from agechat_ros.image import image_to_bgr
-from agechat_ros.testing import SILENCE_WINDOW_S, lifecycle_label, wait_until
+from agechat_ros.testing import NodeDiagnostics, SILENCE_WINDOW_S, lifecycle_label, wait_until
 
 TONE_HZ = 440.0
 
@@ -135,4 +138,73 @@ def test_speaker_plays_tts_audio_that_the_microphone_hears(sound_server, graph):
             continue
     else:
         pytest.fail('the tone played by speaker_node never came back on /audio/audio')
+    graph.assert_alive()
+
+
+def _rms(messages) -> float:
+    samples = pcm_s16le_to_float(b''.join(bytes(m.data) for m in messages))
+    return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+
+
+def test_speaker_goes_quiet_when_the_reply_is_interrupted(sound_server, graph):
+    """SpeechState interrupted=true (avatar_node cut the reply): the buffered speech is dropped."""
+    heard = graph.collect('/audio/audio', AudioData, qos.AUDIO_STREAM)
+    graph.start_node(
+        'agechat_io',
+        'microphone_node',
+        parameters={'rate': 16000, 'chunk_ms': 20},
+        remappings={'audio': '/audio/audio', 'audio_info': '/audio/audio_info'},
+        env=sound_server,
+    )
+    graph.start_node('agechat_io', 'speaker_node', env=sound_server)
+    diagnostics = NodeDiagnostics(graph, 'speaker_node')
+    tts_info = graph.publisher('/agechat/tts/audio_info', AudioInfo, qos.LATCHED)
+    tts = graph.publisher('/agechat/tts/audio', AudioData, qos.AUDIO_STREAM)
+    speech = graph.publisher('/agechat/speech_state', SpeechState, qos.LATCHED)
+    for publisher in (tts, tts_info, speech):
+        graph.wait_for_subscribers(publisher)
+    heard.wait_for(5, timeout=30)
+    rate = 22050
+    tts_info.publish(audio_info(rate))
+    chunk = rate * 20 // 1000 * 2
+
+    def play_tone(seconds: float) -> None:
+        t = np.arange(int(rate * seconds)) / rate
+        pcm = float_to_pcm_s16le(0.4 * np.sin(2 * np.pi * TONE_HZ * t))
+        for i in range(0, len(pcm), chunk):  # all at once: speaker_node buffers it
+            tts.publish(AudioData(data=array.array('B', pcm[i : i + chunk])))
+
+    def loud(messages) -> bool:
+        return len(messages) >= 5 and _rms(messages[-5:]) > 0.05
+
+    play_tone(6.0)  # six seconds buffered in speaker_node
+    heard.wait_for(1, timeout=10, predicate=loud)
+    time.sleep(0.5)
+    assert loud(heard.snapshot()), 'the tone stopped by itself'
+
+    cut_ns = time.time_ns()
+    speech.publish(SpeechState(speaking=False, utterance_id='cut', interrupted=True))
+    diagnostics.wait_count('interruptions', 1)
+    time.sleep(1.5)
+    with heard._cond:
+        after = [
+            (t, m)
+            for t, m in zip(heard.receive_times_ns, heard.messages, strict=True)
+            if t > cut_ns
+        ]
+    # the first chunk from which the microphone stays quiet
+    quiet_at = next((i for i in range(len(after)) if _rms([m for _, m in after[i:]]) < 0.01), None)
+    assert quiet_at is not None, 'the tone kept playing after the interruption'
+    quiet_ms = (after[quiet_at][0] - cut_ns) / 1e6
+    # speaker_node flushes on the message; what remains is PulseAudio's and the microphone's
+    # own buffering on this loop (measured 43-66 ms here)
+    assert quiet_ms < 500, f'quiet only {quiet_ms:.0f} ms after the interruption'
+    print(f'speaker quiet {quiet_ms:.0f} ms after the interrupted state was published')
+    assert len(after) - quiet_at >= 50, 'quiet for less than a second'  # 4+ s of tone were left
+    # more than 3 s of speech dropped (at 22.05 kHz or the device's higher rate)
+    assert diagnostics.number('interrupted_bytes') > 22050 * 2 * 3
+
+    time.sleep(0.3)  # past interrupt_guard_ms: the next reply plays again
+    play_tone(1.0)
+    heard.wait_for(1, timeout=10, predicate=loud)
     graph.assert_alive()

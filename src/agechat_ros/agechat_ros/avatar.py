@@ -1,8 +1,8 @@
 """Conversions for avatar_node: avatar/speech state <-> agechat_msgs AvatarState/SpeechState.
 
-Inputs (DialogueReply, FaceEmotion) are validated here and turned into plain Python values;
-anything malformed raises :class:`agechat_ros.ConversionError` with a sentence that says what was
-wrong, for :meth:`agechat_ros.health.NodeHealth.drop`.
+Inputs (DialogueReply, FaceEmotion, BargeIn) are validated here and turned into plain Python
+values; anything malformed raises :class:`agechat_ros.ConversionError` with a sentence that says
+what was wrong, for :meth:`agechat_ros.health.NodeHealth.drop`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,19 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, Mapping, Tuple
 
 import numpy as np
-from agechat_msgs.msg import AvatarState, DialogueReply, ExpressionWeight, FaceEmotion, SpeechState
+from agechat_msgs.msg import (
+    AvatarState,
+    BargeIn,
+    DialogueReply,
+    ExpressionWeight,
+    FaceEmotion,
+    SpeechState,
+)
 
 from agechat_ros import ConversionError
 from agechat_ros.emotion import check_face_emotion_numbers
 from agechat_ros.labels import AGE_GROUPS, EMOTIONS
+from agechat_ros.time import time_to_ns
 
 FER_LABELS = EMOTIONS
 
@@ -57,6 +65,36 @@ def reply_input(msg: DialogueReply) -> ReplyInput:
         emotion=emotion if emotion in FER_LABELS else FaceEmotion.LABEL_NEUTRAL,
         age_group_known=age in AGE_GROUPS,
         emotion_known=emotion in FER_LABELS,
+    )
+
+
+@dataclass
+class BargeInInput:
+    """What avatar_node needs from a BargeIn."""
+
+    reply_utterance_id: str  # '' = whatever is being spoken
+    stamp_ns: int  # header.stamp: when age_node decided it (ROS time)
+
+
+def barge_in_input(msg: BargeIn) -> BargeInInput:
+    """Read a BargeIn.
+
+    Raises ConversionError for a voice_probability that is not a number in [0, 1] or a
+    level_over_reference_db that is not a number (NaN).
+    """
+    probability = float(msg.voice_probability)
+    if not (math.isfinite(probability) and 0.0 <= probability <= 1.0):
+        raise ConversionError(
+            f"barge-in for reply '{msg.reply_utterance_id}': voice_probability {probability} "
+            'is not in [0, 1]'
+        )
+    if math.isnan(float(msg.level_over_reference_db)):
+        raise ConversionError(
+            f"barge-in for reply '{msg.reply_utterance_id}': level_over_reference_db is NaN"
+        )
+    return BargeInInput(
+        reply_utterance_id=(msg.reply_utterance_id or '').strip(),
+        stamp_ns=time_to_ns(msg.header.stamp),
     )
 
 
@@ -149,8 +187,9 @@ def speech_state(
     reply_received_time,
     first_audio_time,
     audio_duration_s: float,
+    interrupted: bool = False,
 ) -> SpeechState:
-    """Build a SpeechState message."""
+    """Build a SpeechState message (interrupted: a speaking=false cut short by a barge-in)."""
     msg = SpeechState()
     msg.header.stamp = stamp
     msg.speaking = bool(speaking)
@@ -158,4 +197,5 @@ def speech_state(
     msg.reply_received_time = reply_received_time
     msg.first_audio_time = first_audio_time
     msg.audio_duration_s = float(audio_duration_s)
+    msg.interrupted = bool(interrupted)
     return msg

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from agechat_msgs.msg import AgeEstimate, DialogueReply, FaceEmotion, Utterance
+from agechat_msgs.msg import AgeEstimate, BargeIn, DialogueReply, FaceEmotion, Utterance
 from audio_common_msgs.msg import AudioInfo
 from builtin_interfaces.msg import Time
 from hypothesis import HealthCheck, given, settings
@@ -24,7 +24,7 @@ from agechat_ros.audio import (
     check_audio_info,
     pcm_s16le_to_float,
 )
-from agechat_ros.avatar import face_emotion_probabilities, reply_input
+from agechat_ros.avatar import barge_in_input, face_emotion_probabilities, reply_input
 from agechat_ros.dialogue import age_from_msg, emotion_from_msg, utterance_from_msg
 from agechat_ros.image import compressed_to_bgr, image_to_bgr
 
@@ -157,6 +157,32 @@ def test_replies_with_words_are_read():
     assert (reply.text, reply.age_group, reply.age_group_known) == ('네.', 'adult', False)
 
 
+@pytest.mark.parametrize(
+    'probability, level, needle',
+    [
+        (float('nan'), 10.0, 'voice_probability nan'),
+        (1.5, 10.0, 'voice_probability 1.5'),
+        (-0.1, 10.0, 'is not in [0, 1]'),
+        (0.9, float('nan'), 'level_over_reference_db is NaN'),
+    ],
+)
+def test_bad_barge_ins_are_refused(probability, level, needle):
+    msg = BargeIn(reply_utterance_id='r1', voice_probability=probability)
+    msg.level_over_reference_db = level
+    with pytest.raises(ConversionError) as raised:
+        barge_in_input(msg)
+    assert needle in str(raised.value) and "'r1'" in str(raised.value)
+
+
+def test_barge_ins_are_read():
+    msg = BargeIn(reply_utterance_id=' r1 ', voice_probability=1.0)
+    msg.header.stamp = Time(sec=12, nanosec=5)
+    msg.level_over_reference_db = float('-inf')  # no far-end reference: still a barge-in
+    barge = barge_in_input(msg)
+    assert (barge.reply_utterance_id, barge.stamp_ns) == ('r1', 12_000_000_005)
+    assert barge_in_input(BargeIn()).reply_utterance_id == ''  # empty: whatever is spoken
+
+
 def test_huge_audio_chunks_are_refused():
     assert pcm_s16le_to_float(bytes(MAX_CHUNK_BYTES)).size == MAX_CHUNK_BYTES // 2
     with pytest.raises(ConversionError, match='larger than'):
@@ -219,6 +245,14 @@ def test_any_utterance_converts_or_is_refused(uid, text, end, closed, stt):
 def test_any_reply_converts_or_is_refused(uid, text, age, emotion):
     msg = DialogueReply(utterance_id=uid, reply_text=text, age_group=age, emotion=emotion)
     _converts_or_refuses(reply_input, msg)
+
+
+@PROPERTY
+@given(uid=_text, probability=_floats32, level=_floats32)
+def test_any_barge_in_converts_or_is_refused(uid, probability, level):
+    msg = BargeIn(reply_utterance_id=uid, voice_probability=probability)
+    msg.level_over_reference_db = level
+    _converts_or_refuses(barge_in_input, msg)
 
 
 @PROPERTY

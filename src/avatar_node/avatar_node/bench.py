@@ -8,7 +8,9 @@ Measured in one run, on this machine:
 2. in process: synthesis time per character (espeak streaming), first synthesised buffer, and
    pyttsx3's save_to_file path for the same sentence (in a child process: libespeak-ng is one per
    process);
-3. render time per frame of the avatar canvas (960x540 and 640x360).
+3. render time per frame of the avatar canvas (960x540 and 640x360);
+4. barge-in over DDS: a BargeIn published while a long reply plays -> SpeechState interrupted
+   (node side: the state's stamp minus the BargeIn's stamp; sender side: until it arrives).
 """
 
 from __future__ import annotations
@@ -134,11 +136,11 @@ def bench_render(frames: int) -> dict:
     return result
 
 
-def bench_graph(replies: int, fps: float, domain_id: int) -> dict:
+def bench_graph(replies: int, fps: float, domain_id: int, barge_ins: int = 20) -> dict:
     """avatar_node as a process; replies one at a time from a probe node on the same DDS domain."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from agechat_msgs.msg import AvatarState, DialogueReply, SpeechState
+    from agechat_msgs.msg import AvatarState, BargeIn, DialogueReply, SpeechState
     from audio_common_msgs.msg import AudioData
     from agechat_ros import qos
     from agechat_ros.time import time_to_ns
@@ -156,10 +158,13 @@ def bench_graph(replies: int, fps: float, domain_id: int) -> dict:
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(probe)
     lock = threading.Lock()
-    speech, chunk_times, state_stamps = [], [], []
-    probe.create_subscription(
-        SpeechState, 'agechat/speech_state', lambda m: speech.append(m), qos.LATCHED
-    )
+    speech, chunk_times, state_stamps, speech_times = [], [], [], {}
+
+    def on_speech(msg):
+        speech_times[id(msg)] = time.time_ns()
+        speech.append(msg)
+
+    probe.create_subscription(SpeechState, 'agechat/speech_state', on_speech, qos.LATCHED)
     probe.create_subscription(
         AudioData,
         'agechat/tts/audio',
@@ -173,6 +178,7 @@ def bench_graph(replies: int, fps: float, domain_id: int) -> dict:
         qos.EVENTS,
     )
     publisher = probe.create_publisher(DialogueReply, 'agechat/reply', qos.EVENTS)
+    barge_publisher = probe.create_publisher(BargeIn, 'agechat/barge_in', qos.EVENTS)
 
     def spin():
         while context.ok():
@@ -212,6 +218,9 @@ def bench_graph(replies: int, fps: float, domain_id: int) -> dict:
             )
             probe_ms.append((chunk_times[0] - sent) / 1e6)
         stamps = list(state_stamps)
+        barge = _barge_in_trials(
+            barge_ins, probe, publisher, barge_publisher, speech, speech_times, chunk_times
+        )
     finally:
         node.send_signal(2)
         try:
@@ -231,6 +240,62 @@ def bench_graph(replies: int, fps: float, domain_id: int) -> dict:
     result = _percentiles(node_ms, 'first_audio_ms')
     result.update(_percentiles(probe_ms, 'first_audio_sender_ms'))
     result.update(fps_target=fps, fps_idle=rate(False), fps_speaking=rate(True), replies=replies)
+    result.update(barge)
+    return result
+
+
+def _barge_in_trials(
+    trials, probe, publisher, barge_publisher, speech, speech_times, chunk_times
+) -> dict:
+    """Interrupt a long reply `trials` times, 0.3-1.0 s into its audio; time the stop."""
+    from agechat_msgs.msg import BargeIn, DialogueReply
+
+    from agechat_ros.time import time_to_ns
+
+    node_ms, sender_ms, late_chunks, extra_chunks = [], [], [], []
+    rng = np.random.default_rng(0)
+    for index in range(trials):
+        uid = f'barge-{index}'
+        first_chunk = len(chunk_times)
+        publisher.publish(DialogueReply(utterance_id=uid, reply_text=LONG_TEXT, age_group='adult'))
+        deadline = time.monotonic() + 30
+        while not any(m.utterance_id == uid and m.speaking for m in list(speech)):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'{uid} was not spoken')
+            time.sleep(0.005)
+        time.sleep(float(rng.uniform(0.3, 1.0)))  # somewhere in its first sentences
+        msg = BargeIn(reply_utterance_id=uid, voice_probability=0.9)
+        msg.header.stamp = probe.get_clock().now().to_msg()
+        sent_ns = time_to_ns(msg.header.stamp)
+        barge_publisher.publish(msg)
+        deadline = time.monotonic() + 10
+        while True:
+            ends = [m for m in list(speech) if m.utterance_id == uid and not m.speaking]
+            if ends:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'{uid} was not interrupted')
+            time.sleep(0.001)
+        end = ends[0]
+        if not end.interrupted:
+            raise RuntimeError(f'{uid} ended without interrupted=true')
+        node_ms.append((time_to_ns(end.header.stamp) - sent_ns) / 1e6)
+        received_ns = speech_times[id(end)]
+        sender_ms.append((received_ns - sent_ns) / 1e6)
+        time.sleep(0.3)
+        times = list(chunk_times)[first_chunk:]
+        # received later than the stop: chunks sent before it can be taken later by this probe
+        late_chunks.append(sum(1 for t in times if t > received_ns))
+        # more chunks than the node had handed out when it cut the reply (audio_duration_s)
+        extra_chunks.append(len(times) - int(round(end.audio_duration_s / 0.020)))
+    result = _percentiles(node_ms, 'barge_in_stop_ms')
+    result.update(_percentiles(sender_ms, 'barge_in_stop_sender_ms'))
+    result.update(
+        barge_in_stop_ms_max=round(float(np.max(node_ms)), 3),
+        barge_in_trials=trials,
+        barge_in_chunks_received_after_stop_max=int(np.max(late_chunks)),
+        barge_in_chunks_beyond_cut_max=int(np.max(extra_chunks)),
+    )
     return result
 
 
@@ -242,6 +307,10 @@ def main(argv=None) -> int:
         '--replies', type=int, default=20, help='one-sentence replies sent over DDS'
     )
     parser.add_argument('--fps', type=float, default=20.0)
+    parser.add_argument(
+        '--barge-ins', type=int, default=20, help='long replies interrupted by a BargeIn'
+    )
+    parser.add_argument('--graph-only', action='store_true', help='only the DDS measurements')
     parser.add_argument('--domain', type=int, default=int(os.environ.get('ROS_DOMAIN_ID') or 44))
     parser.add_argument('--pyttsx3-only', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -252,7 +321,10 @@ def main(argv=None) -> int:
         'machine': f'{platform.node()} {platform.processor() or platform.machine()}, '
         f'{os.cpu_count()} CPUs (shared)'
     }
-    results.update(bench_graph(args.replies, args.fps, args.domain))
+    results.update(bench_graph(args.replies, args.fps, args.domain, args.barge_ins))
+    if args.graph_only:
+        print(json.dumps(results, indent=2))
+        return 0
     child = subprocess.run(
         [sys.executable, '-m', 'avatar_node.bench', '--pyttsx3-only'],
         capture_output=True,

@@ -15,14 +15,20 @@ import array
 import threading
 import time
 
-from agechat_msgs.msg import AvatarState, DialogueReply, FaceEmotion, SpeechState
+from agechat_msgs.msg import AvatarState, BargeIn, DialogueReply, FaceEmotion, SpeechState
 from audio_common_msgs.msg import AudioData, AudioInfo
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from sensor_msgs.msg import Image
 
 from agechat_ros import ConversionError, qos
 from agechat_ros.audio import audio_info
-from agechat_ros.avatar import avatar_state, face_emotion_probabilities, reply_input, speech_state
+from agechat_ros.avatar import (
+    avatar_state,
+    barge_in_input,
+    face_emotion_probabilities,
+    reply_input,
+    speech_state,
+)
 from agechat_ros.image import bgr_to_image
 from agechat_ros.node import AgechatNode, run_node
 from agechat_ros.params import Param
@@ -114,6 +120,13 @@ PARAMS = [
     Param(
         'max_pending_replies', 2, 'replies queued while speaking; more are dropped', low=1, high=20
     ),
+    Param(
+        'accept_barge_in',
+        True,
+        'a BargeIn on agechat/barge_in (the user talks over the agent) cuts the reply being '
+        'spoken and drops the queued ones; false: replies always play to their end',
+        dynamic=True,
+    ),
     Param('playback', False, 'also play the speech on this machine (needs aplay/paplay/play)'),
     Param(
         'playback_command',
@@ -187,6 +200,8 @@ class AvatarNode(AgechatNode):
         self._agent_until = 0.0
         self._caption, self._caption_age = '', 'adult'
         self._first_audio = {}
+        self._interrupted_id = ''  # the reply last cut by a barge-in
+        self._interrupted_progress = 1.0  # how much of its caption was spoken
         self._t0 = time.monotonic()
         self._render_ms_ema = 0.0
         self._last_frame = None
@@ -257,6 +272,14 @@ class AvatarNode(AgechatNode):
         )
         self.subscribe(
             FaceEmotion, 'agechat/face_emotion', self._on_face, qos.EVENTS, callback_group=inputs
+        )
+        # its own group: a barge-in is handled at once, even while a reply is being read
+        self.subscribe(
+            BargeIn,
+            'agechat/barge_in',
+            self._on_barge_in,
+            qos.EVENTS,
+            callback_group=MutuallyExclusiveCallbackGroup(),
         )
         self._render_timer = self.timer(
             1.0 / p.fps, self._render, callback_group=MutuallyExclusiveCallbackGroup()
@@ -341,6 +364,53 @@ class AvatarNode(AgechatNode):
             return
         self.health.count('replies_received')
 
+    def _on_barge_in(self, msg: BargeIn) -> None:
+        """Cut the reply being spoken and drop the queue (the user talks over the agent)."""
+        try:
+            barge = barge_in_input(msg)
+        except ConversionError as error:
+            self.health.drop('bad_barge_in', str(error))
+            return
+        self.health.count('barge_ins_received')
+        if not self.p.accept_barge_in:
+            self.health.count('barge_ins_ignored_disabled')
+            return
+        speaker = self.speaker
+        cut = speaker.interrupt(barge.reply_utterance_id) if speaker is not None else None
+        if cut is None:  # nothing is being spoken, or another reply is: too late, or not ours
+            self.health.count('barge_ins_stale')
+            return
+        request = cut.reply.request
+        now = self.get_clock().now()
+        first = self._first_audio.pop(id(cut.reply), ns_to_time(0))
+        self.pub_speech.publish(
+            speech_state(
+                now.to_msg(),
+                False,
+                request.utterance_id,
+                ns_to_time(request.received_ns),
+                first,
+                cut.played_s,
+                interrupted=True,
+            )
+        )
+        if self.player is not None:
+            self.player.interrupt()
+        total_s = cut.reply.duration_s
+        with self._lock:
+            self._interrupted_id = request.utterance_id
+            self._interrupted_progress = min(1.0, cut.played_s / total_s) if total_s else 0.0
+            self._agent_label, self._agent_until = 'neutral', 0.0
+        self.health.count('replies_interrupted')
+        if cut.dropped:
+            self.health.count('replies_dropped_barge_in', len(cut.dropped))
+        if barge.stamp_ns:
+            self.health.set('barge_in_stop_ms', f'{(now.nanoseconds - barge.stamp_ns) / 1e6:.1f}')
+        self.get_logger().info(
+            f"barge-in: reply '{request.utterance_id}' cut after {cut.played_s:.2f} s"
+            + (f", dropped {', '.join(repr(d) for d in cut.dropped)}" if cut.dropped else '')
+        )
+
     def _on_face(self, msg: FaceEmotion) -> None:
         try:
             probabilities, face_found, _ = face_emotion_probabilities(msg)
@@ -377,6 +447,7 @@ class AvatarNode(AgechatNode):
             )
             with self._lock:
                 self._caption, self._caption_age = request.text, request.age_group
+                self._interrupted_id = ''
 
     def _on_end(self, reply) -> None:
         request = reply.request
@@ -416,6 +487,8 @@ class AvatarNode(AgechatNode):
                 else (self._agent_label if now < self._agent_until else 'neutral')
             )
             caption, age_group = self._caption, self._caption_age
+            # after a barge-in the caption keeps only the part spoken dark
+            idle_progress = self._interrupted_progress if self._interrupted_id else 1.0
         user_weights = vrm_from_probabilities(probabilities)
         agent_weights = self.agent.step(vrm_for_agent(agent_label), now)
         t = now - self._t0
@@ -438,7 +511,7 @@ class AvatarNode(AgechatNode):
             agent_level=mouth.level,
             age_group=age_group,
             caption=mouth.caption or caption,
-            progress=mouth.progress if mouth.speaking else 1.0,
+            progress=mouth.progress if mouth.speaking else idle_progress,
         )
         frame = self.renderer.render(scene)
         stamp = self.get_clock().now().to_msg()

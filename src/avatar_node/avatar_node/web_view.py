@@ -318,7 +318,13 @@ class WebViewNode(AgechatNode):
             self._speaking_id = msg.utterance_id if msg.speaking else ''
             caption = self._captions.get(msg.utterance_id) if msg.speaking else None
         self.view.event(
-            'speaking', {'speaking': bool(msg.speaking), 'utterance_id': msg.utterance_id}
+            'speaking',
+            {
+                'speaking': bool(msg.speaking),
+                'utterance_id': msg.utterance_id,
+                # the reply was cut because the user spoke over it (barge-in)
+                'interrupted': bool(msg.interrupted) and not msg.speaking,
+            },
         )
         if caption is not None:
             self.view.event('caption', caption)  # the reply the agent starts speaking now

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from avatar_node.core import expressions as ex
+from avatar_node.core.playback import LocalPlayer
 from avatar_node.core.render import AvatarRenderer, FacePose, Scene, find_font
 from avatar_node.core.speech import Speaker, SpeechRequest
 from avatar_node.core.text import (
@@ -199,6 +200,141 @@ def test_speaker_paces_chunks_in_real_time_and_moves_the_mouth(synth):
         assert not speaker.mouth().speaking and speaker.mouth().mouth_open == 0.0
     finally:
         speaker.close()
+
+
+LONG_SENTENCES = (
+    '안녕하세요, 반가워요. 오늘은 날씨가 참 맑고 따뜻하네요. 점심은 맛있게 드셨어요? '
+    '저는 이야기를 나누는 게 정말 즐거워요. 궁금한 것이 있으면 언제든지 물어보세요.'
+)
+
+
+class _Recorder:
+    """Speaker callbacks that record (time, utterance id) of every chunk and end."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.chunks, self.ends = [], []
+
+    def on_chunk(self, reply, data, first):
+        with self.lock:
+            self.chunks.append((time.monotonic(), reply.request.utterance_id, len(data)))
+
+    def on_end(self, reply):
+        with self.lock:
+            self.ends.append((time.monotonic(), reply.request.utterance_id))
+
+    def chunks_of(self, uid):
+        with self.lock:
+            return [c for c in self.chunks if c[1] == uid]
+
+    def ended(self, uid):
+        with self.lock:
+            return [e for e in self.ends if e[1] == uid]
+
+
+def _request(uid, text):
+    return SpeechRequest(uid, text, split_sentences(text), DEFAULT_PROSODY['adult'])
+
+
+def _wait(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f'timed out waiting for {what}'
+        time.sleep(0.005)
+
+
+def test_interrupt_cuts_the_reply_drops_the_queue_and_the_next_reply_plays(synth):
+    rec = _Recorder()
+    speaker = Speaker(
+        synth, lead_ms=40, tail_ms=100, max_pending=3, on_chunk=rec.on_chunk, on_end=rec.on_end
+    )
+    try:
+        for uid in ('long', 'queued-1', 'queued-2'):
+            assert speaker.say(_request(uid, LONG_SENTENCES if uid == 'long' else SENTENCE))
+        _wait(lambda: len(rec.chunks_of('long')) >= 25, 10, '0.5 s of the long reply')
+        assert speaker.speaking_id == 'long' and speaker.mouth().speaking
+        cut = speaker.interrupt('')  # empty id: whatever is being spoken
+        after = time.monotonic()
+        assert cut is not None and cut.reply.request.utterance_id == 'long'
+        assert cut.dropped == ['queued-1', 'queued-2']
+        emitted = len(rec.chunks_of('long'))
+        assert cut.played_s == pytest.approx(emitted * 0.02, abs=0.021)
+        # the mouth shuts and the speaker is free at once
+        state = speaker.mouth()
+        assert not state.speaking and state.mouth_open == 0.0 and state.utterance_id == ''
+        assert not speaker.busy and speaker.speaking_id is None
+        assert speaker.interrupt('') is None  # nothing left to cut: stale
+        time.sleep(0.5)
+        assert len(rec.chunks_of('long')) == emitted  # not one chunk after interrupt() returned
+        assert all(t <= after for t, _, _ in rec.chunks_of('long'))
+        assert rec.ended('long') == [] and rec.chunks_of('queued-1') == []
+        assert rec.chunks_of('queued-2') == [] and rec.ends == []
+        # the user's turn is over: the next reply is spoken normally, start to end
+        assert speaker.say(_request('next', SENTENCE))
+        _wait(lambda: rec.ended('next'), 15, 'the next reply to end')
+        assert len(rec.chunks_of('next')) * 0.02 > 0.8
+        assert rec.chunks_of('queued-1') == [] and rec.chunks_of('queued-2') == []
+    finally:
+        speaker.close()
+
+
+def test_interrupt_of_another_reply_or_when_idle_is_stale_and_changes_nothing(synth):
+    rec = _Recorder()
+    speaker = Speaker(synth, tail_ms=100, max_pending=2, on_chunk=rec.on_chunk, on_end=rec.on_end)
+    try:
+        assert speaker.interrupt('') is None and speaker.interrupt('x') is None  # idle
+        assert speaker.say(_request('a', SENTENCE)) and speaker.say(_request('b', SENTENCE))
+        _wait(lambda: rec.chunks_of('a'), 10, "a's first chunk")
+        assert speaker.interrupt('b') is None  # b is queued, not being spoken
+        assert speaker.interrupt('old-reply') is None
+        _wait(lambda: rec.ended('b'), 20, 'both replies to end')
+        assert rec.ended('a') and rec.ended('a')[0][0] < rec.ended('b')[0][0]
+    finally:
+        speaker.close()
+
+
+def test_interrupt_in_the_tail_ends_the_reply_without_its_normal_end(synth):
+    rec = _Recorder()
+    speaker = Speaker(synth, tail_ms=2000, max_pending=1, on_chunk=rec.on_chunk, on_end=rec.on_end)
+    try:
+        assert speaker.say(_request('short', '네.'))
+        _wait(lambda: rec.chunks_of('short'), 10, 'the first chunk')
+        last = len(rec.chunks_of('short'))
+        while True:  # until the audio has been handed out: now in the 2 s tail
+            time.sleep(0.1)
+            count = len(rec.chunks_of('short'))
+            if count == last:
+                break
+            last = count
+        assert speaker.mouth().speaking and speaker.mouth().mouth_open == 0.0
+        cut = speaker.interrupt('short')
+        assert cut is not None and cut.dropped == []
+        assert cut.played_s == pytest.approx(cut.reply.duration_s, abs=0.021)
+        time.sleep(2.3)
+        assert rec.ends == [] and not speaker.mouth().speaking and not speaker.busy
+    finally:
+        speaker.close()
+
+
+def test_local_player_interrupt_drops_its_queue_and_stops_the_player(tmp_path):
+    played = tmp_path / 'played.raw'
+    # a player that does not read for 30 s: the pipe fills and PCM waits in our queue
+    player = LocalPlayer(['sh', '-c', f'sleep 30; cat > {played}'])  # sh and its child sleep
+    try:
+        first = player.process
+        for _ in range(200):  # 176 kB, more than a pipe holds
+            player.write(bytes(882))
+        time.sleep(0.2)
+        dropped = player.interrupt()
+        assert dropped > 0 and dropped % 882 == 0
+        assert first.poll() is not None  # the player process (and its buffer) is gone
+        assert player.process is None
+        player.write(bytes(882))  # the next reply starts a fresh player
+        assert player.process is not None and player.process.poll() is None
+        assert player.starts == 2
+    finally:
+        player.interrupt()  # stops the second player's process group
+        player.close()
 
 
 # -- expressions ----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ to keep it, e.g. docs/web_view.png).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from agechat_msgs.msg import AgeEstimate, DialogueReply, FaceEmotion, Utterance
+from agechat_msgs.msg import AgeEstimate, DialogueReply, FaceEmotion, SpeechState, Utterance
 from sensor_msgs.msg import Image
 
 from agechat_ros import qos
@@ -251,6 +252,31 @@ def test_bad_input_is_dropped_and_counted_and_parameters_are_checked(graph):
     assert graph.lifecycle_state('web_view') == 'inactive' and fetch(url) == 0
     assert graph.change_state('web_view', 'activate')
     assert fetch(url) == 200 and web.log().count(f'open {url} in a browser') == 2
+
+
+def test_an_interrupted_reply_is_shown_as_such(graph):
+    web = graph.start_node('avatar_node', 'web_view', parameters={'port': 0})
+    url = page_url(web)
+    speech = graph.publisher('/agechat/speech_state', SpeechState, qos.LATCHED)
+    graph.wait_for_subscribers(speech, timeout=30)
+
+    def speaking_state() -> dict:
+        state = json.loads(urllib.request.urlopen(url + 'api/state').read())['state']
+        return state.get('speaking', {})
+
+    speech.publish(SpeechState(speaking=True, utterance_id='r1'))
+    wait_until(lambda: speaking_state().get('speaking') is True, 10, 'speaking')
+    assert speaking_state()['interrupted'] is False
+    speech.publish(SpeechState(speaking=False, utterance_id='r1', interrupted=True))
+    wait_until(lambda: speaking_state().get('interrupted') is True, 10, 'interrupted')
+    assert speaking_state()['speaking'] is False and speaking_state()['utterance_id'] == 'r1'
+    speech.publish(SpeechState(speaking=True, utterance_id='r2'))  # the next reply
+    wait_until(lambda: speaking_state().get('utterance_id') == 'r2', 10, 'the next reply')
+    assert speaking_state()['interrupted'] is False
+    speech.publish(SpeechState(speaking=False, utterance_id='r2'))  # played to its end
+    wait_until(lambda: speaking_state().get('speaking') is False, 10, 'the end')
+    assert speaking_state()['interrupted'] is False
+    graph.assert_alive()
 
 
 @pytest.mark.parametrize(

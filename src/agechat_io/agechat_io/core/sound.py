@@ -1,5 +1,8 @@
 """PortAudio (through sounddevice) for the microphone and speaker nodes: devices and errors.
 
+Also the speaker's :class:`PlaybackBuffer` (what waits for the device, flushed at once when the
+user talks over the agent).
+
 No rclpy here. Everything a newcomer can get wrong — sounddevice or the PortAudio library not
 installed, no microphone or speaker, a busy device, a rate the device refuses — becomes a
 :class:`agechat_ros.node.DeviceUnavailable` whose text is one line that says what to do.
@@ -7,8 +10,10 @@ installed, no microphone or speaker, a busy device, a rate the device refuses �
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Callable, Optional, Tuple, Union
 
 import numpy as np
 from agechat_ros import DeviceUnavailable
@@ -162,3 +167,79 @@ class PcmResampler:
         count = min(o.size for o in outputs)
         interleaved = np.stack([o[:count] for o in outputs], axis=1).reshape(-1)
         return float_to_pcm_s16le(interleaved)
+
+
+class PlaybackBuffer:
+    """The PCM bytes waiting for the output device (thread-safe), flushable for a barge-in.
+
+    `push` adds what arrived on the topic, `take` gives the device callback what it asks for
+    (the caller pads with silence). `flush` drops everything buffered at once, because the reply
+    was cut (SpeechState interrupted); chunks that arrive within `guard_s` after a flush while
+    speech was coming in (a chunk within the last second) were published before the cut and are
+    dropped too.
+    """
+
+    #: A flush this long after the last chunk finds no speech in flight: no guard.
+    RECENT_S = 1.0
+
+    def __init__(
+        self, max_bytes: int, guard_s: float = 0.2, clock: Callable[[], float] = time.monotonic
+    ):
+        self.max_bytes = int(max_bytes)
+        self.guard_s = float(guard_s)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._data = bytearray()
+        self._playing = False
+        self._guard_until = 0.0
+        self._last_push = -float('inf')
+
+    def __len__(self) -> int:
+        """Bytes buffered now."""
+        with self._lock:
+            return len(self._data)
+
+    def push(self, data: bytes) -> Optional[str]:
+        """Buffer `data`; return None, or why it was dropped: 'backlog' or 'interrupted'."""
+        with self._lock:
+            now = self._clock()
+            if now < self._guard_until:
+                return 'interrupted'
+            if len(self._data) > self.max_bytes:
+                return 'backlog'
+            self._data += data
+            self._playing = True
+            self._last_push = now
+        return None
+
+    def take(self, wanted: int) -> Tuple[bytes, bool]:
+        """Return up to `wanted` bytes, and whether speech ran dry while playing (a gap)."""
+        with self._lock:
+            taken = bytes(self._data[:wanted])
+            del self._data[:wanted]
+            gap = self._playing and len(taken) < wanted
+            self._playing = bool(self._data)
+        return taken, gap
+
+    def flush(self) -> int:
+        """Drop what is buffered now; return the bytes dropped.
+
+        When speech was buffered or came in during the last second, chunks for the next
+        `guard_s` are refused as well.
+        """
+        with self._lock:
+            now = self._clock()
+            dropped = len(self._data)
+            if dropped or now - self._last_push < self.RECENT_S:
+                self._guard_until = now + self.guard_s
+            self._data.clear()
+            self._playing = False
+        return dropped
+
+    def clear(self) -> None:
+        """Forget everything (a new stream), without a guard."""
+        with self._lock:
+            self._data.clear()
+            self._playing = False
+            self._guard_until = 0.0
+            self._last_push = -float('inf')

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import shlex
+import signal
 import shutil
 import subprocess
 import threading
@@ -39,49 +41,109 @@ def player_command(configured: str, sample_rate: int) -> List[str]:
 class LocalPlayer:
     """Feeds PCM bytes to a player process from its own thread.
 
-    A stalled player never blocks the caller.
+    A stalled player never blocks the caller. :meth:`interrupt` silences it at once (barge-in):
+    the queued PCM is dropped and the player process, with whatever its device buffer holds, is
+    stopped; the next write starts a new one.
     """
 
     def __init__(self, argv: List[str], max_queued_chunks: int = 500):
         self.argv = argv
-        self._process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        self._queue: 'queue.Queue[Optional[bytes]]' = queue.Queue(max_queued_chunks)
         self.dropped = 0
-        self._thread = threading.Thread(target=self._feed, name='tts-playback', daemon=True)
-        self._thread.start()
+        self.interrupted_bytes = 0  # PCM dropped from the queue by interrupt()
+        self.starts = 0  # player processes started
+        self._max_queued = max_queued_chunks
+        self._lock = threading.Lock()
+        self._process = self._queue = self._thread = None
+        self._start()
+
+    def _start(self) -> None:
+        process = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # own process group: interrupt() stops a wrapped player too
+        )
+        feed: 'queue.Queue[Optional[bytes]]' = queue.Queue(self._max_queued)
+        thread = threading.Thread(
+            target=self._feed, args=(process, feed), name='tts-playback', daemon=True
+        )
+        self._process, self._queue, self._thread = process, feed, thread
+        self.starts += 1
+        thread.start()
+
+    @property
+    def process(self) -> Optional[subprocess.Popen]:
+        """The current player process (None after an interrupt until the next write)."""
+        return self._process
 
     def write(self, data: bytes) -> None:
         """Queue PCM for the player (counted as dropped when the player lags far behind)."""
-        try:
-            self._queue.put_nowait(data)
-        except queue.Full:
-            self.dropped += 1
+        with self._lock:
+            if self._process is None:
+                self._start()
+            try:
+                self._queue.put_nowait(data)
+            except queue.Full:
+                self.dropped += 1
 
-    def _feed(self) -> None:
+    @staticmethod
+    def _feed(process: subprocess.Popen, feed: 'queue.Queue[Optional[bytes]]') -> None:
         while True:
-            data = self._queue.get()
+            data = feed.get()
             if data is None:
                 break
             try:
-                self._process.stdin.write(data)
-                self._process.stdin.flush()
+                process.stdin.write(data)
+                process.stdin.flush()
             except (BrokenPipeError, OSError, ValueError):
                 break
 
+    def interrupt(self) -> int:
+        """Drop the queued PCM and stop the player now; return the bytes dropped from the queue."""
+        with self._lock:
+            process, feed, thread = self._process, self._queue, self._thread
+            self._process = self._queue = self._thread = None
+            if process is None:
+                return 0
+            dropped = 0
+            while True:
+                try:
+                    data = feed.get_nowait()
+                except queue.Empty:
+                    break
+                dropped += len(data) if data else 0
+            feed.put_nowait(None)
+            self.interrupted_bytes += dropped
+        try:  # what the player (and its device) still buffers goes silent too
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            process.kill()
+        try:
+            process.stdin.close()
+        except (OSError, ValueError):
+            pass
+        thread.join(1.0)
+        process.wait(2.0)
+        return dropped
+
     def close(self) -> None:
         """Let the player finish what it has and stop it."""
+        with self._lock:
+            process, feed, thread = self._process, self._queue, self._thread
+            self._process = self._queue = self._thread = None
+        if process is None:
+            return
         try:
-            self._queue.put_nowait(None)
+            feed.put_nowait(None)
         except queue.Full:
             pass
-        self._thread.join(1.0)
+        thread.join(1.0)
         try:
-            self._process.stdin.close()
+            process.stdin.close()
         except OSError:
             pass
         try:
-            self._process.wait(2.0)
+            process.wait(2.0)
         except subprocess.TimeoutExpired:
-            self._process.kill()
+            process.kill()

@@ -13,6 +13,11 @@ The :class:`Speaker` owns two threads so that nothing here ever runs in a ROS ca
 Callbacks (set by the node) run in the pacer thread:
 ``on_chunk(reply, pcm_bytes, first)``, ``on_end(reply)``, and ``on_error(reply, error)`` from the
 worker.
+
+:meth:`Speaker.interrupt` (barge-in: the user talks over the agent) cuts the reply being spoken and
+drops those queued behind it. It returns once no further chunk of them can go out (a chunk being
+handed to ``on_chunk`` at that moment is waited for), so the caller can announce the stop knowing
+the audio has ended; ``on_end`` is not called for an interrupted reply.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class SpeechRequest:
     agent_emotion: str = 'neutral'
     received_ns: int = 0
     truncated: bool = False
+    sequence: int = 0  # set by Speaker.say: the order of acceptance (1, 2, ...)
 
 
 @dataclass
@@ -65,6 +71,15 @@ class MouthState:
     agent_emotion: str = 'neutral'
     progress: float = 0.0  # fraction of the reply's audio played, 0..1
     level: float = 0.0  # instantaneous loudness 0..1 (unsmoothed), for a level meter
+
+
+@dataclass
+class Interruption:
+    """What :meth:`Speaker.interrupt` cut: the reply being spoken, the queued ones dropped."""
+
+    reply: 'ReplyAudio'
+    played_s: float  # audio of the cut reply handed out before the cut, in seconds
+    dropped: List[str]  # utterance ids of the queued replies dropped (the user took the turn)
 
 
 class ReplyAudio:
@@ -82,6 +97,8 @@ class ReplyAudio:
         self.done = False
         self.error: Optional[BaseException] = None
         self.changed = threading.Condition()
+        #: Set when the reply is cut (barge-in) or dropped from the queue: synthesis, pacing stop.
+        self.cancelled = threading.Event()
 
     # -- written by the synthesis worker ---------------------------------------------------------
     def append(self, pcm: np.ndarray) -> None:
@@ -223,13 +240,21 @@ class Speaker:
         self._requests: 'queue.Queue[Optional[SpeechRequest]]' = queue.Queue()
         self._ready: Deque[ReplyAudio] = collections.deque()
         self._ready_cond = threading.Condition()
-        self._pending = 0
+        # accepted replies not yet finished, by sequence number -> utterance id (guarded by
+        # _pending_lock); replies numbered up to _cutoff were dropped by an interrupt
+        self._live: Dict[int, str] = {}
+        self._sequence = 0
+        self._cutoff = 0
         self._pending_lock = threading.Lock()
         self._stop = threading.Event()
+        # held while a chunk is handed out or the end is announced, and by interrupt(): after an
+        # interrupt no chunk of the cut reply goes out. Order: _emit_lock before _state_lock.
+        self._emit_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._playing: Optional[ReplyAudio] = None
         self._play_start = 0.0
         self._play_end: Optional[float] = None
+        self._emitted = 0  # samples of the playing reply handed out
         self._worker = threading.Thread(
             target=self._synthesis_loop, name='tts-synthesis', daemon=True
         )
@@ -241,9 +266,11 @@ class Speaker:
     def say(self, request: SpeechRequest) -> bool:
         """Queue a reply; False (nothing queued) when max_pending replies already wait."""
         with self._pending_lock:
-            if self._pending >= self.max_pending:
+            if len(self._live) >= self.max_pending:
                 return False
-            self._pending += 1
+            self._sequence += 1
+            request.sequence = self._sequence
+            self._live[request.sequence] = request.utterance_id
         self._requests.put(request)
         return True
 
@@ -251,14 +278,52 @@ class Speaker:
     def busy(self) -> bool:
         """True while a reply is queued, being synthesised or played (tail included)."""
         with self._pending_lock:
-            return self._pending > 0
+            return bool(self._live)
+
+    @property
+    def speaking_id(self) -> Optional[str]:
+        """utterance_id of the reply being spoken (first chunk to end of tail), else None."""
+        with self._state_lock:
+            reply = self._playing
+        if reply is None or reply.cancelled.is_set():
+            return None
+        return reply.request.utterance_id
+
+    def interrupt(self, utterance_id: str = '') -> Optional[Interruption]:
+        """Cut the reply being spoken and drop every reply queued behind it (barge-in).
+
+        `utterance_id` names the reply the user spoke over; empty means whatever is being spoken.
+        Returns None (nothing changed) when nothing is being spoken or another reply is: a stale
+        request. Returns after the last chunk of the cut reply has been handed out, so no chunk
+        of it follows; its ``on_end`` is never called.
+        """
+        with self._emit_lock:
+            with self._state_lock:
+                reply = self._playing
+                played_s = self._emitted / self.sample_rate
+            if reply is None or reply.cancelled.is_set():
+                return None
+            if utterance_id and utterance_id != reply.request.utterance_id:
+                return None
+            reply.cancelled.set()
+            with self._pending_lock:
+                self._cutoff = self._sequence
+                dropped = [
+                    uid for seq, uid in sorted(self._live.items()) if seq != reply.request.sequence
+                ]
+                self._live.clear()
+        with self._ready_cond:
+            for waiting in self._ready:
+                waiting.cancelled.set()  # stops its synthesis too
+            self._ready_cond.notify_all()
+        return Interruption(reply=reply, played_s=played_s, dropped=dropped)
 
     def mouth(self, now: Optional[float] = None) -> MouthState:
         """Return the agent's mouth and caption at `now` (the speaker's clock; default: now)."""
         now = self._clock() if now is None else now
         with self._state_lock:
             reply, start, end = self._playing, self._play_start, self._play_end
-        if reply is None:
+        if reply is None or reply.cancelled.is_set():
             return MouthState()
         t_s = now - start
         request = reply.request
@@ -294,26 +359,34 @@ class Speaker:
         self._pacer.join(timeout)
 
     # -- synthesis worker -------------------------------------------------------------------------
+    def _dropped(self, request: SpeechRequest) -> bool:
+        with self._pending_lock:
+            return request.sequence <= self._cutoff
+
     def _synthesis_loop(self) -> None:
         while not self._stop.is_set():
             request = self._requests.get()
             if request is None:
                 return
+            if self._dropped(request):  # an interrupt dropped it while it waited
+                continue
             reply = ReplyAudio(request, self.sample_rate)
             with self._ready_cond:
                 self._ready.append(reply)
                 self._ready_cond.notify_all()
+            if self._dropped(request):  # interrupted between the check and the append
+                reply.cancelled.set()
             error = None
             try:
                 for sentence in request.sentences:
-                    if self._stop.is_set():
+                    if self._stop.is_set() or reply.cancelled.is_set():
                         break
                     start, marks = reply.samples, []
 
                     def on_audio(pcm, new_marks, _marks=marks, _reply=reply):
                         _reply.append(pcm)
                         _marks.extend(new_marks)
-                        return not self._stop.is_set()
+                        return not (self._stop.is_set() or _reply.cancelled.is_set())
 
                     self.synth.synthesize(sentence, request.prosody, on_audio)
                     reply.add_syllables(sentence, marks, start, reply.samples)
@@ -335,26 +408,28 @@ class Speaker:
             if reply is None:
                 return
             try:
-                self._play(reply)
+                if not reply.cancelled.is_set():
+                    self._play(reply)
             finally:
                 with self._state_lock:
-                    self._playing, self._play_end = None, None
+                    self._playing, self._play_end, self._emitted = None, None, 0
                 with self._pending_lock:
-                    self._pending -= 1
+                    self._live.pop(reply.request.sequence, None)
 
-    def _sleep_until(self, deadline: float) -> bool:
-        """Sleep until the clock reaches deadline; False when stopped meanwhile."""
+    def _sleep_until(self, deadline: float, reply: ReplyAudio) -> bool:
+        """Sleep until the clock reaches deadline; False when stopped or cut meanwhile."""
         while True:
+            if self._stop.is_set() or reply.cancelled.is_set():
+                return False
             left = deadline - self._clock()
             if left <= 0:
-                return not self._stop.is_set()
-            if self._stop.wait(min(left, 0.05)):
-                return False
+                return True
+            reply.cancelled.wait(min(left, 0.05))
 
     def _play(self, reply: ReplyAudio) -> None:
         emitted, index = 0, 0
         play_start = None
-        while not self._stop.is_set():
+        while not (self._stop.is_set() or reply.cancelled.is_set()):
             with reply.changed:
                 available = reply.samples - emitted
                 if available < self.chunk_samples and not reply.done:
@@ -371,19 +446,32 @@ class Speaker:
                             self._play_start = play_start
                 continue
             chunk = reply.pcm(emitted, emitted + self.chunk_samples)
-            if play_start is None:
-                play_start = self._clock()
-                with self._state_lock:
-                    self._playing, self._play_start, self._play_end = reply, play_start, None
-            elif not self._sleep_until(play_start + emitted / self.sample_rate - self.lead_s):
+            if play_start is not None and not self._sleep_until(
+                play_start + emitted / self.sample_rate - self.lead_s, reply
+            ):
                 return
-            self.on_chunk(reply, chunk.astype('<i2').tobytes(), index == 0)
-            emitted += len(chunk)
+            with self._emit_lock:
+                if reply.cancelled.is_set():
+                    return
+                if play_start is None:
+                    play_start = self._clock()
+                    with self._state_lock:
+                        self._playing, self._play_start, self._play_end = reply, play_start, None
+                self.on_chunk(reply, chunk.astype('<i2').tobytes(), index == 0)
+                emitted += len(chunk)
+                with self._state_lock:
+                    self._emitted = emitted
             index += 1
-        if play_start is None:  # nothing to say (empty text, or synthesis failed before any audio)
-            return
+        if play_start is None or reply.cancelled.is_set():
+            return  # nothing said (empty text, synthesis failed before any audio), or cut
         end = play_start + emitted / self.sample_rate
         with self._state_lock:
             self._play_end = end
-        if self._sleep_until(end + self.tail_s):
-            self.on_end(reply)
+        if not self._sleep_until(end + self.tail_s, reply):
+            return
+        with self._emit_lock:
+            if not reply.cancelled.is_set():
+                # the end is announced: from here an interrupt finds nothing to cut
+                with self._state_lock:
+                    self._playing = None
+                self.on_end(reply)

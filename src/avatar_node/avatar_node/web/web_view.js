@@ -40,9 +40,12 @@ const handlers = {
   },
   speaking(e) {
     const badge = $('speaking');
-    badge.textContent = e.speaking ? '말하는 중' : '대기';
-    badge.className = `badge ${e.speaking ? 'on' : 'off'}`;
+    const cut = !e.speaking && Boolean(e.interrupted);  // the user spoke over the reply
+    badge.textContent = e.speaking ? '말하는 중' : (cut ? '끊김' : '대기');
+    badge.title = cut ? 'interrupted: the user spoke over the reply' : '';
+    badge.className = `badge ${e.speaking ? 'on' : (cut ? 'cut' : 'off')}`;
     badge.dataset.speaking = String(e.speaking);
+    badge.dataset.interrupted = String(cut);
   },
   chat(e) { /* the page that sent it shows the answer of its own request */ },
   status(e) { $('connection').title = e.text; },
