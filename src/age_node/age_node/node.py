@@ -30,7 +30,7 @@ from age_node.core.echo import (
     BargeInConfig,
     BargeInDetector,
     EchoCanceller,
-    create_backend,
+    make_listener,
 )
 from age_node.core.pipeline import VoicePipeline
 from age_node.core.resample import StreamResampler
@@ -490,20 +490,16 @@ class AgeNode(AgechatNode):
             early_decode_silence_s=self.p.early_decode_silence_s,
             partial_interval_s=self.p.partial_interval_s,
         )
-        self.aec = EchoCanceller(
-            create_backend(self.p.aec_backend),
+        self.listener = make_listener(
+            self.p.aec_backend,
             self.p.aec_reference_delay_ms,
+            self._barge_in_config(),
+            self.p.barge_in_after_reference_s,
             # the worker may lag up to max_backlog_s behind the audio (a decode, a warm-up)
             keep_reference_s=self.p.max_backlog_s + 2.0,
         )
-        barge_vad = SileroVad()  # its own state: it hears the agent's turns, the pipeline not
-        aec = self.aec
-        self.barge_in = BargeInDetector(
-            self._barge_in_config(),
-            barge_vad,
-            lambda index, count: aec.reference_level_db(index - aec.reference_delay, count),
-            barge_vad.reset,
-        )
+        self.aec = self.listener.canceller
+        self.barge_in = self.listener.detector
         self.barge_in_pub = self.publisher(BargeIn, 'agechat/barge_in', qos.EVENTS)
         self.utterance_pub = self.publisher(Utterance, 'agechat/utterance', qos.EVENTS)
         self.partial_pub = self.publisher(Utterance, 'agechat/utterance/partial', qos.EVENTS)
@@ -595,6 +591,7 @@ class AgeNode(AgechatNode):
             self._apply_recognizer_settings()
         if self.barge_in is not None:
             self.barge_in.config = self._barge_in_config()
+            self.listener.after_reference_s = self.p.barge_in_after_reference_s
 
     # -- callbacks (executor thread): decode + queue only -------------------------------------
     def _on_audio_info(self, msg: AudioInfo) -> None:
@@ -730,7 +727,7 @@ class AgeNode(AgechatNode):
                     self.health.count('clipped_chunks')
                 audio = resampler.process(samples)
                 if mode != 'mute':
-                    audio, first_index = self.aec.process(audio, arrival_ns)
+                    audio, first_index = self.listener.cancel(audio, arrival_ns)
                     self.health.set('echo_frames_processed', self.aec.frames)
                     for key, value in self.aec.timeline_moves.items():
                         self.health.set(f'aec_{key}', value)
@@ -780,16 +777,10 @@ class AgeNode(AgechatNode):
             self.barge_in.reset()
             self.pipeline.reset()
             self._follow_vad()
-        decision = self.barge_in.push(audio, first_index, self.aec.last_input)
+        decision = self.listener.detect(audio, first_index)
         self.health.set('barge_in_voiced_frames', self.barge_in.voiced_frames)
         self.health.set('barge_in_guarded_frames', self.barge_in.guarded_frames)
-        if (
-            decision is not None
-            and self.aec.reference_frames < self.p.barge_in_after_reference_s * 100
-        ):
-            # the canceller has not converged yet (it heard too little of the agent): no decision
-            self.health.count('barge_ins_before_convergence')
-            decision = None
+        self.health.set('barge_ins_before_convergence', self.listener.before_convergence)
         if decision is None:
             return None
         self._user_turn = True

@@ -515,6 +515,68 @@ class BargeInDetector:
         return audio[skip:]
 
 
+class BargeInListener:
+    """The barge-in path of age_node: canceller -> detector, and no decision before convergence.
+
+    age_node's worker and the offline evaluation (:mod:`age_node.core.barge_eval`) both run this
+    class, so that the figures measured offline are those of the node's code.
+    ``after_reference_s``: no decision before the canceller has been given this much non-silent
+    reference since the start (before that its filter has not converged and echo looks like a
+    voice).
+    """
+
+    def __init__(
+        self,
+        canceller: EchoCanceller,
+        detector: BargeInDetector,
+        after_reference_s: float = 2.0,
+    ):
+        self.canceller = canceller
+        self.detector = detector
+        self.after_reference_s = float(after_reference_s)
+        self.before_convergence = 0  # decisions dropped: the canceller had heard too little
+
+    def cancel(self, samples: np.ndarray, arrival_ns: int) -> Tuple[np.ndarray, int]:
+        """Run the canceller's :meth:`EchoCanceller.process` (what the recogniser may hear)."""
+        return self.canceller.process(samples, arrival_ns)
+
+    def detect(self, cancelled: np.ndarray, first_index: int) -> Optional[BargeIn]:
+        """Push the frames :meth:`cancel` just returned; a BargeIn when the user speaks."""
+        decision = self.detector.push(cancelled, first_index, self.canceller.last_input)
+        frames_needed = self.after_reference_s * SAMPLE_RATE / AEC_FRAME
+        if decision is not None and self.canceller.reference_frames < frames_needed:
+            self.before_convergence += 1
+            return None
+        return decision
+
+    def reset(self) -> None:
+        """Start the detector over for a new reply (the canceller stays converged)."""
+        self.detector.reset()
+
+
+def make_listener(
+    backend: str = 'webrtc',
+    reference_delay_ms: float = 60.0,
+    config: Optional[BargeInConfig] = None,
+    after_reference_s: float = 2.0,
+    keep_reference_s: float = 10.0,
+) -> BargeInListener:
+    """Build the canceller (library `backend`), a silero-vad of its own and the detector."""
+    from age_node.core.segmenter import SileroVad
+
+    canceller = EchoCanceller(create_backend(backend), reference_delay_ms, keep_reference_s)
+    vad = SileroVad()  # its own state: it hears the agent's turns, the pipeline does not
+    detector = BargeInDetector(
+        config or BargeInConfig(),
+        vad,
+        lambda index, count: canceller.reference_level_db(
+            index - canceller.reference_delay, count
+        ),
+        vad.reset,
+    )
+    return BargeInListener(canceller, detector, after_reference_s)
+
+
 def erle_db(microphone: np.ndarray, cancelled: np.ndarray) -> float:
     """Echo return loss enhancement: microphone power over cancelled power, in dB."""
     mic = float(np.mean(np.square(microphone, dtype=np.float64)))
