@@ -327,6 +327,41 @@ def offline_erle(count: int = 6, seed: int = 0) -> dict:
     }
 
 
+def offline_figures(manifest: Path, speakers: list) -> dict:
+    """Offline (no ROS, exact timing) figures on `speakers`: 20 + 20 trials, and SER sweeps."""
+    from age_node.core import barge_eval
+
+    clips = barge_eval.clips_of(manifest, speakers, 20, seed=3, max_s=8.0)
+    out = barge_eval.figures(barge_eval.run_rooms(clips, 5, 8, seed=3))
+    out.pop('speakers')
+    sweep = []
+    for user_dbfs, gain in ((-32.0, None), (-26.0, -3.0), (-20.0, None), (-26.0, -12.0)):
+        row = barge_eval.figures(
+            barge_eval.run_rooms(clips, 5, 8, seed=3, user_dbfs=user_dbfs, echo_gain_db=gain)
+        )
+        sweep.append(
+            {
+                'user_dbfs': user_dbfs,
+                'echo_gain_db': gain if gain is not None else 'drawn -12..-3',
+                **{k: row[k] for k in ('ser_db_mean', 'false_barge_ins', 'barge_in_recall')},
+                'barge_in_latency_ms_p95': row['barge_in_latency_ms_p95'],
+            }
+        )
+    out['ser_sweep'] = sweep
+    # the same trials with late arrivals (barge_eval._late_arrivals: 2 ms mean, stalls)
+    jittered = barge_eval.figures(barge_eval.run_rooms(clips, 5, 8, seed=3, jitter_ms=2.0))
+    out['with_arrival_jitter'] = {
+        k: jittered[k]
+        for k in (
+            'false_barge_ins',
+            'barge_ins_before_the_voice',
+            'barge_in_recall',
+            'barge_in_latency_ms_p95',
+        )
+    }
+    return out
+
+
 def main(argv=None) -> int:
     """Bench: the loop through a real age_node; writes the JSON (see module doc)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -338,10 +373,15 @@ def main(argv=None) -> int:
     from agechat_ros.files import korean_speech_manifest
     from agechat_ros.testing import Graph, domain_id
 
+    from age_node.core import barge_eval
+
     manifest = korean_speech_manifest()
     skipped = None
+    offline = {}
     if manifest.is_file():
-        clips = echo_loop.korean_clips(manifest.parent, args.user_trials, args.seed)
+        _, held_out = barge_eval.split_speakers(manifest)
+        clips = barge_eval.clips_of(manifest, held_out, args.user_trials, args.seed)
+        offline = offline_figures(manifest, held_out)
         voice = 'real Korean read speech (../shared/data/speech/korean)'
     else:
         clips, skipped = [], f'no real Korean speech at {manifest}: user trials skipped'
@@ -364,8 +404,10 @@ def main(argv=None) -> int:
         'stop time',
         'user_voice': voice,
         'user_trials_skipped': skipped,
+        'speakers': 'held-out (core/barge_eval.py: SPLIT_SEED, DEV_SPEAKERS)',
         **figures,
         **offline_erle(),
+        'offline': offline,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
