@@ -16,6 +16,7 @@ run() {  # name, command...
 }
 run emotion  python -m emotion_node.bench  --out out/bench/emotion.json
 run voice    python -m age_node.bench      --out out/bench/voice.json
+run bargein  python -m age_node.bargein    --out out/bench/bargein.json
 run dialogue python -m dialogue_node.bench --out out/bench/dialogue.json
 run avatar   python -m avatar_node.bench   --out out/bench/avatar.json
 run e2e      python -m agechat_tools.bench_e2e --out out/bench/e2e.json

@@ -20,8 +20,9 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # libportaudio2: the PortAudio library sounddevice loads (agechat_io's microphone and speaker; the
 # Linux sounddevice wheel does not bundle it). pulseaudio: the sound server agechat_io's tests start
 # with a null sink (tests skip without it). chromium + chromium-driver: the headless browser that tests
-# avatar_node's browser view.
-APT_PACKAGES=(cmake g++ espeak-ng libespeak-ng1 sox ffmpeg libportaudio2 pulseaudio chromium chromium-driver)
+# avatar_node's browser view. libspeexdsp1: Speex's echo canceller, age_node's alternative
+# `aec_backend: speex` (ctypes; the default webrtc one comes in the livekit wheel).
+APT_PACKAGES=(cmake g++ espeak-ng libespeak-ng1 sox ffmpeg libportaudio2 pulseaudio chromium chromium-driver libspeexdsp1)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

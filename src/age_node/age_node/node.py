@@ -16,13 +16,22 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from agechat_msgs.msg import AgeEstimate, SpeechState, Utterance
+from agechat_msgs.msg import AgeEstimate, BargeIn, SpeechState, Utterance
 from audio_common_msgs.msg import AudioData, AudioInfo
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from std_msgs.msg import Bool
 
 from age_node.core import ages
 from age_node.core.conversation import RESET_AFTER_S, VOICE_CHANGE_BELOW, RunningAge
+from age_node.core.echo import (
+    AEC_BACKENDS,
+    LISTEN_MODES,
+    SAMPLE_RATE as AEC_RATE,
+    BargeInConfig,
+    BargeInDetector,
+    EchoCanceller,
+    make_listener,
+)
 from age_node.core.pipeline import VoicePipeline
 from age_node.core.resample import StreamResampler
 from age_node.core.segmenter import SAMPLE_RATE, Segmenter, SegmenterConfig, SileroVad
@@ -32,7 +41,7 @@ from agechat_ros import ConversionError, qos
 from agechat_ros.audio import check_audio_info, pcm_s16le_to_float
 from agechat_ros.node import AgechatNode, run_node
 from agechat_ros.params import Param, ParameterError
-from agechat_ros.time import time_to_ns
+from agechat_ros.time import ns_to_time, time_to_ns
 from agechat_ros.voice import make_age_estimate, make_utterance
 
 _STOP = object()
@@ -111,6 +120,82 @@ def _parameters():
             'audio is ignored while the agent speaks and this long after',
             low=0.0,
             high=10.0,
+            dynamic=True,
+        ),
+        Param(
+            'listen_mode',
+            'mute',
+            'while the agent speaks: mute (ignore the microphone, and speaking_tail_s after), '
+            'barge_in (listen through the echo canceller; the user speaking over the agent '
+            'publishes agechat/barge_in and starts their turn) or always_listen (never mute, '
+            'echo-cancelled, no barge-in messages)',
+            choices=list(LISTEN_MODES),
+            dynamic=True,
+        ),
+        Param(
+            'aec_backend',
+            'webrtc',
+            "echo canceller library (webrtc: WebRTC AEC3 from the livekit wheel)",
+            choices=list(AEC_BACKENDS),
+        ),
+        Param(
+            'aec_reference_delay_ms',
+            60.0,
+            'the far end (agechat/tts/audio) is given to the echo canceller this much later than '
+            "it arrived: avatar_node's audio_lead_ms (its chunks arrive this far ahead of play); "
+            'the canceller estimates the rest of the echo path itself',
+            low=0.0,
+            high=1000.0,
+        ),
+        Param(
+            'barge_in_vad_threshold',
+            0.5,
+            'silero-vad probability of the echo-cancelled audio that counts as the user speaking',
+            low=0.01,
+            high=0.99,
+            dynamic=True,
+        ),
+        Param(
+            'barge_in_min_speech_s',
+            0.064,
+            'voiced echo-cancelled audio needed (held, 32 ms frames) to decide a barge-in',
+            low=0.032,
+            high=2.0,
+            dynamic=True,
+        ),
+        Param(
+            'barge_in_min_over_reference_db',
+            -40.0,
+            'residual echo guard: a voiced frame counts only when its echo-cancelled level is at '
+            'least this many dB above the loudest far-end (TTS) frame of the last 0.4 s',
+            low=-80.0,
+            high=40.0,
+            dynamic=True,
+        ),
+        Param(
+            'barge_in_max_suppression_db',
+            25.0,
+            'double-talk guard: a voiced frame counts only when the echo canceller removed at '
+            'most this many dB of the microphone level (echo alone loses 20-40 dB)',
+            low=0.0,
+            high=60.0,
+            dynamic=True,
+        ),
+        Param(
+            'barge_in_after_reference_s',
+            2.0,
+            'no barge-in is decided before the echo canceller has heard this much of the agent '
+            '(after a start it has not converged; 10 ms frames with a non-silent reference)',
+            low=0.0,
+            high=30.0,
+            dynamic=True,
+        ),
+        Param(
+            'barge_in_pre_roll_s',
+            0.3,
+            'echo-cancelled audio before the barge-in onset given to the recogniser',
+            low=0.0,
+            high=1.0,
             dynamic=True,
         ),
         Param(
@@ -305,6 +390,12 @@ class AgeNode(AgechatNode):
         self._queued_samples = 0
         self._worker = None
         self._voice = None  # the REP-155 voice publishers (publish_rep155), see _VoiceTopics
+        self._reply_id = ''  # SpeechState.utterance_id of the reply being spoken
+        self._tts_rate, self._tts_channels = 22050, 1
+        self._tts_resampler: Optional[StreamResampler] = None
+        self._tts_last_ns = 0
+        self.aec: Optional[EchoCanceller] = None
+        self.barge_in: Optional[BargeInDetector] = None
 
     def check_parameters(self, p) -> Optional[str]:
         """Refuse a VAD closing above its opening probability, or a too late early decode."""
@@ -319,6 +410,15 @@ class AgeNode(AgechatNode):
                 f'end_silence_s ({p.end_silence_s}), or 0 to turn early decoding off'
             )
         return None
+
+    def _barge_in_config(self) -> BargeInConfig:
+        return BargeInConfig(
+            start_threshold=self.p.barge_in_vad_threshold,
+            min_speech_s=self.p.barge_in_min_speech_s,
+            min_over_reference_db=self.p.barge_in_min_over_reference_db,
+            max_suppression_db=self.p.barge_in_max_suppression_db,
+            pre_roll_s=self.p.barge_in_pre_roll_s,
+        )
 
     def _segmenter_config(self) -> SegmenterConfig:
         return SegmenterConfig(
@@ -390,6 +490,17 @@ class AgeNode(AgechatNode):
             early_decode_silence_s=self.p.early_decode_silence_s,
             partial_interval_s=self.p.partial_interval_s,
         )
+        self.listener = make_listener(
+            self.p.aec_backend,
+            self.p.aec_reference_delay_ms,
+            self._barge_in_config(),
+            self.p.barge_in_after_reference_s,
+            # the worker may lag up to max_backlog_s behind the audio (a decode, a warm-up)
+            keep_reference_s=self.p.max_backlog_s + 2.0,
+        )
+        self.aec = self.listener.canceller
+        self.barge_in = self.listener.detector
+        self.barge_in_pub = self.publisher(BargeIn, 'agechat/barge_in', qos.EVENTS)
         self.utterance_pub = self.publisher(Utterance, 'agechat/utterance', qos.EVENTS)
         self.partial_pub = self.publisher(Utterance, 'agechat/utterance/partial', qos.EVENTS)
         self.age_pub = self.publisher(AgeEstimate, 'agechat/age', qos.EVENTS)
@@ -425,6 +536,20 @@ class AgeNode(AgechatNode):
             SpeechState,
             'agechat/speech_state',
             self._on_speech_state,
+            qos.LATCHED,
+            callback_group=group,
+        )
+        self.subscribe(
+            AudioData,
+            'agechat/tts/audio',
+            self._on_tts_audio,
+            qos.AUDIO_STREAM,
+            callback_group=group,
+        )
+        self.subscribe(
+            AudioInfo,
+            'agechat/tts/audio_info',
+            self._on_tts_audio_info,
             qos.LATCHED,
             callback_group=group,
         )
@@ -464,6 +589,9 @@ class AgeNode(AgechatNode):
             self.pipeline.early_decode_silence_s = self.p.early_decode_silence_s
             self.pipeline.partial_interval_s = self.p.partial_interval_s
             self._apply_recognizer_settings()
+        if self.barge_in is not None:
+            self.barge_in.config = self._barge_in_config()
+            self.listener.after_reference_s = self.p.barge_in_after_reference_s
 
     # -- callbacks (executor thread): decode + queue only -------------------------------------
     def _on_audio_info(self, msg: AudioInfo) -> None:
@@ -484,15 +612,56 @@ class AgeNode(AgechatNode):
         with self._lock:
             was_speaking = self._speaking
             self._speaking = bool(msg.speaking)
+            self._reply_id = msg.utterance_id
             if was_speaking and not msg.speaking:
                 self._muted_until_ns = now + int(self.p.speaking_tail_s * 1e9)
         self.health.set('agent_speaking', bool(msg.speaking))
+
+    def _on_tts_audio_info(self, msg: AudioInfo) -> None:
+        try:
+            check_audio_info(msg)
+        except ConversionError as error:
+            self.health.drop('bad_tts_audio_info', str(error))
+            return
+        with self._lock:
+            if (int(msg.sample_rate), int(msg.channels)) != (self._tts_rate, self._tts_channels):
+                self._tts_rate, self._tts_channels = int(msg.sample_rate), int(msg.channels)
+                self._tts_resampler = None
+                self.get_logger().info(f'tts audio_info: {msg.sample_rate} Hz x {msg.channels} ch')
+
+    def _on_tts_audio(self, msg: AudioData) -> None:
+        """Take the far end (what the loudspeaker plays) as the echo reference, by arrival."""
+        arrival_ns = self.get_clock().now().nanoseconds
+        if self.aec is None or self.p.listen_mode == 'mute':
+            return
+        if len(msg.data) == 0:
+            self.health.drop('empty_tts_audio', 'AudioData with no bytes on agechat/tts/audio')
+            return
+        with self._lock:
+            rate, channels = self._tts_rate, self._tts_channels
+        try:
+            samples = pcm_s16le_to_float(bytes(msg.data), channels)
+        except ConversionError as error:
+            self.health.drop('malformed_tts_audio', str(error))
+            return
+        resampler = self._tts_resampler
+        if (
+            resampler is None
+            or resampler.in_rate != rate
+            or arrival_ns - self._tts_last_ns > 500_000_000  # a new reply: no filter memory
+        ):
+            resampler = self._tts_resampler = StreamResampler(rate, AEC_RATE)
+        self._tts_last_ns = arrival_ns
+        self.aec.add_reference(resampler.process(samples), arrival_ns)
+        self.health.count('tts_reference_chunks')
 
     def _on_audio(self, msg: AudioData) -> None:
         arrival_ns = self.get_clock().now().nanoseconds
         with self._lock:
             rate, channels = self._rate, self._channels
-            muted = self._speaking or arrival_ns < self._muted_until_ns
+            speaking = self._speaking
+            agent_audible = speaking or arrival_ns < self._muted_until_ns
+            reply_id = self._reply_id
         if len(msg.data) == 0:
             self.health.drop('empty_audio', 'AudioData with no bytes')
             return
@@ -510,7 +679,7 @@ class AgeNode(AgechatNode):
                 'backlog', f'{backlog_s:.1f} s of audio queued; processing cannot keep up'
             )
             return
-        self._queue.put((samples, rate, arrival_ns, muted))
+        self._queue.put((samples, rate, arrival_ns, agent_audible, speaking, reply_id))
 
     # -- worker thread ------------------------------------------------------------------------
     def _work(self, recognizer) -> None:
@@ -518,6 +687,10 @@ class AgeNode(AgechatNode):
         self.health.set('stt_warm_up_s', f'{warm_s:.2f}')
         resampler = None
         was_muted = False
+        # barge_in: whose turn the echo-cancelled audio is while the agent is audible
+        self._user_turn = False
+        self._barged_reply = None
+        self._guarding = False
         while True:
             item = self._queue.get()
             if item is _STOP:
@@ -528,11 +701,12 @@ class AgeNode(AgechatNode):
                 self.running_age.reset()  # deactivated: the conversation is over
                 self._follow_vad()
                 continue
-            samples, rate, arrival_ns, muted = item
+            samples, rate, arrival_ns, agent_audible, speaking, reply_id = item
             with self._lock:
                 self._queued_samples -= samples.size
+            mode = self.p.listen_mode
             try:
-                if muted:
+                if mode == 'mute' and agent_audible:
                     if not was_muted:
                         # cancel an open utterance: never transcribe our own voice
                         self.pipeline.reset()
@@ -551,7 +725,20 @@ class AgeNode(AgechatNode):
                     samples = np.nan_to_num(samples)
                 if np.max(np.abs(samples), initial=0.0) >= 0.999:
                     self.health.count('clipped_chunks')
-                results = self.pipeline.push(resampler.process(samples), arrival_ns)
+                audio = resampler.process(samples)
+                if mode != 'mute':
+                    audio, first_index = self.listener.cancel(audio, arrival_ns)
+                    self.health.set('echo_frames_processed', self.aec.frames)
+                    for key, value in self.aec.timeline_moves.items():
+                        self.health.set(f'aec_{key}', value)
+                    if mode == 'barge_in':
+                        audio = self._barge_in_gate(
+                            audio, first_index, agent_audible, speaking, reply_id
+                        )
+                        if audio is None:
+                            self.health.count('chunks_guarded_while_speaking')
+                            continue
+                results = self.pipeline.push(audio, arrival_ns)
                 self._follow_vad()  # the VAD closed before the text was ready
                 for result in results:
                     self._publish(result)
@@ -562,6 +749,66 @@ class AgeNode(AgechatNode):
                 self.health.drop('processing_error', repr(error))
                 self.pipeline.reset()
                 self._follow_vad()
+
+    def _barge_in_gate(
+        self, audio: np.ndarray, first_index: int, agent_audible: bool, speaking: bool, reply_id
+    ) -> Optional[np.ndarray]:
+        """Return the echo-cancelled audio the pipeline may hear (barge_in), None to hold it.
+
+        While the agent is audible (speaking or its tail) the audio goes to the barge-in
+        detector only; once it decides that the user speaks, the detector's audio from the
+        pre-roll before the onset on, and everything after, is the user's turn.
+        """
+        if speaking and reply_id != self._barged_reply and self._user_turn:
+            # the agent speaks a new reply: listen for barge-in again
+            self._user_turn = False
+        if not agent_audible:
+            if self._guarding:
+                self._guarding = False
+                self.barge_in.reset()
+                if not self._user_turn:
+                    self.pipeline.reset()  # nothing of the agent's turn reaches the recogniser
+            self._user_turn = False
+            return audio
+        if self._user_turn:
+            return audio
+        if not self._guarding:
+            self._guarding = True
+            self.barge_in.reset()
+            self.pipeline.reset()
+            self._follow_vad()
+        decision = self.listener.detect(audio, first_index)
+        self.health.set('barge_in_voiced_frames', self.barge_in.voiced_frames)
+        self.health.set('barge_in_guarded_frames', self.barge_in.guarded_frames)
+        self.health.set('barge_ins_before_convergence', self.listener.before_convergence)
+        if decision is None:
+            return None
+        self._user_turn = True
+        if speaking and reply_id != self._barged_reply:
+            self._barged_reply = reply_id
+            self._publish_barge_in(decision, reply_id)
+        else:
+            self.health.count('user_turns_in_speaking_tail')
+        return decision.audio
+
+    def _publish_barge_in(self, decision, reply_id: str) -> None:
+        now = self.get_clock().now()
+        message = BargeIn()
+        message.header.stamp = now.to_msg()
+        message.header.frame_id = self.p.frame_id
+        message.reply_utterance_id = reply_id
+        message.voice_onset_time = ns_to_time(int(decision.onset_index * 1e9 / AEC_RATE))
+        message.voice_probability = float(decision.probability)
+        message.level_over_reference_db = float(decision.level_over_reference_db)
+        self.barge_in_pub.publish(message)
+        self.health.count('barge_ins')
+        decided_ms = (now.nanoseconds - decision.onset_index * 1e9 / AEC_RATE) / 1e6
+        self.health.set('last_barge_in_after_onset_ms', f'{decided_ms:.0f}')
+        self.get_logger().info(
+            f'barge-in on reply {reply_id}: voice p={decision.probability:.2f}, '
+            f'{decision.level_over_reference_db:+.1f} dB over the reference, decided '
+            f'{decided_ms:.0f} ms after its onset'
+        )
 
     def _follow_vad(self) -> None:
         """Publish is_speaking when the VAD opened or closed an utterance (REP-155 voices)."""
