@@ -393,6 +393,10 @@ def main(argv=None) -> int:
         driver = LoopDriver(graph)
         driver.wait_ready()
         figures = run_trials(driver, args.echo_trials, clips, args.seed)
+        time.sleep(1.5)  # the next /diagnostics: the clock corrections of the whole run
+        figures['aec_clock_corrections'] = {
+            k: v for k, v in driver.health.values.items() if k.startswith('aec_')
+        }
     finally:
         graph.shutdown()
     from age_node.core.echo import WebRtcBackend
