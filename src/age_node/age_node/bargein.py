@@ -5,7 +5,7 @@
 pacer), ``agechat/speech_state`` speaking true/false, and on ``audio`` the microphone of
 :mod:`age_node.core.echo_loop` (the echo of what was played + noise + maybe a user's voice). On
 a BargeIn it stops the reply the way avatar_node does (no more TTS; the echo stops too) and sends
-speaking=false with interrupted=true. Used by ``test/test_barge_in.py`` and by the bench:
+speaking=false with interrupted=true. Used by ``test/test_age_barge_in.py`` and by the bench:
 
     python -m age_node.bargein --out out/bench/bargein.json [--echo-trials 20 --user-trials 20]
 """
